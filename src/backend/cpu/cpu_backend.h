@@ -1,0 +1,23 @@
+// CPU backend shared state: one oneDNN engine and stream for all ops.
+#ifndef DP_BACKEND_CPU_H
+#define DP_BACKEND_CPU_H
+#include <dnnl.h>
+
+#include "core/check.h"
+
+typedef struct {
+  dnnl_engine_t engine;
+  dnnl_stream_t stream;
+} cpu_ctx;
+
+// Check macro for oneDNN calls.
+#define DNNL_CHECK(call, what)                                                        \
+  do {                                                                                \
+    dnnl_status_t st_ = (call);                                                       \
+    if (st_ != dnnl_success)                                                          \
+      dp_fatal_at(__FILE__, __LINE__, what, "unsupported shape or out of memory?",    \
+                  "%s failed with dnnl status %d", #call, (int)st_);                  \
+  } while (0)
+
+static inline cpu_ctx *cpu_ctx_of(void *backend_ctx) { return (cpu_ctx *)backend_ctx; }
+#endif

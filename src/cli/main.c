@@ -1,0 +1,38 @@
+// dptrain: data-parallel image-classifier training. Dispatches subcommands.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+
+typedef struct {
+  const char *name;
+  int (*fn)(int, char **);
+  const char *help;
+} command;
+
+static const command commands[] = {
+    {"train", cmd_train, "data-parallel training over MPI ranks, with the scaling/cost/F1 report"},
+    {"eval", cmd_eval, "evaluate weights on shards: accuracy, macro-F1, per-class metrics"},
+    {"info", cmd_info, "layer summary, parameter count, FLOPs and planned memory of a model"},
+    {"data", cmd_data, "dataset tools: synth, pack, import-idx, verify, inspect"},
+    {"study", cmd_study, "aggregate results.json files into a scaling/cost report"},
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: dptrain <command> [options]\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].help);
+  fprintf(f, "\n'dptrain <command> --help' shows a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "dptrain: unknown command '%s'\n\n", argv[1]);
+  usage(stderr);
+  return 2;
+}

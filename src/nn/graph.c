@@ -1,0 +1,315 @@
+#include "nn/graph.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "nn/backend.h"
+
+nn_graph *nn_graph_create(nn_backend backend, int64_t batch, uint64_t seed) {
+  if (batch < 1) DP_FATAL("graph create", "use --batch >= 1", "batch size %lld < 1", (long long)batch);
+  nn_graph *g = dp_calloc(1, sizeof *g, "graph");
+  g->backend = backend;
+  g->batch = batch;
+  g->training = 1;
+  g->seed = seed;
+  g->input = g->logits = g->loss_tensor = -1;
+  g->num_valid = batch;
+  g->backend_ctx = nn_backend_ctx_create(backend);
+  return g;
+}
+
+void nn_graph_destroy(nn_graph *g) {
+  if (!g) return;
+  for (int32_t i = 0; i < g->nops; i++) {
+    if (g->ops[i]->vt->destroy) g->ops[i]->vt->destroy(g->ops[i]);
+    free(g->ops[i]);
+  }
+  free(g->ops);
+  free(g->op_param_first);
+  free(g->op_param_count);
+  free(g->tensors);
+  free(g->params);
+  free(g->bufs);
+  free(g->params_data);
+  free(g->grads);
+  free(g->buf_data);
+  free(g->workspace);
+  dp_arena_free(&g->act);
+  nn_backend_ctx_destroy(g->backend, g->backend_ctx);
+  free(g);
+}
+
+static void grow(void **p, int32_t *cap, int32_t need, size_t elem, const char *what) {
+  if (need <= *cap) return;
+  int32_t nc = *cap ? *cap * 2 : 64;
+  while (nc < need) nc *= 2;
+  *p = dp_realloc(*p, (size_t)nc * elem, what);
+  memset((char *)*p + (size_t)*cap * elem, 0, (size_t)(nc - *cap) * elem);
+  *cap = nc;
+}
+
+nn_tid nn_tensor_new(nn_graph *g, const char *name, int ndim, const int64_t *dim, int needs_grad) {
+  DP_CHECK(!g->finalized, "adding a tensor", "build the whole model before finalize");
+  if (ndim < 1 || ndim > NN_MAX_DIMS)
+    DP_FATAL("tensor new", "model builder bug", "tensor %s has %d dims", name, ndim);
+  grow((void **)&g->tensors, &g->cap_tensors, g->ntensors + 1, sizeof(nn_tensor), "tensors");
+  nn_tensor *t = &g->tensors[g->ntensors];
+  memset(t, 0, sizeof *t);
+  snprintf(t->name, sizeof t->name, "%s", name ? name : "t");
+  t->ndim = ndim;
+  t->numel = 1;
+  for (int i = 0; i < ndim; i++) {
+    if (dim[i] < 1) DP_FATAL("tensor new", "input too small for this model?", "tensor %s dim %d = %lld", t->name, i, (long long)dim[i]);
+    t->dim[i] = dim[i];
+    t->numel *= dim[i];
+  }
+  t->needs_grad = needs_grad;
+  return g->ntensors++;
+}
+
+int32_t nn_param_new(nn_graph *g, const char *name, int ndim, const int64_t *shape,
+                     nn_param_kind kind, nn_init_kind init, float init_arg) {
+  DP_CHECK(!g->finalized, "adding a parameter", "build the whole model before finalize");
+  grow((void **)&g->params, &g->cap_params, g->nparams + 1, sizeof(nn_param), "params");
+  nn_param *p = &g->params[g->nparams];
+  memset(p, 0, sizeof *p);
+  snprintf(p->name, sizeof p->name, "%s", name);
+  p->ndim = ndim;
+  p->numel = 1;
+  for (int i = 0; i < ndim; i++) {
+    p->shape[i] = shape[i];
+    p->numel *= shape[i];
+  }
+  p->kind = kind;
+  p->init = init;
+  p->init_arg = init_arg;
+  p->offset = -1;
+  return g->nparams++;
+}
+
+int32_t nn_buffer_new(nn_graph *g, const char *name, int64_t numel, float init_value) {
+  DP_CHECK(!g->finalized, "adding a buffer", "build the whole model before finalize");
+  grow((void **)&g->bufs, &g->cap_bufs, g->nbufs + 1, sizeof(nn_buffer), "buffers");
+  nn_buffer *b = &g->bufs[g->nbufs];
+  snprintf(b->name, sizeof b->name, "%s", name);
+  b->numel = numel;
+  b->offset = g->nbuf_elems;
+  b->init_value = init_value;
+  g->nbuf_elems += numel;
+  return g->nbufs++;
+}
+
+void nn_op_push(nn_graph *g, nn_op *op) {
+  DP_CHECK(!g->finalized, "adding an op", "build the whole model before finalize");
+  int32_t old = g->cap_ops;
+  grow((void **)&g->ops, &g->cap_ops, g->nops + 1, sizeof(nn_op *), "ops");
+  if (g->cap_ops != old) {
+    int32_t c1 = old, c2 = old;
+    grow((void **)&g->op_param_first, &c1, g->cap_ops, sizeof(int32_t), "ops");
+    grow((void **)&g->op_param_count, &c2, g->cap_ops, sizeof(int32_t), "ops");
+  }
+  // Params registered since the previous op belong to this one.
+  int32_t first = 0;
+  for (int32_t i = 0; i < g->nops; i++) first += g->op_param_count[i];
+  g->op_param_first[g->nops] = first;
+  g->op_param_count[g->nops] = g->nparams - first;
+  g->ops[g->nops++] = op;
+}
+
+static int64_t align_elems(int64_t n) { return (n + 15) / 16 * 16; }
+
+nn_memory_plan nn_graph_memory_plan(const nn_graph *g, int optimizer_state_copies) {
+  nn_memory_plan m;
+  memset(&m, 0, sizeof m);
+  int64_t np = 0;
+  for (int32_t i = 0; i < g->nparams; i++) np += g->params[i].numel;
+  m.params_bytes = np * 4;
+  m.grads_bytes = np * 4;
+  m.buffers_bytes = g->nbuf_elems * 4;
+  for (int32_t i = 0; i < g->ntensors; i++) {
+    const nn_tensor *t = &g->tensors[i];
+    m.activations_bytes += align_elems(t->numel) * 4;
+    if (t->needs_grad) m.activation_grads_bytes += align_elems(t->numel) * 4;
+    m.extras_bytes += (t->extra_bytes + 63) / 64 * 64;
+  }
+  for (int32_t i = 0; i < g->nops; i++)
+    if (g->ops[i]->workspace_bytes > m.workspace_bytes) m.workspace_bytes = g->ops[i]->workspace_bytes;
+  m.optimizer_bytes = (int64_t)optimizer_state_copies * np * 4;
+  m.total_bytes = m.params_bytes + m.grads_bytes + m.buffers_bytes + m.activations_bytes +
+                  m.activation_grads_bytes + m.extras_bytes + m.workspace_bytes + m.optimizer_bytes;
+  return m;
+}
+
+void nn_graph_finalize(nn_graph *g) {
+  DP_CHECK(!g->finalized, "finalize", "finalize once");
+  // Parameters: backward produces gradients from the last op to the first, so
+  // the last-registered parameter gets offset 0.
+  int64_t off = 0;
+  for (int32_t i = g->nparams - 1; i >= 0; i--) {
+    g->params[i].offset = off;
+    off += g->params[i].numel;
+  }
+  g->nparam_elems = off;
+  for (int32_t i = 0; i < g->nops; i++) {
+    nn_op *op = g->ops[i];
+    int32_t f = g->op_param_first[i], c = g->op_param_count[i];
+    if (c == 0) {
+      op->param_lo = op->param_hi = 0;
+      continue;
+    }
+    int64_t lo = INT64_MAX, hi = 0;
+    for (int32_t p = f; p < f + c; p++) {
+      if (g->params[p].offset < lo) lo = g->params[p].offset;
+      if (g->params[p].offset + g->params[p].numel > hi) hi = g->params[p].offset + g->params[p].numel;
+    }
+    op->param_lo = lo;
+    op->param_hi = hi;
+  }
+  g->params_data = dp_aligned_alloc(64, (size_t)(off > 0 ? off : 1) * 4, "parameter buffer");
+  g->grads = dp_aligned_alloc(64, (size_t)(off > 0 ? off : 1) * 4, "gradient buffer");
+  memset(g->grads, 0, (size_t)off * 4);
+  g->buf_data = dp_aligned_alloc(64, (size_t)(g->nbuf_elems > 0 ? g->nbuf_elems : 1) * 4, "buffers");
+
+  // Activation arena: every tensor keeps its output (needed by backward) and
+  // its gradient; sized by the same plan that nn_graph_memory_plan reports.
+  nn_memory_plan m = nn_graph_memory_plan(g, 0);
+  size_t arena_bytes = (size_t)(m.activations_bytes + m.activation_grads_bytes + m.extras_bytes) +
+                       (size_t)g->ntensors * 3 * DP_ARENA_ALIGN + 4096;
+  dp_arena_init(&g->act, arena_bytes);
+  for (int32_t i = 0; i < g->ntensors; i++) {
+    nn_tensor *t = &g->tensors[i];
+    t->data = dp_arena_alloc(&g->act, (size_t)align_elems(t->numel) * 4, t->name);
+    if (t->needs_grad) t->grad = dp_arena_alloc(&g->act, (size_t)align_elems(t->numel) * 4, t->name);
+    if (t->extra_bytes > 0) t->extra = dp_arena_alloc(&g->act, (size_t)t->extra_bytes, t->name);
+  }
+  // Touch everything now so the first step does not pay page faults and RSS
+  // matches the plan from the start.
+  memset(g->act.base, 0, g->act.used);
+  g->workspace_bytes = m.workspace_bytes;
+  if (g->workspace_bytes > 0) {
+    g->workspace = dp_aligned_alloc(64, (size_t)g->workspace_bytes, "op workspace");
+    memset(g->workspace, 0, (size_t)g->workspace_bytes);
+  }
+  g->finalized = 1;
+  for (int32_t i = 0; i < g->nops; i++)
+    if (g->ops[i]->vt->setup) g->ops[i]->vt->setup(g->ops[i], g);
+  nn_params_init(g, g->seed);
+  nn_buffers_reset(g);
+}
+
+void nn_buffers_reset(nn_graph *g) {
+  for (int32_t i = 0; i < g->nbufs; i++) {
+    float *b = nn_buf(g, i);
+    for (int64_t k = 0; k < g->bufs[i].numel; k++) b[k] = g->bufs[i].init_value;
+  }
+}
+
+static void fans(const nn_param *p, double *fan_in, double *fan_out) {
+  double recept = 1;
+  for (int i = 2; i < p->ndim; i++) recept *= (double)p->shape[i];
+  if (p->ndim >= 2) {
+    *fan_in = (double)p->shape[1] * recept;
+    *fan_out = (double)p->shape[0] * recept;
+  } else {
+    *fan_in = *fan_out = (double)p->shape[0];
+  }
+}
+
+void nn_params_init(nn_graph *g, uint64_t seed) {
+  for (int32_t i = 0; i < g->nparams; i++) {
+    const nn_param *p = &g->params[i];
+    float *w = nn_param_data(g, i);
+    dp_rng r = dp_rng_stream3(seed, 0x1417, (uint64_t)i);
+    double fi, fo;
+    fans(p, &fi, &fo);
+    for (int64_t k = 0; k < p->numel; k++) {
+      double v = 0;
+      switch (p->init) {
+        case NN_INIT_ZEROS: v = 0; break;
+        case NN_INIT_ONES: v = 1; break;
+        case NN_INIT_NORMAL: v = p->init_arg * dp_rng_normal(&r); break;
+        case NN_INIT_TRUNC_NORMAL:
+          do v = dp_rng_normal(&r); while (fabs(v) > 2.0);
+          v *= p->init_arg;
+          break;
+        case NN_INIT_UNIFORM: v = dp_rng_range(&r, -p->init_arg, p->init_arg); break;
+        case NN_INIT_KAIMING_FAN_OUT: v = sqrt(2.0 / fo) * dp_rng_normal(&r); break;
+        case NN_INIT_XAVIER_UNIFORM: {
+          double b = sqrt(6.0 / (fi + fo));
+          v = dp_rng_range(&r, -b, b);
+          break;
+        }
+      }
+      w[k] = (float)v;
+    }
+  }
+}
+
+int nn_grad_begin(nn_graph *g, nn_tid t) {
+  nn_tensor *x = &g->tensors[t];
+  int had = x->grad_written;
+  x->grad_written = 1;
+  return had;
+}
+
+void nn_graph_set_training(nn_graph *g, int training) { g->training = training; }
+
+void nn_forward(nn_graph *g) {
+  DP_CHECK(g->finalized, "forward", "call nn_graph_finalize first");
+  for (int32_t i = 0; i < g->nops; i++) g->ops[i]->vt->forward(g->ops[i], g);
+  if (g->loss_tensor >= 0) g->loss = g->tensors[g->loss_tensor].data[0];
+}
+
+void nn_backward(nn_graph *g) {
+  DP_CHECK(g->finalized && g->loss_tensor >= 0, "backward", "the model needs a loss op");
+  for (int32_t i = 0; i < g->ntensors; i++) g->tensors[i].grad_written = 0;
+  nn_tensor *l = &g->tensors[g->loss_tensor];
+  if (l->grad) {
+    l->grad[0] = 1.0f;
+    l->grad_written = 1;
+  }
+  for (int32_t i = g->nops - 1; i >= 0; i--) {
+    nn_op *op = g->ops[i];
+    op->vt->backward(op, g);
+    if (g->grad_ready && op->param_hi > op->param_lo) g->grad_ready(g->grad_ready_ctx, op->param_hi);
+  }
+  if (g->grad_ready) g->grad_ready(g->grad_ready_ctx, g->nparam_elems);
+}
+
+int32_t nn_param_find(const nn_graph *g, const char *name) {
+  for (int32_t i = 0; i < g->nparams; i++)
+    if (!strcmp(g->params[i].name, name)) return i;
+  return -1;
+}
+int32_t nn_buffer_find(const nn_graph *g, const char *name) {
+  for (int32_t i = 0; i < g->nbufs; i++)
+    if (!strcmp(g->bufs[i].name, name)) return i;
+  return -1;
+}
+
+int64_t nn_flops_per_image(const nn_graph *g) {
+  int64_t f = 0;
+  for (int32_t i = 0; i < g->nops; i++) f += g->ops[i]->flops;
+  return g->batch > 0 ? f / g->batch : f;
+}
+
+void nn_graph_print_summary(const nn_graph *g, FILE *f) {
+  fprintf(f, "%-4s %-40s %-16s %-24s %12s %14s\n", "#", "op", "kind", "output", "params", "MFLOP/img");
+  for (int32_t i = 0; i < g->nops; i++) {
+    const nn_op *op = g->ops[i];
+    int64_t np = 0;
+    for (int32_t p = g->op_param_first[i]; p < g->op_param_first[i] + g->op_param_count[i]; p++)
+      np += g->params[p].numel;
+    char shape[64] = "";
+    if (op->out >= 0 && op->out < g->ntensors) {
+      const nn_tensor *t = &g->tensors[op->out];
+      int o = 0;
+      for (int d = 0; d < t->ndim && o < (int)sizeof shape - 12; d++)
+        o += snprintf(shape + o, sizeof shape - (size_t)o, d ? "x%lld" : "%lld", (long long)t->dim[d]);
+    }
+    fprintf(f, "%-4d %-40.40s %-16s %-24s %12lld %14.2f\n", i, op->name, op->vt->kind, shape,
+            (long long)np, g->batch ? (double)op->flops / (double)g->batch / 1e6 : 0.0);
+  }
+}
