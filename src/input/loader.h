@@ -1,0 +1,83 @@
+// The input pipeline used by training, evaluation and scoring:
+// sampler -> pread -> decode (TurboJPEG) -> augment -> batch, on N threads with
+// a bounded prefetch queue of reusable, page-aligned batch buffers.
+// Same seed, world size and rank give byte-identical batches whatever the
+// thread count. Corrupt records are skipped, counted and reported; the batch
+// is filled deterministically with the next samples of this rank's stream.
+#ifndef DP_INPUT_LOADER_H
+#define DP_INPUT_LOADER_H
+#include <stdint.h>
+
+#include "core/check.h"
+#include "input/sampler.h"
+
+typedef struct {
+  // Data.
+  char **shards;            // shard paths (see shard_glob)
+  int nshards;
+  int rank, world;
+  int64_t batch;            // per-rank batch
+  int drop_last;            // 1: drop the tail; 0: pad (documented duplicates)
+  int shuffle;              // 1 for training, 0 for eval
+  uint64_t seed;
+  // Threads.
+  int threads;              // decode threads (>= 1)
+  int prefetch;             // batches in flight (>= 2)
+  // Output.
+  int out_size;             // H = W of the output
+  int out_channels;         // 1 or 3 (decoded to this)
+  int nchw;                 // 0: (N, H, W, C) float (CPU default); 1: (N, C, H, W)
+  int out_uint8;            // 1: uint8 pixels, not normalised (GPU normalises)
+  float mean[3], std[3];    // on [0, 1] pixels
+  // Augmentation (train) / eval transform.
+  int train;                // 1: random-resized-crop + flip + jitter; 0: resize + center crop
+  float rrc_scale[2];       // default (0.08, 1)
+  float rrc_ratio[2];       // default (3/4, 4/3)
+  float hflip_p;            // default 0.5
+  float jitter;             // brightness/contrast/saturation strength (0 = off)
+  float eval_resize_ratio;  // shorter side = out_size / ratio (default 0.875)
+  float mixup_alpha, cutmix_alpha;   // 0 = off
+  float mix_prob;           // probability a batch is mixed (default 1 when alpha > 0)
+  int num_classes;          // filled from the shards when 0
+} loader_cfg;
+
+void loader_cfg_defaults(loader_cfg *cfg);
+
+typedef struct {
+  float *images;            // (B, H, W, C) or (B, C, H, W), unless out_uint8
+  uint8_t *images_u8;       // when out_uint8
+  int32_t *labels;          // (B)
+  float *soft_targets;      // (B, num_classes) when the batch was mixed, else NULL
+  int64_t *ids;             // (B) record ids of the samples (after skips)
+  int64_t *sample_index;    // (B) global sample index (0..total-1) across shards
+  int64_t n;                // valid samples; [n, B) are padding (label -1)
+  int64_t index;            // batch number within the epoch
+} loader_batch;
+
+typedef struct {
+  int64_t decoded, skipped;           // records this rank
+  int64_t bytes_read;
+  double wait_s;                      // time the consumer waited in next_batch
+  int64_t skipped_ids[64];            // first skipped record ids
+  int64_t nskipped_ids;
+  char last_error[512];               // reason of the last skip
+} loader_stats;
+
+typedef struct loader loader;
+loader *loader_create(const loader_cfg *cfg, dp_err *err);
+void loader_destroy(loader *l);
+// Starts an epoch (sets the sampler epoch, restarts the workers).
+void loader_start_epoch(loader *l, int64_t epoch);
+int64_t loader_batches_per_epoch(const loader *l);
+int64_t loader_total_samples(const loader *l);        // across all shards
+int loader_num_classes(const loader *l);
+const char *loader_class_name(const loader *l, int c);
+// Class counts over all shards' labels (for class weights = auto).
+void loader_class_counts(const loader *l, int64_t *counts);
+// Next batch of this epoch, or NULL at its end. The batch stays valid until
+// the next call of loader_next_batch (or loader_release).
+const loader_batch *loader_next_batch(loader *l);
+loader_stats loader_get_stats(const loader *l);
+// Resume support: skip to batch index k of the current epoch.
+void loader_seek(loader *l, int64_t batch_index);
+#endif

@@ -1,0 +1,73 @@
+// HDF5 image shards (schema v1, data/SCHEMA.md): open, validate, read records.
+// A shard is opened once; records are then read from any thread with pread at
+// the file offset of the contiguous /images/bytes dataset, or with H5Dread
+// (serialised) when the dataset is chunked/compressed.
+#ifndef DP_INPUT_SHARD_H
+#define DP_INPUT_SHARD_H
+#include <stdint.h>
+
+#include "core/check.h"
+
+#define SHARD_SCHEMA_VERSION 1
+#define SHARD_MAX_CLASSES 1024
+
+typedef enum { SHARD_CODEC_JPEG = 0, SHARD_CODEC_RAW = 1 } shard_codec;
+
+// Metadata columns (/meta/<name>); missing values use SHARD_META_MISSING.
+#define SHARD_META_MISSING (-1)
+typedef enum {
+  META_CATEGORY = 0, META_SELLER_TIER, META_IMAGE_SOURCE, META_UPLOAD_REGION,
+  META_WIDTH, META_HEIGHT, META_NCOLS
+} shard_meta_col;
+extern const char *const shard_meta_names[META_NCOLS];
+
+typedef struct {
+  char path[1024];
+  int64_t n;                    // records
+  int64_t *offsets;             // (n + 1) byte offsets into /images/bytes
+  int32_t *labels;              // (n)
+  int64_t *ids;                 // (n) record ids (string ids are hashed, see SCHEMA.md)
+  int32_t *meta[META_NCOLS];    // (n) each, or NULL when the column is absent
+  int num_classes;
+  char **class_names;           // (num_classes)
+  shard_codec codec;
+  int raw_h, raw_w, raw_c;      // image shape for codec=raw
+  int schema_version;
+  // Read path.
+  int fd;                       // for pread; -1 when using H5Dread
+  int64_t blob_file_offset;     // H5Dget_offset of /images/bytes, or -1
+  int64_t blob_size;
+  int64_t file_h5;              // hid_t of the open file (H5Dread fallback)
+  int64_t blob_ds;              // hid_t of /images/bytes (H5Dread fallback)
+} shard;
+
+// Opens and validates: schema version known, offsets monotone and inside the
+// blob, labels in [0, num_classes). On failure returns NULL and fills err with
+// a message naming the file and the first bad record.
+shard *shard_open(const char *path, dp_err *err);
+void shard_close(shard *s);
+// Reads record i's bytes into buf (capacity cap). Returns the byte count, or
+// -1 with err set (I/O error, record too large for buf).
+int64_t shard_read_record(const shard *s, int64_t i, uint8_t *buf, int64_t cap, dp_err *err);
+static inline int64_t shard_record_size(const shard *s, int64_t i) {
+  return s->offsets[i + 1] - s->offsets[i];
+}
+// Expands a glob ("dir/train-*.h5") or comma-separated list into sorted paths.
+// Returns the count (0 if nothing matched); *paths is malloc'd (free with shard_paths_free).
+int shard_glob(const char *pattern, char ***paths);
+void shard_paths_free(char **paths, int n);
+
+// ---- writer (dataset tools and tests) ----------------------------------------
+typedef struct shard_writer shard_writer;
+typedef struct {
+  shard_codec codec;
+  int num_classes;
+  const char *const *class_names;
+  int raw_h, raw_w, raw_c;
+} shard_writer_cfg;
+shard_writer *shard_writer_create(const char *path, const shard_writer_cfg *cfg, dp_err *err);
+// meta: META_NCOLS values (SHARD_META_MISSING for missing), or NULL.
+int shard_writer_add(shard_writer *w, const uint8_t *bytes, int64_t len, int32_t label,
+                     int64_t id, const int32_t *meta, dp_err *err);
+int shard_writer_close(shard_writer *w, dp_err *err);   // writes datasets + attributes
+#endif
