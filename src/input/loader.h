@@ -2,8 +2,25 @@
 // sampler -> pread -> decode (TurboJPEG) -> augment -> batch, on N threads with
 // a bounded prefetch queue of reusable, page-aligned batch buffers.
 // Same seed, world size and rank give byte-identical batches whatever the
-// thread count. Corrupt records are skipped, counted and reported; the batch
-// is filled deterministically with the next samples of this rank's stream.
+// thread count (per-sample randomness comes from the stream (seed, epoch,
+// global sample index); mixup from (seed, epoch, batch index)).
+//
+// Batches of an epoch: this rank's sampler stream (see sampler.h) cut into
+// runs of `batch`. drop_last=1 drops the partial last run; drop_last=0 keeps
+// it: rows [n, B) are zeros with label -1, id -1, sample_index -1.
+//
+// Corrupt records (decode error, zero length, absurd header, I/O error) are
+// skipped, counted per rank and reported with their ids (loader_stats, first
+// ten logged with the reason). The slot is filled deterministically with the
+// next record of the SAME batch (slot j+1, j+2, ... wrapping) that decodes,
+// augmented with a different stream, so batches stay full and independent of
+// each other and of thread timing. A batch whose every record is corrupt
+// comes back with n = 0. A shard that fails validation makes loader_create
+// fail with an error naming the file (a config error, not a skip).
+//
+// Threads: `threads` workers decode items (batch, slot) in order into
+// `prefetch` page-aligned batch buffers (4096-byte aligned, reused; nothing is
+// allocated per batch). A batch stays valid until the next loader_next_batch.
 #ifndef DP_INPUT_LOADER_H
 #define DP_INPUT_LOADER_H
 #include <stdint.h>
@@ -21,8 +38,8 @@ typedef struct {
   int shuffle;              // 1 for training, 0 for eval
   uint64_t seed;
   // Threads.
-  int threads;              // decode threads (>= 1)
-  int prefetch;             // batches in flight (>= 2)
+  int threads;              // decode threads; <= 0: one per CPU of the process's binding
+  int prefetch;             // batches in flight (>= 2; <= 0: 3)
   // Output.
   int out_size;             // H = W of the output
   int out_channels;         // 1 or 3 (decoded to this)
@@ -47,7 +64,8 @@ typedef struct {
   float *images;            // (B, H, W, C) or (B, C, H, W), unless out_uint8
   uint8_t *images_u8;       // when out_uint8
   int32_t *labels;          // (B)
-  float *soft_targets;      // (B, num_classes) when the batch was mixed, else NULL
+  float *soft_targets;      // (B, num_classes) when the batch was mixed, else NULL;
+                            // rows [n, B) are zero
   int64_t *ids;             // (B) record ids of the samples (after skips)
   int64_t *sample_index;    // (B) global sample index (0..total-1) across shards
   int64_t n;                // valid samples; [n, B) are padding (label -1)
@@ -58,7 +76,7 @@ typedef struct {
   int64_t decoded, skipped;           // records this rank
   int64_t bytes_read;
   double wait_s;                      // time the consumer waited in next_batch
-  int64_t skipped_ids[64];            // first skipped record ids
+  int64_t skipped_ids[64];            // first skipped record ids (in batch order)
   int64_t nskipped_ids;
   char last_error[512];               // reason of the last skip
 } loader_stats;
@@ -80,4 +98,8 @@ const loader_batch *loader_next_batch(loader *l);
 loader_stats loader_get_stats(const loader *l);
 // Resume support: skip to batch index k of the current epoch.
 void loader_seek(loader *l, int64_t batch_index);
+// The reusable image buffers (page-aligned), e.g. for cudaHostRegister so
+// host-to-device copies of batches run from pinned memory. Fills up to max
+// pointers and their sizes in bytes; returns the buffer count (= prefetch).
+int loader_image_buffers(const loader *l, void **ptrs, size_t *bytes, int max);
 #endif

@@ -4,6 +4,7 @@
 // (serialised) when the dataset is chunked/compressed.
 #ifndef DP_INPUT_SHARD_H
 #define DP_INPUT_SHARD_H
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/check.h"
@@ -49,6 +50,9 @@ void shard_close(shard *s);
 // Reads record i's bytes into buf (capacity cap). Returns the byte count, or
 // -1 with err set (I/O error, record too large for buf).
 int64_t shard_read_record(const shard *s, int64_t i, uint8_t *buf, int64_t cap, dp_err *err);
+// Reads the first min(size, cap) bytes of record i (e.g. a JPEG header for
+// inspect). Returns the byte count, or -1 with err set.
+int64_t shard_read_record_prefix(const shard *s, int64_t i, uint8_t *buf, int64_t cap, dp_err *err);
 static inline int64_t shard_record_size(const shard *s, int64_t i) {
   return s->offsets[i + 1] - s->offsets[i];
 }
@@ -56,6 +60,14 @@ static inline int64_t shard_record_size(const shard *s, int64_t i) {
 // Returns the count (0 if nothing matched); *paths is malloc'd (free with shard_paths_free).
 int shard_glob(const char *pattern, char ***paths);
 void shard_paths_free(char **paths, int n);
+// String record ids (fixed or variable-length /ids) are mapped to int64 with
+// FNV-1a 64 over the bytes up to the first NUL, shifted right by one (>= 0).
+int64_t shard_hash_id(const char *s, size_t len);
+// 1 if the HDF5 library is built thread-safe (all HDF5 calls here are
+// serialised by one mutex either way).
+int shard_h5_threadsafe(void);
+// Switches s to the H5Dread read path (benchmarks, tests). Returns 0 or -1.
+int shard_force_h5dread(shard *s, dp_err *err);
 
 // ---- writer (dataset tools and tests) ----------------------------------------
 typedef struct shard_writer shard_writer;
@@ -69,5 +81,7 @@ shard_writer *shard_writer_create(const char *path, const shard_writer_cfg *cfg,
 // meta: META_NCOLS values (SHARD_META_MISSING for missing), or NULL.
 int shard_writer_add(shard_writer *w, const uint8_t *bytes, int64_t len, int32_t label,
                      int64_t id, const int32_t *meta, dp_err *err);
-int shard_writer_close(shard_writer *w, dp_err *err);   // writes datasets + attributes
+int shard_writer_close(shard_writer *w, dp_err *err);   // writes datasets + attributes; frees w
+int64_t shard_writer_count(const shard_writer *w);     // records added so far
+int64_t shard_writer_bytes(const shard_writer *w);     // blob bytes added so far
 #endif

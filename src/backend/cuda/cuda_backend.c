@@ -1,9 +1,32 @@
 #include "backend/cuda/cuda_backend.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
-void *cuda_backend_ctx_create(void);
-void cuda_backend_ctx_destroy(void *ctx);
+#include "core/log.h"
+#include "nn/graph.h"
+
+// The op constructors reach the CUDA tables through WEAK references
+// (nn/op_common.h), and a weak reference never pulls an object out of a static
+// library: without a strong reference the tables would silently be NULL.
+// cuda_backend.o is always linked (cpu_backend.c calls cuda_backend_ctx_create),
+// so it holds the strong references.
+#define CUDA_VTS(X)                                                                          \
+  X(relu) X(add) X(add_relu) X(dropout) X(gelu) X(flatten) X(take_token0) X(class_token)     \
+  X(pos_embed) X(layernorm) X(softmax) X(softmax_xent) X(global_avgpool) X(linear) X(conv2d) \
+  X(patch_embed) X(batchnorm2d) X(batchnorm2d_relu) X(maxpool2d) X(attention)
+#define DECL_VT(K) extern const nn_op_vt K##_cuda_vt;
+CUDA_VTS(DECL_VT)
+#define REF_VT(K) &K##_cuda_vt,
+const nn_op_vt *const cuda_all_op_vts[] __attribute__((used)) = {CUDA_VTS(REF_VT) NULL};
+
+static struct {
+  int device;
+  cuda_precision precision;
+  int deterministic;
+  int64_t workspace_limit;
+} g_cfg = {-1, CUDA_PREC_BF16, 0, 256LL << 20};
 
 int cuda_device_count(void) {
   int n = 0;
@@ -14,12 +37,75 @@ int cuda_device_count(void) {
   return n;
 }
 
+int cuda_device_probe(char *msg, size_t msg_size) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  const char *vis = getenv("CUDA_VISIBLE_DEVICES");
+  if (e == cudaSuccess && n > 0) {
+    snprintf(msg, msg_size, "%d CUDA device(s) visible", n);
+    return n;
+  }
+  (void)cudaGetLastError();
+  int drv = 0, rt = 0;
+  cudaDriverGetVersion(&drv);
+  cudaRuntimeGetVersion(&rt);
+  if (drv == 0) {
+    snprintf(msg, msg_size, "no NVIDIA driver is loaded on this node (no GPU, or the driver is not installed)");
+  } else if (e == cudaErrorInsufficientDriver) {
+    snprintf(msg, msg_size, "the NVIDIA driver (CUDA %d.%d) is too old for this build (CUDA runtime %d.%d)",
+             drv / 1000, (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
+  } else if (e == cudaErrorNoDevice) {
+    if (vis && (!*vis || !strcmp(vis, "-1") || !strcmp(vis, "NoDevFiles")))
+      snprintf(msg, msg_size, "CUDA_VISIBLE_DEVICES=\"%s\" hides every GPU", vis);
+    else
+      snprintf(msg, msg_size, "the NVIDIA driver is loaded but no CUDA device was found%s%s%s",
+               vis ? " (CUDA_VISIBLE_DEVICES=" : "", vis ? vis : "", vis ? ")" : "");
+  } else {
+    snprintf(msg, msg_size, "CUDA initialisation failed: %s", cudaGetErrorString(e));
+  }
+  return 0;
+}
+
+void cuda_require_device(void) {
+  char msg[256];
+  if (cuda_device_probe(msg, sizeof msg) == 0)
+    DP_FATAL("selecting the CUDA device", "use --device cpu (or --device auto) on nodes without a GPU",
+             "%s", msg);
+}
+
+void cuda_backend_configure(int device, cuda_precision precision, int deterministic,
+                            int64_t workspace_limit) {
+  g_cfg.device = device;
+  g_cfg.precision = precision;
+  g_cfg.deterministic = deterministic;
+  if (workspace_limit > 0) g_cfg.workspace_limit = workspace_limit;
+}
+
+const char *cuda_precision_name(cuda_precision p) {
+  switch (p) {
+    case CUDA_PREC_FP32: return "fp32";
+    case CUDA_PREC_TF32: return "tf32";
+    case CUDA_PREC_BF16: return "bf16";
+    case CUDA_PREC_FP16: return "fp16";
+  }
+  return "?";
+}
+
 void *cuda_backend_ctx_create(void) {
-  if (cuda_device_count() == 0)
-    DP_FATAL("CUDA backend", "use --device cpu or run on a node with a GPU",
-             "no CUDA device or driver found");
+  cuda_require_device();
   cuda_ctx *c = dp_calloc(1, sizeof *c, "cuda backend");
+  if (g_cfg.device >= 0) CUDA_CHECK(cudaSetDevice(g_cfg.device), "selecting the configured GPU");
   CUDA_CHECK(cudaGetDevice(&c->device), "querying the current device");
+  c->precision = g_cfg.precision;
+  c->deterministic = g_cfg.deterministic;
+  c->workspace_limit = g_cfg.workspace_limit;
+  struct cudaDeviceProp prop;
+  CUDA_CHECK(cudaGetDeviceProperties(&prop, c->device), "querying device properties");
+  if ((c->precision == CUDA_PREC_BF16 || c->precision == CUDA_PREC_TF32) && prop.major < 8) {
+    LOG_WARN("%s needs sm_80+; %s is sm_%d%d, using fp32", cuda_precision_name(c->precision),
+             prop.name, prop.major, prop.minor);
+    c->precision = CUDA_PREC_FP32;
+  }
   CUDA_CHECK(cudaStreamCreateWithFlags(&c->compute, cudaStreamNonBlocking), "creating compute stream");
   CUDA_CHECK(cudaStreamCreateWithFlags(&c->copy, cudaStreamNonBlocking), "creating copy stream");
   CUDA_CHECK(cudaStreamCreateWithFlags(&c->comm, cudaStreamNonBlocking), "creating comm stream");
@@ -27,13 +113,30 @@ void *cuda_backend_ctx_create(void) {
   CUDNN_CHECK(cudnnSetStream(c->cudnn, c->compute), "binding cuDNN to the compute stream");
   CUBLAS_CHECK(cublasCreate(&c->cublas), "creating cuBLAS handle");
   CUBLAS_CHECK(cublasSetStream(c->cublas, c->compute), "binding cuBLAS to the compute stream");
+  CUBLAS_CHECK(cublasSetMathMode(c->cublas, c->precision == CUDA_PREC_FP32
+                                                ? CUBLAS_PEDANTIC_MATH
+                                                : CUBLAS_TF32_TENSOR_OP_MATH),
+               "setting the cuBLAS math mode");
   CUBLAS_CHECK(cublasLtCreate(&c->cublaslt), "creating cuBLASLt handle");
+  LOG_INFO("CUDA device %d: %s (sm_%d%d, %.1f GiB), precision %s%s", c->device, prop.name,
+           prop.major, prop.minor, (double)prop.totalGlobalMem / (1 << 30),
+           cuda_precision_name(c->precision), c->deterministic ? ", deterministic" : "");
   return c;
 }
 
 void cuda_backend_ctx_destroy(void *ctx) {
   cuda_ctx *c = ctx;
   if (!c) return;
+  cudaStreamSynchronize(c->compute);
+  for (cuda_op_state *st = c->op_states, *nx; st; st = nx) {
+    nx = st->next;
+    if (st->dev) cudaFree(st->dev);
+    if (st->host_free) st->host_free(st->host);
+    else free(st->host);
+    free(st);
+  }
+  if (c->workspace) cudaFree(c->workspace);
+  if (c->amp) cudaFree(c->amp);
   cublasLtDestroy(c->cublaslt);
   cublasDestroy(c->cublas);
   cudnnDestroy(c->cudnn);
@@ -41,4 +144,96 @@ void cuda_backend_ctx_destroy(void *ctx) {
   cudaStreamDestroy(c->copy);
   cudaStreamDestroy(c->compute);
   free(c);
+}
+
+void *cuda_malloc_tracked(cuda_ctx *c, int64_t bytes, const char *what) {
+  void *p = NULL;
+  if (bytes <= 0) bytes = 256;
+  cudaError_t e = cudaMalloc(&p, (size_t)bytes);
+  if (e != cudaSuccess) {
+    size_t fr = 0, tot = 0;
+    (void)cudaGetLastError();
+    cudaMemGetInfo(&fr, &tot);
+    DP_FATAL(what, "lower --batch (or run the batch-size search)",
+             "cudaMalloc of %.1f MiB failed (%s); %.1f of %.1f MiB free, %.1f MiB already ours",
+             (double)bytes / 1048576.0, cudaGetErrorString(e), (double)fr / 1048576.0,
+             (double)tot / 1048576.0, c ? (double)c->allocated_bytes / 1048576.0 : 0.0);
+  }
+  if (c) {
+    c->allocated_bytes += bytes;
+    if (c->allocated_bytes > c->peak_bytes) c->peak_bytes = c->allocated_bytes;
+  }
+  return p;
+}
+
+void cuda_free_tracked(cuda_ctx *c, void *p, int64_t bytes) {
+  if (!p) return;
+  CUDA_CHECK(cudaFree(p), "freeing device memory");
+  if (c) c->allocated_bytes -= bytes > 0 ? bytes : 256;
+}
+
+void cuda_workspace_reserve(cuda_ctx *c, int64_t bytes) {
+  if (bytes <= c->workspace_bytes) return;
+  CUDA_CHECK(cudaStreamSynchronize(c->compute), "growing the GPU workspace");
+  cuda_free_tracked(c, c->workspace, c->workspace_bytes);
+  c->workspace = cuda_malloc_tracked(c, bytes, "GPU workspace");
+  c->workspace_bytes = bytes;
+}
+
+void cuda_amp_reserve(cuda_ctx *c, int64_t bytes) {
+  if (bytes <= c->amp_bytes) return;
+  CUDA_CHECK(cudaStreamSynchronize(c->compute), "growing the autocast staging buffer");
+  cuda_free_tracked(c, c->amp, c->amp_bytes);
+  c->amp = cuda_malloc_tracked(c, bytes, "autocast staging buffer");
+  c->amp_bytes = bytes;
+}
+
+int64_t cuda_mem_used(void) {
+  size_t fr = 0, tot = 0;
+  CUDA_CHECK(cudaMemGetInfo(&fr, &tot), "reading device memory use");
+  return (int64_t)(tot - fr);
+}
+
+cuda_op_state *cuda_op_state_get(cuda_ctx *c, const void *op, int64_t bytes) {
+  for (cuda_op_state *st = c->op_states; st; st = st->next)
+    if (st->op == op) return st;
+  cuda_op_state *st = dp_calloc(1, sizeof *st, "op state");
+  st->op = op;
+  st->bytes = bytes;
+  if (bytes > 0) {
+    st->dev = cuda_malloc_tracked(c, bytes, "op-private device memory");
+    CUDA_CHECK(cudaMemset(st->dev, 0, (size_t)bytes), "zeroing op-private device memory");
+  }
+  st->next = c->op_states;
+  c->op_states = st;
+  return st;
+}
+
+void *cuda_backend_alloc(void *ctx, size_t bytes, const char *what) {
+  return cuda_malloc_tracked(ctx, (int64_t)bytes, what);
+}
+
+void cuda_backend_free(void *ctx, void *p, size_t bytes) {
+  cuda_ctx *c = ctx;
+  if (!p) return;
+  CUDA_CHECK(cudaStreamSynchronize(c->compute), "freeing device memory");
+  cuda_free_tracked(c, p, (int64_t)bytes);
+}
+
+void cuda_backend_memset(void *ctx, void *p, int value, size_t bytes) {
+  cuda_ctx *c = ctx;
+  CUDA_CHECK(cudaMemsetAsync(p, value, bytes, c->compute), "clearing device memory");
+  CUDA_CHECK(cudaStreamSynchronize(c->compute), "clearing device memory");
+}
+
+void cuda_backend_upload(void *ctx, void *dst_dev, const void *src_host, size_t bytes) {
+  cuda_ctx *c = ctx;
+  CUDA_CHECK(cudaMemcpyAsync(dst_dev, src_host, bytes, cudaMemcpyHostToDevice, c->compute), "uploading to the GPU");
+  CUDA_CHECK(cudaStreamSynchronize(c->compute), "uploading to the GPU");
+}
+
+void cuda_backend_download(void *ctx, void *dst_host, const void *src_dev, size_t bytes) {
+  cuda_ctx *c = ctx;
+  CUDA_CHECK(cudaMemcpyAsync(dst_host, src_dev, bytes, cudaMemcpyDeviceToHost, c->compute), "reading back from the GPU");
+  CUDA_CHECK(cudaStreamSynchronize(c->compute), "reading back from the GPU");
 }

@@ -1,0 +1,117 @@
+// Training-step throughput of one model on the CPU: forward + backward + SGD
+// step (momentum 0.9, wd 1e-4) on a fixed random batch, timed per step after
+// warmup; prints the median step time and img/s (one "RESULT" line for
+// bench_train.sh). Compare with bench/torch_train.py (PyTorch, same setup).
+//
+// usage: bench_train --model NAME [--batch 32] [--image-size 224]
+//          [--classes 1000] [--threads 2] [--warmup 2] [--steps 5] [--small-stem]
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "core/timer.h"
+#include "nn/graph.h"
+#include "nn/models/models.h"
+#include "nn/ops.h"
+#include "train/optim.h"
+
+// Resident-set sizes from /proc/self/status (kB -> bytes); -1 if unreadable.
+static int64_t status_bytes(const char *key) {
+  FILE *f = fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  int64_t v = -1;
+  size_t kl = strlen(key);
+  while (fgets(line, sizeof line, f))
+    if (!strncmp(line, key, kl) && line[kl] == ':') v = strtoll(line + kl + 1, NULL, 10) * 1024;
+  fclose(f);
+  return v;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+  const char *model = NULL;
+  int64_t batch = 32, size = 224, classes = 1000;
+  int threads = 2, warmup = 2, steps = 5, small_stem = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
+    if (!strcmp(a, "--model")) model = v, i++;
+    else if (!strcmp(a, "--batch")) batch = atoll(v), i++;
+    else if (!strcmp(a, "--image-size")) size = atoll(v), i++;
+    else if (!strcmp(a, "--classes")) classes = atoll(v), i++;
+    else if (!strcmp(a, "--threads")) threads = atoi(v), i++;
+    else if (!strcmp(a, "--warmup")) warmup = atoi(v), i++;
+    else if (!strcmp(a, "--steps")) steps = atoi(v), i++;
+    else if (!strcmp(a, "--small-stem")) small_stem = 1;
+    else {
+      fprintf(stderr, "bench_train: unknown option %s\n", a);
+      return 2;
+    }
+  }
+  if (!model || !model_known(model) || batch < 1 || steps < 1 || threads < 1 || warmup < 0) {
+    fprintf(stderr, "usage: bench_train --model {%s} [--batch B] [--image-size S] [--classes C]\n"
+                    "         [--threads T] [--warmup W] [--steps N] [--small-stem]\n", model_names());
+    return 2;
+  }
+  omp_set_num_threads(threads);
+  int64_t rss0 = status_bytes("VmRSS");
+
+  model_cfg cfg;
+  model_cfg_default(&cfg, model, size, 3, classes);
+  cfg.small_stem = small_stem;
+  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 1);
+  model_build(g, &cfg);
+  nn_xent_cfg xc = {.label_smoothing = 0, .class_weights = NULL, .num_classes = classes};
+  nn_softmax_xent(g, "loss", g->logits, &xc);
+  double t_build = dp_now();
+  nn_graph_finalize(g);
+  t_build = dp_now() - t_build;
+
+  nn_tensor *in = nn_t(g, g->input);   // (N, H, W, C)
+  dp_rng r = dp_rng_stream(7, 0);
+  for (int64_t i = 0; i < in->numel; i++) in->data[i] = (float)dp_rng_normal(&r);
+  int32_t *labels = malloc((size_t)batch * sizeof *labels);
+  for (int64_t i = 0; i < batch; i++) labels[i] = (int32_t)dp_rng_below(&r, (uint64_t)classes);
+  g->labels = labels;
+  optim_cfg oc;
+  optim_cfg_defaults(&oc, OPTIM_SGD);
+  oc.lr = 0.01f;
+  optimizer *o = optim_create(&oc, g, 0);
+
+  double *t = malloc((size_t)steps * sizeof *t);
+  for (int s = 0; s < warmup + steps; s++) {
+    double t0 = dp_now();
+    nn_forward(g);
+    nn_backward(g);
+    optim_step(o, g);
+    if (s >= warmup) t[s - warmup] = dp_now() - t0;
+  }
+  qsort(t, (size_t)steps, sizeof *t, cmp_double);
+  double med = steps % 2 ? t[steps / 2] : 0.5 * (t[steps / 2 - 1] + t[steps / 2]);
+  double gflop = 3.0 * (double)nn_flops_per_image(g) * (double)batch / 1e9;   // fwd + 2x bwd
+  printf("dptrain %s %lldpx b%lld, %d threads: setup %.1f s, step median %.3f s (min %.3f, max %.3f), "
+         "loss %.3f, %.1f GFLOP/s\n",
+         model, (long long)size, (long long)batch, threads, t_build, med, t[0], t[steps - 1],
+         (double)g->loss, gflop / med);
+  nn_memory_plan mp = nn_graph_memory_plan(g, optim_state_copies(OPTIM_SGD));
+  int64_t grown = status_bytes("VmHWM") - rss0;
+  printf("memory: planned %.1f MiB (params+grads+momentum %.1f, activations+grads %.1f, extras %.1f, "
+         "workspace %.1f), measured peak RSS growth %.1f MiB (%+.1f %%)\n",
+         mp.total_bytes / 1048576.0, (mp.params_bytes + mp.grads_bytes + mp.optimizer_bytes) / 1048576.0,
+         (mp.activations_bytes + mp.activation_grads_bytes) / 1048576.0, mp.extras_bytes / 1048576.0,
+         mp.workspace_bytes / 1048576.0, grown / 1048576.0,
+         100.0 * (double)(grown - mp.total_bytes) / (double)mp.total_bytes);
+  printf("RESULT dptrain %s %.2f img/s\n", model, (double)batch / med);
+  printf("MEMORY dptrain %s %.0f %.0f\n", model, mp.total_bytes / 1048576.0, grown / 1048576.0);
+  optim_destroy(o);
+  nn_graph_destroy(g);
+  free(labels);
+  free(t);
+  return 0;
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# README command 1, on a fresh Debian machine:
+#   1. installs the missing packages (.ci/deps.sh),
+#   2. builds in build/,
+#   3. makes a small synthetic shopsight5 dataset (dptrain data synth),
+#   4. trains the baseline CNN on 2 MPI ranks with an in-job single-rank baseline,
+#   5. prints the summary (img/s, scaling efficiency, cost, macro-F1).
+# A few minutes on 2 cores. Knobs (environment): DATA, OUT, COUNT, EPOCHS, MODEL, IMAGE_SIZE, NP, BUILD.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DATA=${DATA:-runs/data/shopsight5-small}
+OUT=${OUT:-runs/quickstart}
+COUNT=${COUNT:-2000}
+EPOCHS=${EPOCHS:-4}
+MODEL=${MODEL:-cnn}
+IMAGE_SIZE=${IMAGE_SIZE:-64}
+NP=${NP:-2}
+BUILD=${BUILD:-build}
+
+echo "== 1/5 packages"
+bash .ci/deps.sh
+
+echo "== 2/5 build ($BUILD/)"
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD" -j"$(nproc)"
+
+echo "== 3/5 dataset: $COUNT synthetic shopsight5 images in $DATA"
+if [ ! -f "$DATA/train-00000.h5" ]; then
+  # 0.5 % corrupt records: they are skipped, counted and reported (limit: --max-skip-rate 1 %).
+  "$BUILD"/dptrain data synth --preset shopsight5 --count "$COUNT" --out "$DATA" \
+    --size-min 72 --size-max 96 --corrupt-frac 0.005
+else
+  echo "   (exists, reused)"
+fi
+
+echo "== 4/5 train: mpirun -np $NP, $MODEL at ${IMAGE_SIZE}px, $EPOCHS epochs, single-rank baseline first"
+# Root in a container needs these two for Open MPI; --oversubscribe lets 2 ranks share fewer cores.
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+mpirun -np "$NP" --oversubscribe "$BUILD"/dptrain train \
+  --model "$MODEL" --image-size "$IMAGE_SIZE" \
+  --train "$DATA/train-*.h5" --val "$DATA/val-*.h5" --out "$OUT" \
+  --epochs "$EPOCHS" --batch 32 --lr 0.05 --warmup-steps 10 --label-smoothing 0.1 \
+  --class-weights auto --baseline-steps 8 --project-images 1200000 --project-epochs 30
+
+echo "== 5/5 summary"
+python3 - "$OUT/results.json" <<'PY' || cat "$OUT/results.json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+def f(v, fmt):
+    return "n/a" if v is None else fmt % v
+print(f"  ranks                 {d['world_size']}")
+print(f"  throughput            {f(d['images_per_s'], '%.1f')} img/s "
+      f"(single-rank baseline {f(d['baseline']['images_per_s'], '%.1f')})")
+print(f"  scaling efficiency    {f(d['scaling_efficiency'] and 100 * d['scaling_efficiency'], '%.1f')} %")
+print(f"  cost of this run      ${f(d['cost_usd'], '%.4f')} "
+      f"(price ${d['hardware']['price_per_rank_hour']}/rank-hour, editable in bench/hardware.tsv)")
+print(f"  projected full run    ${f(d['projected_cost_usd'], '%.2f')} for "
+      f"{d['cost']['project_images']} images x {d['cost']['project_epochs']} epochs")
+print(f"  macro-F1              {f(d['macro_f1'], '%.4f')}  (accuracy {f(d['accuracy'], '%.4f')})")
+print(f"  outputs               {sys.argv[1].rsplit('/', 1)[0]}/")
+PY

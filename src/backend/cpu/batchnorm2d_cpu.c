@@ -1,0 +1,176 @@
+// batchnorm2d / batchnorm2d_relu on the CPU: oneDNN batch normalization on
+// NHWC data with separate scale/shift. The ReLU of batchnorm2d_relu is fused
+// (dnnl_fuse_norm_relu): forward writes a mask into a workspace that backward
+// uses, so neither pass makes an extra sweep over the activation.
+// Training: batch statistics (saved in y's extra for backward), running
+// stats updated here with torch's momentum and unbiased variance.
+// Eval: running statistics (use_global_stats); backward then follows the
+// affine eval transform (frozen-BN fine-tuning).
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/dnnl_util.h"
+#include "core/log.h"
+#include "nn/op_batchnorm2d.h"
+
+typedef struct {
+  cpu_ctx *ctx;
+  dnnl_primitive_t fwd[2], bwd[2];   // [0] eval (global stats), [1] training
+  dnnl_memory_t m_x, m_y, m_dx, m_dy, m_scale, m_shift, m_mean, m_var, m_dscale, m_dshift, m_ws[2],
+      m_scratch;   // m_ws: relu mask memory per mode (same buffer)
+  float *dss;          // (2, C) diff scale, diff shift staging
+  void *ws, *scratch;  // private only if the planned y->extra / workspace were too small
+  int64_t scratch_off; // scratchpad offset in g->workspace (after the dx staging)
+} bn_impl;
+
+static void bn_setup(nn_op *o, nn_graph *g) {
+  nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
+  const nn_tensor *x = nn_t(g, op->x);
+  bn_impl *b = dp_calloc(1, sizeof *b, "batchnorm");
+  b->ctx = cpu_ctx_of(g->backend_ctx);
+  dnnl_engine_t eng = b->ctx->engine;
+  int64_t c = op->ch, xd[4] = {x->dim[0], c, x->dim[1], x->dim[2]};
+  dnnl_memory_desc_t x_md = du_md(4, xd, dnnl_nhwc), c_md = du_md(1, &c, dnnl_x);
+  dnnl_primitive_attr_t attr = du_attr_user_scratch();
+  unsigned base = dnnl_use_scale | dnnl_use_shift | (op->relu ? dnnl_fuse_norm_relu : 0);
+  int64_t scratch = 0, ws = 0;
+  for (int tr = 0; tr < 2; tr++) {
+    unsigned flags = base | (tr ? 0 : dnnl_use_global_stats);
+    dnnl_batch_normalization_desc_t fd, bd;
+    DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &x_md, op->eps, flags),
+               "bn forward desc");
+    dnnl_primitive_desc_t fpd = du_pd(&fd, attr, eng, NULL, "bn forward pd");
+    DNNL_CHECK(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &x_md, &x_md, op->eps, flags),
+               "bn backward desc");
+    dnnl_primitive_desc_t bpd = du_pd(&bd, attr, eng, fpd, "bn backward pd");
+    if (du_scratch_bytes(fpd) > scratch) scratch = du_scratch_bytes(fpd);
+    if (du_scratch_bytes(bpd) > scratch) scratch = du_scratch_bytes(bpd);
+    if (op->relu) {
+      const dnnl_memory_desc_t *wmd = du_query_md(fpd, dnnl_query_workspace_md, 0);
+      if ((int64_t)dnnl_memory_desc_get_size(wmd) > ws) ws = (int64_t)dnnl_memory_desc_get_size(wmd);
+      b->m_ws[tr] = du_mem(wmd, eng);
+    }
+    b->fwd[tr] = du_prim(fpd, "bn forward primitive");
+    b->bwd[tr] = du_prim(bpd, "bn backward primitive");
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(bpd);
+  }
+  dnnl_primitive_attr_destroy(attr);
+  b->m_x = du_mem(&x_md, eng);
+  b->m_y = du_mem(&x_md, eng);
+  b->m_dx = du_mem(&x_md, eng);
+  b->m_dy = du_mem(&x_md, eng);
+  dnnl_memory_t *cm[6] = {&b->m_scale, &b->m_shift, &b->m_mean, &b->m_var, &b->m_dscale, &b->m_dshift};
+  for (int i = 0; i < 6; i++) *cm[i] = du_mem(&c_md, eng);
+  b->dss = dp_aligned_alloc(64, (size_t)(2 * c * 4), "bn grad staging");
+  du_set(b->m_dscale, b->dss);
+  du_set(b->m_dshift, b->dss + c);
+  // The relu mask must survive from forward to backward: it goes into y's
+  // extra after the saved statistics, as planned in op_batchnorm2d.c.
+  const nn_tensor *y = nn_t(g, op->y);
+  if (ws > 0) {
+    if (NN_BN_STATS_BYTES(c) + ws <= y->extra_bytes) {
+      for (int tr = 0; tr < 2; tr++) du_set(b->m_ws[tr], (char *)y->extra + NN_BN_STATS_BYTES(c));
+    } else {
+      LOG_WARN("%s: relu mask needs %lld B more than planned; using private memory", op->base.name,
+               (long long)(NN_BN_STATS_BYTES(c) + ws - y->extra_bytes));
+      b->ws = dp_aligned_alloc(64, (size_t)ws, "bn relu workspace");
+      for (int tr = 0; tr < 2; tr++) du_set(b->m_ws[tr], b->ws);
+    }
+  }
+  b->scratch_off = (x->numel * 4 + 63) / 64 * 64;
+  void *sp = (char *)g->workspace + b->scratch_off;
+  if (b->scratch_off + scratch > g->workspace_bytes) {
+    LOG_WARN("%s: scratchpad %lld B exceeds the plan; using private memory", op->base.name, (long long)scratch);
+    sp = b->scratch = dp_aligned_alloc(64, (size_t)(scratch > 0 ? scratch : 64), "bn scratchpad");
+  }
+  dnnl_memory_desc_t s_md = du_md(1, &(int64_t){scratch > 0 ? scratch : 1}, dnnl_x);
+  s_md.data_type = dnnl_u8;
+  DNNL_CHECK(dnnl_memory_create(&b->m_scratch, &s_md, eng, sp), "bn scratchpad");
+  op->impl = b;
+}
+
+static void bn_forward(nn_op *o, nn_graph *g) {
+  nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
+  bn_impl *b = op->impl;
+  nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
+  int64_t c = op->ch;
+  int tr = g->training ? 1 : 0;
+  op->fwd_training = tr;
+  float *saved = y->extra;   // (2, C): mean, biased var
+  du_set(b->m_x, x->data);
+  du_set(b->m_y, y->data);
+  du_set(b->m_scale, nn_param_data(g, op->w_pid));
+  du_set(b->m_shift, nn_param_data(g, op->b_pid));
+  du_set(b->m_mean, tr ? saved : nn_buf(g, op->rm_bid));
+  du_set(b->m_var, tr ? saved + c : nn_buf(g, op->rv_bid));
+  dnnl_exec_arg_t a[9] = {{DNNL_ARG_SRC, b->m_x},        {DNNL_ARG_DST, b->m_y},
+                          {DNNL_ARG_SCALE, b->m_scale},  {DNNL_ARG_SHIFT, b->m_shift},
+                          {DNNL_ARG_MEAN, b->m_mean},    {DNNL_ARG_VARIANCE, b->m_var},
+                          {DNNL_ARG_SCRATCHPAD, b->m_scratch}, {DNNL_ARG_WORKSPACE, b->m_ws[tr]}};
+  du_run(b->fwd[tr], b->ctx->stream, op->relu ? 8 : 7, a, "bn forward");
+  if (tr) {
+    float *rm = nn_buf(g, op->rm_bid), *rv = nn_buf(g, op->rv_bid);
+    double m = (double)(x->numel / c);
+    float unb = m > 1 ? (float)(m / (m - 1)) : 1.0f;
+    float mo = op->momentum;
+    for (int64_t i = 0; i < c; i++) {
+      rm[i] = (1 - mo) * rm[i] + mo * saved[i];
+      rv[i] = (1 - mo) * rv[i] + mo * saved[c + i] * unb;
+    }
+  }
+}
+
+static void bn_backward(nn_op *o, nn_graph *g) {
+  nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
+  bn_impl *b = op->impl;
+  nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
+  int64_t c = op->ch;
+  int tr = op->fwd_training;
+  int dx_add = 0;
+  float *dx = cpu_grad_dst(g, op->x, &dx_add);
+  float *dw = cpu_param_grad(g, op->w_pid), *db = cpu_param_grad(g, op->b_pid);
+  if (!dx && !dw && !db) return;
+  float *saved = y->extra;
+  float *dst = (dx && !dx_add) ? dx : g->workspace;
+  du_set(b->m_x, x->data);
+  du_set(b->m_dy, y->grad);
+  du_set(b->m_dx, dst);
+  du_set(b->m_scale, nn_param_data(g, op->w_pid));
+  du_set(b->m_shift, nn_param_data(g, op->b_pid));
+  du_set(b->m_mean, tr ? saved : nn_buf(g, op->rm_bid));
+  du_set(b->m_var, tr ? saved + c : nn_buf(g, op->rv_bid));
+  dnnl_exec_arg_t a[11] = {{DNNL_ARG_SRC, b->m_x},           {DNNL_ARG_DIFF_DST, b->m_dy},
+                           {DNNL_ARG_DIFF_SRC, b->m_dx},     {DNNL_ARG_SCALE, b->m_scale},
+                           {DNNL_ARG_SHIFT, b->m_shift},     {DNNL_ARG_MEAN, b->m_mean},
+                           {DNNL_ARG_VARIANCE, b->m_var},    {DNNL_ARG_DIFF_SCALE, b->m_dscale},
+                           {DNNL_ARG_DIFF_SHIFT, b->m_dshift}, {DNNL_ARG_SCRATCHPAD, b->m_scratch},
+                           {DNNL_ARG_WORKSPACE, b->m_ws[tr]}};
+  du_run(b->bwd[tr], b->ctx->stream, op->relu ? 11 : 10, a, "bn backward");
+  if (dx && dx_add) cpu_copy_or_add(dx, g->workspace, x->numel, 1);
+  int acc = g->accumulate_grads;
+  if (dw) cpu_copy_or_add(dw, b->dss, c, acc);
+  if (db) cpu_copy_or_add(db, b->dss + c, c, acc);
+}
+
+static void bn_destroy(nn_op *o) {
+  nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
+  bn_impl *b = op->impl;
+  if (!b) return;
+  for (int i = 0; i < 2; i++) {
+    if (b->fwd[i]) dnnl_primitive_destroy(b->fwd[i]);
+    if (b->bwd[i]) dnnl_primitive_destroy(b->bwd[i]);
+  }
+  dnnl_memory_t ms[13] = {b->m_x, b->m_y, b->m_dx, b->m_dy, b->m_scale, b->m_shift, b->m_mean,
+                          b->m_var, b->m_dscale, b->m_dshift, b->m_ws[0], b->m_ws[1], b->m_scratch};
+  for (int i = 0; i < 13; i++)
+    if (ms[i]) dnnl_memory_destroy(ms[i]);
+  free(b->dss);
+  free(b->ws);
+  free(b->scratch);
+  free(b);
+  op->impl = NULL;
+}
+
+const nn_op_vt batchnorm2d_cpu_vt = {"batchnorm2d", bn_setup, bn_forward, bn_backward, bn_destroy};
+const nn_op_vt batchnorm2d_relu_cpu_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, bn_destroy};

@@ -1,0 +1,42 @@
+// The optimizer step of a CUDA graph, entirely on the device except for the
+// fp16 overflow flag: (fp16) inf/NaN check, flag all-reduced across ranks,
+// global grad norm with unscale and clipping folded into one device scalar,
+// fused SGD/AdamW over the flat buffer with per-group segments, scaler update.
+// Semantics follow train/optim.h (torch SGD / AdamW, clip_grad_norm_).
+#ifndef DP_BACKEND_CUDA_OPTIM_H
+#define DP_BACKEND_CUDA_OPTIM_H
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_plan.h"
+#include "backend/cuda/loss_scaler.h"
+#include "backend/cuda/nccl_reduce.h"
+#include "train/optim.h"
+
+typedef struct {
+  cuda_ctx *cx;
+  optim_cfg cfg;
+  int64_t n;
+  float *state1, *state2;        // momentum / exp_avg, exp_avg_sq (device)
+  dp_optim_segment *segs;        // device copy
+  int nsegs;
+  double *norm_scratch;
+  float *norm, *gscale;          // device scalars
+  int32_t *found;                // device overflow flag
+  int64_t applied;               // optimizer steps actually applied
+  int64_t step;                  // steps attempted (schedule position)
+  loss_scaler scaler;            // enabled for fp16
+  float last_lr;
+} cuda_optimizer;
+
+void cuda_optim_init(cuda_optimizer *o, cuda_ctx *cx, const optim_cfg *cfg, nn_graph *g, int fp16_scaling);
+void cuda_optim_free(cuda_optimizer *o);
+// Re-reads frozen flags / groups from g->params (after optim_apply_freezing)
+// and zeroes the gradients of frozen ranges so norms and checks ignore them.
+void cuda_optim_refresh_segments(cuda_optimizer *o, nn_graph *g);
+// Loss-gradient seed for backward (the loss scale under fp16, else 1).
+static inline float cuda_optim_loss_seed(const cuda_optimizer *o) { return loss_scaler_scale(&o->scaler); }
+// One step after the gradients are reduced (nc may be NULL: single rank).
+// Returns 1 if the update was applied, 0 if skipped for overflow.
+int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_nccl *nc);
+// Downloads the last global grad norm (a sync; for logging).
+float cuda_optim_last_norm(cuda_optimizer *o);
+#endif

@@ -1,0 +1,21 @@
+#include "nn/op_dropout.h"
+
+#include "nn/op_common.h"
+#include "nn/ops.h"
+
+NN_DECLARE_VT(dropout);
+
+nn_tid nn_dropout(nn_graph *g, const char *name, nn_tid x, float p) {
+  const nn_tensor *t = nn_t(g, x);
+  if (!(p >= 0.0f && p < 1.0f)) DP_FATAL("building dropout", "use 0 <= p < 1", "%s: p = %g", name, (double)p);
+  nn_dropout_op *op = NN_OP_NEW(nn_dropout_op, g, dropout, name);
+  op->x = x;
+  op->p = p;
+  op->op_index = g->nops;
+  op->y = nn_tensor_new(g, name, t->ndim, t->dim, t->needs_grad);
+  nn_t(g, op->y)->extra_bytes = t->numel;   // mask, 1 byte per element
+  op->base.out = op->y;
+  op->base.flops = t->numel;
+  nn_op_push(g, &op->base);
+  return op->y;
+}

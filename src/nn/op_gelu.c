@@ -1,0 +1,17 @@
+#include "nn/op_gelu.h"
+
+#include "nn/op_common.h"
+#include "nn/ops.h"
+
+NN_DECLARE_VT(gelu);
+
+nn_tid nn_gelu(nn_graph *g, const char *name, nn_tid x) {
+  nn_gelu_op *op = NN_OP_NEW(nn_gelu_op, g, gelu, name);
+  nn_tensor xt = *nn_t(g, x);   // copy: nn_tensor_new may move the table
+  op->x = x;
+  op->y = nn_tensor_new(g, name, xt.ndim, xt.dim, xt.needs_grad);
+  op->base.out = op->y;
+  op->base.flops = 10 * xt.numel;
+  nn_op_push(g, &op->base);
+  return op->y;
+}

@@ -1,0 +1,28 @@
+#include "nn/op_maxpool2d.h"
+
+#include "nn/op_common.h"
+#include "nn/ops.h"
+
+NN_DECLARE_VT(maxpool2d);
+
+nn_tid nn_maxpool2d(nn_graph *g, const char *name, nn_tid x, int k, int stride, int pad) {
+  const nn_tensor *t = nn_t(g, x);
+  if (t->ndim != 4 || k < 1 || stride < 1 || pad < 0 || 2 * pad > k)
+    DP_FATAL("building maxpool2d", "x must be (N, H, W, C); pad <= k/2 as torch requires",
+             "%s: ndim %d k %d stride %d pad %d", name, t->ndim, k, stride, pad);
+  int64_t oh = (t->dim[1] + 2 * pad - k) / stride + 1, ow = (t->dim[2] + 2 * pad - k) / stride + 1;
+  if (oh < 1 || ow < 1)
+    DP_FATAL("building maxpool2d", "input too small for this model?", "%s: output %lldx%lld",
+             name, (long long)oh, (long long)ow);
+  nn_maxpool2d_op *op = NN_OP_NEW(nn_maxpool2d_op, g, maxpool2d, name);
+  op->x = x;
+  op->k = k;
+  op->stride = stride;
+  op->pad = pad;
+  int64_t yd[4] = {t->dim[0], oh, ow, t->dim[3]};
+  op->y = nn_tensor_new(g, name, 4, yd, t->needs_grad);
+  op->base.out = op->y;
+  op->base.flops = t->dim[0] * oh * ow * t->dim[3] * k * k;
+  nn_op_push(g, &op->base);
+  return op->y;
+}

@@ -1,0 +1,17 @@
+#include "nn/op_relu.h"
+
+#include "nn/op_common.h"
+#include "nn/ops.h"
+
+NN_DECLARE_VT(relu);
+
+nn_tid nn_relu(nn_graph *g, const char *name, nn_tid x) {
+  const nn_tensor *t = nn_t(g, x);
+  nn_relu_op *op = NN_OP_NEW(nn_relu_op, g, relu, name);
+  op->x = x;
+  op->y = nn_tensor_new(g, name, t->ndim, t->dim, t->needs_grad);
+  op->base.out = op->y;
+  op->base.flops = t->numel;
+  nn_op_push(g, &op->base);
+  return op->y;
+}

@@ -1,0 +1,31 @@
+// A small JSON reader (whole document -> tree) for results.json files and
+// safetensors headers. Numbers are doubles; strings are unescaped UTF-8
+// (\uXXXX escapes outside ASCII become '?', enough for our own files).
+#ifndef DP_STUDY_JSONREAD_H
+#define DP_STUDY_JSONREAD_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { JV_NULL = 0, JV_BOOL, JV_NUM, JV_STR, JV_ARR, JV_OBJ } jv_type;
+
+typedef struct jv {
+  jv_type type;
+  double num;               // JV_NUM, JV_BOOL (0/1)
+  char *str;                // JV_STR
+  int n;                    // JV_ARR / JV_OBJ item count
+  struct jv *items;         // (n) values
+  char **keys;              // (n) for JV_OBJ
+} jv;
+
+// Parses text (length len). Returns NULL with err filled on a syntax error.
+jv *jv_parse(const char *text, size_t len, char *err, int err_sz);
+// Reads and parses a file; NULL with err filled on failure.
+jv *jv_parse_file(const char *path, char *err, int err_sz);
+void jv_free(jv *v);
+const jv *jv_get(const jv *obj, const char *key);       // NULL if absent
+// Dotted path lookup: "results.images_per_s".
+const jv *jv_path(const jv *root, const char *path);
+// Number at path, or dflt when absent / not a number (null).
+double jv_num(const jv *root, const char *path, double dflt);
+const char *jv_str(const jv *root, const char *path, const char *dflt);
+#endif

@@ -1,0 +1,55 @@
+#include "train/eval.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/check.h"
+#include "core/timer.h"
+
+void batch_to_graph(nn_graph *g, const loader_batch *b, int64_t nvalid, int32_t *label_buf) {
+  nn_tensor *x = nn_t(g, g->input);   // (N, H, W, C)
+  DP_CHECK(x->dim[0] == g->batch, "staging a batch", "graph input batch mismatch");
+  memcpy(x->data, b->images, (size_t)x->numel * sizeof(float));
+  for (int64_t i = 0; i < g->batch; i++) label_buf[i] = i < nvalid ? b->labels[i] : 0;
+  g->labels = label_buf;
+  g->soft_targets = b->soft_targets;
+  g->num_valid = nvalid;
+}
+
+int64_t eval_batch_valid(const loader_batch *b, int64_t batch, int64_t total, int rank, int world) {
+  int64_t own = total > rank ? (total - rank + world - 1) / world : 0;   // real positions of this rank
+  int64_t v = own - b->index * batch;
+  return v < 0 ? 0 : (v < b->n ? v : b->n);
+}
+
+double eval_run(nn_graph *g, loader *l, dist_ctx *d, int num_classes, class_metrics *out) {
+  double t0 = dp_now();
+  int was_training = g->training;
+  nn_graph_set_training(g, 0);
+  int64_t *cm = dp_calloc((size_t)num_classes * num_classes, sizeof(int64_t), "confusion matrix");
+  int32_t *labels = dp_malloc((size_t)g->batch * sizeof(int32_t), "eval labels");
+  double sums[2] = {0, 0};   // loss x n, n
+  loader_start_epoch(l, 0);
+  const int64_t total = loader_total_samples(l);
+  const loader_batch *b;
+  while ((b = loader_next_batch(l)) != NULL) {
+    int64_t nv = eval_batch_valid(b, g->batch, total, d->rank, d->world);
+    if (nv <= 0) continue;
+    batch_to_graph(g, b, nv, labels);
+    g->soft_targets = NULL;   // eval never mixes
+    nn_forward(g);
+    const float *logits = nn_t(g, g->logits)->data;   // (N, C)
+    confusion_add_logits(cm, num_classes, labels, logits, nv);
+    sums[0] += (double)g->loss * (double)nv;
+    sums[1] += (double)nv;
+  }
+  dist_allreduce_sum_i64(d, cm, (int64_t)num_classes * num_classes);
+  dist_allreduce_sum_f64(d, sums, 2);
+  class_metrics_compute(out, cm, num_classes);
+  out->loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+  free(cm);
+  free(labels);
+  g->num_valid = g->batch;
+  nn_graph_set_training(g, was_training);
+  return dp_now() - t0;
+}

@@ -1,0 +1,32 @@
+// Classification metrics from a confusion matrix (rows = true class,
+// columns = predicted class, int64 counts so it can be all-reduced exactly).
+//
+// Macro-F1 follows sklearn's f1_score(average="macro") with its default
+// labels: the mean over the classes that occur in the truth or in the
+// predictions; a class with TP = 0 has F1 = 0 (precision/recall of 0/0 are 0).
+#ifndef DP_TRAIN_METRICS_H
+#define DP_TRAIN_METRICS_H
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+  int num_classes;
+  int64_t total;            // samples counted
+  int64_t correct;
+  double accuracy;
+  double macro_f1;
+  double loss;              // mean loss (filled by the caller; NAN when unknown)
+  double *precision, *recall, *f1;   // (C)
+  int64_t *support;         // (C) true count per class
+  int64_t *predicted;       // (C) predicted count per class
+  int64_t *confusion;       // (C, C) copy
+} class_metrics;
+
+// Adds a batch: labels (n), logits (n, C) row-major; argmax (first max wins).
+void confusion_add_logits(int64_t *confusion, int num_classes, const int32_t *labels,
+                          const float *logits, int64_t n);
+void class_metrics_compute(class_metrics *m, const int64_t *confusion, int num_classes);
+void class_metrics_free(class_metrics *m);
+// Prints accuracy, macro-F1, loss and a per-class P/R/F1/support table.
+void class_metrics_print(const class_metrics *m, const char *const *class_names, FILE *f);
+#endif

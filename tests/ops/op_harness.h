@@ -1,0 +1,18 @@
+// Drive single ops (or tiny graphs) without a loss: run the tape forward,
+// seed the output's gradient by hand and run the tape backward.
+#ifndef DP_TESTS_OP_HARNESS_H
+#define DP_TESTS_OP_HARNESS_H
+#include <stdint.h>
+
+#include "nn/graph.h"
+
+void oh_forward(nn_graph *g);
+// Resets grad_written, writes dy into y's gradient, runs every op's backward in reverse.
+void oh_backward(nn_graph *g, nn_tid y, const float *dy);
+// Fresh arrays (malloc'd): uniform(-1, 1) floats stored as doubles, so a
+// float copy holds exactly the same values.
+double *oh_rand_d(int64_t n, uint64_t seed);
+void oh_to_f(float *dst, const double *src, int64_t n);
+float *oh_f(const double *src, int64_t n);      // malloc'd float copy
+double *oh_zeros(int64_t n);
+#endif
