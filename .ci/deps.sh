@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages dptrain needs to build, test and run its demo.
-# Idempotent: only installs what is missing.
+# Idempotent: only installs what is missing. The OpenCL packages are there because
+# Debian's dnnl-config.cmake (oneDNN built with an OpenCL GPU runtime) requires them.
 set -euo pipefail
 PKGS="cmake build-essential pkg-config libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
 libturbojpeg0-dev libjpeg-dev libhwloc-dev hwloc libopenblas-dev libdnnl-dev libcmocka-dev
+ocl-icd-opencl-dev opencl-c-headers zlib1g-dev
 python3 python3-torch python3-torchvision python3-numpy python3-h5py python3-pil
 dataset-fashion-mnist"
 missing=""
