@@ -49,6 +49,7 @@ typedef struct {
   // Rank 0 aggregates over timed steps.
   double *rank_sums;        // (world, NV)
   double sum_step_max;
+  double sum_comm_exposed;  // sum over timed steps of the least comm wait of any rank
   int64_t timed_steps, timed_images;
   int64_t last_eval_step;
   double t_start;
@@ -451,6 +452,13 @@ static void record_step(trainer *t, const step_vals *s, int64_t epoch) {
     for (int r = 0; r < d->world; r++)
       for (int k = 0; k < NV; k++) t->rank_sums[(size_t)r * NV + k] += all[(size_t)r * NV + k];
     t->sum_step_max += step_max;
+    // Every rank leaves the all-reduce wait together; a rank's wait also holds
+    // the time it idled for slower ranks to finish backward (skew), which is
+    // not communication. The last rank to finish backward waits least: its
+    // wait is the communication not hidden behind backward in this step.
+    double wmin = all[V_COMM];
+    for (int r = 1; r < d->world; r++) wmin = fmin(wmin, all[(size_t)r * NV + V_COMM]);
+    t->sum_comm_exposed += wmin;
     t->timed_images += (int64_t)imgs;
     t->timed_steps++;
   }
@@ -619,7 +627,11 @@ static void finish_results(trainer *t, int64_t decoded, int64_t skipped) {
   }
   r->mean.peak_rss_bytes = r->peak_rss_bytes;
   free(all);
+  // Exposed communication per step (see record_step) against a blocking
+  // all-reduce of the same bytes, calibrated at start-up.
   r->comm_hidden_fraction = d->world > 1 && nhid ? hid / nhid : NAN;
+  if (d->world > 1 && t->red.ref_s > 0 && t->timed_steps > 0)
+    r->comm_hidden_fraction = comm_hidden_fraction(t->sum_comm_exposed / (double)t->timed_steps, t->red.ref_s);
   r->mfu = mfu(r->flops_per_image_fwd, r->images_per_s, d->world, r->peak_flops_per_rank);
   snprintf(r->baseline_source, sizeof r->baseline_source, "%s", t->base_source);
   r->baseline_steps = c->baseline_steps;

@@ -21,21 +21,10 @@ static void add_forward(nn_op *o, nn_graph *g) {
 
 // d(input) from dy (masked by y > 0 for add_relu), written or added.
 static void grad_to(float *dx, int add, const float *dy, const float *y, int relu, int64_t n) {
-  if (!relu) {
+  if (!relu)
     cpu_copy_or_add(dx, dy, n, add);
-  } else if (add) {
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-    for (int64_t i = 0; i < n; i++) {
-      float d = dy[i];   // unconditional load: lets the compiler vectorise the select
-      dx[i] += y[i] > 0.0f ? d : 0.0f;
-    }
-  } else {
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-    for (int64_t i = 0; i < n; i++) {
-      float d = dy[i];
-      dx[i] = y[i] > 0.0f ? d : 0.0f;
-    }
-  }
+  else
+    cpu_relu_grad(dx, dy, y, n, add);
 }
 
 static void add_backward(nn_op *o, nn_graph *g) {

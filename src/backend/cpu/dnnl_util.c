@@ -73,6 +73,22 @@ void du_run(dnnl_primitive_t p, dnnl_stream_t s, int nargs, const dnnl_exec_arg_
   DNNL_CHECK(dnnl_stream_wait(s), what);
 }
 
+void cpu_relu_grad(float *dx, const float *dy, const float *y, int64_t n, int add) {
+  if (add) {
+#pragma omp parallel for simd schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) {
+      float d = dy[i];   // unconditional load: lets the compiler vectorise the select
+      dx[i] += y[i] > 0.0f ? d : 0.0f;
+    }
+  } else {
+#pragma omp parallel for simd schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) {
+      float d = dy[i];
+      dx[i] = y[i] > 0.0f ? d : 0.0f;
+    }
+  }
+}
+
 void cpu_copy_or_add(float *dst, const float *src, int64_t n, int add) {
   if (add) {
 #pragma omp parallel for simd schedule(static) if (n > 65536)

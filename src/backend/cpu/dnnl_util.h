@@ -46,4 +46,7 @@ static inline float *cpu_param_grad(nn_graph *g, int32_t pid) {
 }
 // dst = src (add = 0) or dst += src (add = 1), OpenMP over n.
 void cpu_copy_or_add(float *dst, const float *src, int64_t n, int add);
+// dx (=|+=) dy where y > 0, else 0: the backward of relu and of the fused
+// add+relu, masked by the output as torch's threshold_backward does.
+void cpu_relu_grad(float *dx, const float *dy, const float *y, int64_t n, int add);
 #endif

@@ -19,19 +19,7 @@ static void relu_backward(nn_op *o, nn_graph *g) {
   if (!dx) return;
   const float *y = nn_t(g, op->y)->data, *dy = nn_t(g, op->y)->grad;
   int64_t n = nn_t(g, op->y)->numel;
-  if (add) {
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-    for (int64_t i = 0; i < n; i++) {
-      float d = dy[i];   // unconditional load: lets the compiler vectorise the select
-      dx[i] += y[i] > 0.0f ? d : 0.0f;
-    }
-  } else {
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-    for (int64_t i = 0; i < n; i++) {
-      float d = dy[i];
-      dx[i] = y[i] > 0.0f ? d : 0.0f;
-    }
-  }
+  cpu_relu_grad(dx, dy, y, n, add);
 }
 
 const nn_op_vt relu_cpu_vt = {"relu", NULL, relu_forward, relu_backward, NULL};
