@@ -153,6 +153,13 @@ static int setup_hardware(trainer *t) {
   const train_config *c = t->cfg;
   const char *path = c->hardware_table[0] ? c->hardware_table : hw_table_default_path();
   char err[512];
+  if (!strcmp(c->hardware, "auto") && t->td->backend != NN_BACKEND_CPU) {
+    // No reliable map from a GPU's name to a table row: better no MFU and
+    // price than ones computed from a CPU row.
+    snprintf(t->hw_name, sizeof t->hw_name, "gpu");
+    if (t->d->rank == 0) LOG_WARN("GPU ranks with --hardware auto: pass --hardware ROW (e.g. a100-sxm4-80gb) for MFU and price");
+    return 0;
+  }
   if (!strcmp(c->hardware, "auto"))
     snprintf(t->hw_name, sizeof t->hw_name, "%s",
              __builtin_cpu_supports("avx512f") ? "cpu-core-avx512" : "cpu-core-avx2");
