@@ -741,9 +741,10 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     t->dump = fopen(path, "w");
     PTR_CHECK(t->dump, "opening the --dump-ids file");
   }
+  setup_model(t);
+  // After the graph exists: the GPU context may have lowered the precision.
   if (d->rank == 0)
     LOG_INFO("device %s: %s ranks, precision %s", cfg->device, t->td->name, t->td->precision);
-  setup_model(t);
   t->warm_steps = t->total_steps >= 10 ? 2 : (t->total_steps >= 3 ? 1 : 0);
   if (d->rank == 0) {
     LOG_INFO("train: model %s (%lld params, %.3f GFLOP/img fwd), %d classes, %lld samples, %lld steps/epoch, %lld steps",
