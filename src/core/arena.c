@@ -8,10 +8,19 @@ void dp_arena_init(dp_arena *a, size_t size) {
   a->base = NULL;
   a->size = size;
   a->used = a->peak = 0;
+  a->external = 0;
   if (size) a->base = dp_aligned_alloc(4096, size, "arena");
 }
+void dp_arena_init_external(dp_arena *a, void *base, size_t size) {
+  DP_CHECK(base != NULL && size > 0, "external arena", "give the arena a non-empty block");
+  a->base = base;
+  a->size = size;
+  a->used = a->peak = 0;
+  a->external = 1;
+}
 void dp_arena_free(dp_arena *a) {
-  free(a->base);
+  if (!a->external) free(a->base);
+  a->external = 0;
   a->base = NULL;
   a->size = a->used = a->peak = 0;
 }

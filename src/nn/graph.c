@@ -16,6 +16,7 @@ nn_graph *nn_graph_create(nn_backend backend, int64_t batch, uint64_t seed) {
   g->seed = seed;
   g->input = g->logits = g->loss_tensor = -1;
   g->num_valid = batch;
+  g->loss_scale = 1.0f;
   g->backend_ctx = nn_backend_ctx_create(backend);
   return g;
 }
@@ -32,11 +33,17 @@ void nn_graph_destroy(nn_graph *g) {
   free(g->tensors);
   free(g->params);
   free(g->bufs);
-  free(g->params_data);
-  free(g->grads);
-  free(g->buf_data);
+  // Backend memory goes back through the hook before the context that owns
+  // it (the CUDA context holds the streams the frees synchronise on).
+  size_t pbytes = (size_t)(g->nparam_elems > 0 ? g->nparam_elems : 1) * 4;
+  nn_backend_free(g->backend, g->backend_ctx, g->params_data, pbytes);
+  nn_backend_free(g->backend, g->backend_ctx, g->grads, pbytes);
+  nn_backend_free(g->backend, g->backend_ctx, g->buf_data, (size_t)(g->nbuf_elems > 0 ? g->nbuf_elems : 1) * 4);
+  nn_backend_free(g->backend, g->backend_ctx, g->act.base, g->act.size);
+  dp_arena_free(&g->act);   // external: leaves the base alone
   free(g->workspace);
-  dp_arena_free(&g->act);
+  free(g->params_host);
+  free(g->bufs_host);
   nn_backend_ctx_destroy(g->backend, g->backend_ctx);
   free(g);
 }
@@ -134,11 +141,24 @@ nn_memory_plan nn_graph_memory_plan(const nn_graph *g, int optimizer_state_copie
     if (t->needs_grad) m.activation_grads_bytes += align_elems(t->numel) * 4;
     m.extras_bytes += (t->extra_bytes + 63) / 64 * 64;
   }
-  for (int32_t i = 0; i < g->nops; i++)
-    if (g->ops[i]->workspace_bytes > m.workspace_bytes) m.workspace_bytes = g->ops[i]->workspace_bytes;
+  const nn_backend_vt *vt = nn_backend_get(g->backend);
+  // The CPU kernels share g->workspace; the CUDA tables never touch it (their
+  // libraries use the context's bounded workspace, counted in backend_bytes).
+  if (vt->host_memory)
+    for (int32_t i = 0; i < g->nops; i++)
+      if (g->ops[i]->workspace_bytes > m.workspace_bytes) m.workspace_bytes = g->ops[i]->workspace_bytes;
   m.optimizer_bytes = (int64_t)optimizer_state_copies * np * 4;
+  // What the context allocated itself so far (its tally includes the graph's
+  // own buffers, which are counted above). Call before creating a GPU
+  // optimizer, whose state is in optimizer_bytes.
+  if (vt->ctx_bytes && g->backend_ctx) {
+    int64_t own = vt->ctx_bytes(g->backend_ctx) - g->backend_alloc_bytes;
+    m.backend_bytes = own > 0 ? own : 0;
+  }
   m.total_bytes = m.params_bytes + m.grads_bytes + m.buffers_bytes + m.activations_bytes +
-                  m.activation_grads_bytes + m.extras_bytes + m.workspace_bytes + m.optimizer_bytes;
+                  m.activation_grads_bytes + m.extras_bytes + m.workspace_bytes + m.optimizer_bytes +
+                  m.backend_bytes;
+  m.measured_bytes = vt->measured_bytes && g->backend_ctx ? vt->measured_bytes(g->backend_ctx) : -1;
   return m;
 }
 
@@ -167,17 +187,23 @@ void nn_graph_finalize(nn_graph *g) {
     op->param_lo = lo;
     op->param_hi = hi;
   }
-  g->params_data = dp_aligned_alloc(64, (size_t)(off > 0 ? off : 1) * 4, "parameter buffer");
-  g->grads = dp_aligned_alloc(64, (size_t)(off > 0 ? off : 1) * 4, "gradient buffer");
-  memset(g->grads, 0, (size_t)off * 4);
-  g->buf_data = dp_aligned_alloc(64, (size_t)(g->nbuf_elems > 0 ? g->nbuf_elems : 1) * 4, "buffers");
+  nn_backend b = g->backend;
+  void *cx = g->backend_ctx;
+  size_t pbytes = (size_t)(off > 0 ? off : 1) * 4, bbytes = (size_t)(g->nbuf_elems > 0 ? g->nbuf_elems : 1) * 4;
+  g->params_data = nn_backend_alloc(b, cx, pbytes, "parameter buffer");
+  g->grads = nn_backend_alloc(b, cx, pbytes, "gradient buffer");
+  nn_backend_memset(b, cx, g->grads, 0, (size_t)off * 4);
+  g->buf_data = nn_backend_alloc(b, cx, bbytes, "buffers");
 
   // Activation arena: every tensor keeps its output (needed by backward) and
   // its gradient; sized by the same plan that nn_graph_memory_plan reports.
   nn_memory_plan m = nn_graph_memory_plan(g, 0);
   size_t arena_bytes = (size_t)(m.activations_bytes + m.activation_grads_bytes + m.extras_bytes) +
                        (size_t)g->ntensors * 3 * DP_ARENA_ALIGN + 4096;
-  dp_arena_init(&g->act, arena_bytes);
+  // One block from the backend (one cudaMalloc on a GPU), carved exactly as
+  // the plan says.
+  dp_arena_init_external(&g->act, nn_backend_alloc(b, cx, arena_bytes, "activation arena"), arena_bytes);
+  g->backend_alloc_bytes = (int64_t)(2 * pbytes + bbytes + arena_bytes);
   for (int32_t i = 0; i < g->ntensors; i++) {
     nn_tensor *t = &g->tensors[i];
     t->data = dp_arena_alloc(&g->act, (size_t)align_elems(t->numel) * 4, t->name);
@@ -186,8 +212,8 @@ void nn_graph_finalize(nn_graph *g) {
   }
   // Touch everything now so the first step does not pay page faults and RSS
   // matches the plan from the start.
-  memset(g->act.base, 0, g->act.used);
-  g->workspace_bytes = m.workspace_bytes;
+  nn_backend_memset(b, cx, g->act.base, 0, g->act.used);
+  g->workspace_bytes = m.workspace_bytes;   // 0 on a CUDA graph (see the memory plan)
   if (g->workspace_bytes > 0) {
     g->workspace = dp_aligned_alloc(64, (size_t)g->workspace_bytes, "op workspace");
     memset(g->workspace, 0, (size_t)g->workspace_bytes);
@@ -199,11 +225,51 @@ void nn_graph_finalize(nn_graph *g) {
   nn_buffers_reset(g);
 }
 
+int nn_graph_host_memory(const nn_graph *g) { return nn_backend_get(g->backend)->host_memory; }
+
+// Host staging for a CUDA graph's flat buffers (kept: checkpoints reuse it).
+static float *host_copy(nn_graph *g, float **slot, int64_t n) {
+  if (nn_graph_host_memory(g)) return NULL;
+  if (!*slot) *slot = dp_aligned_alloc(64, (size_t)(n > 0 ? n : 1) * 4, "host copy of graph buffers");
+  return *slot;
+}
+
+float *nn_params_host(nn_graph *g) {
+  DP_CHECK(g->finalized, "reading parameters", "call nn_graph_finalize first");
+  float *h = host_copy(g, &g->params_host, g->nparam_elems);
+  if (!h) return g->params_data;
+  nn_backend_download(g->backend, g->backend_ctx, h, g->params_data, (size_t)g->nparam_elems * 4);
+  return h;
+}
+void nn_params_push(nn_graph *g) {
+  if (nn_graph_host_memory(g) || !g->params_host) return;
+  nn_backend_upload(g->backend, g->backend_ctx, g->params_data, g->params_host, (size_t)g->nparam_elems * 4);
+}
+float *nn_bufs_host(nn_graph *g) {
+  DP_CHECK(g->finalized, "reading BN buffers", "call nn_graph_finalize first");
+  float *h = host_copy(g, &g->bufs_host, g->nbuf_elems);
+  if (!h) return g->buf_data;
+  nn_backend_download(g->backend, g->backend_ctx, h, g->buf_data, (size_t)g->nbuf_elems * 4);
+  return h;
+}
+void nn_bufs_push(nn_graph *g) {
+  if (nn_graph_host_memory(g) || !g->bufs_host) return;
+  nn_backend_upload(g->backend, g->backend_ctx, g->buf_data, g->bufs_host, (size_t)g->nbuf_elems * 4);
+}
+void nn_graph_read(nn_graph *g, float *dst_host, const float *src, int64_t n) {
+  if (n > 0) nn_backend_download(g->backend, g->backend_ctx, dst_host, src, (size_t)n * 4);
+}
+
 void nn_buffers_reset(nn_graph *g) {
+  // Fill host memory (the buffer itself on the CPU, the staging copy on a
+  // GPU), then upload once.
+  float *h = host_copy(g, &g->bufs_host, g->nbuf_elems);
+  float *base = h ? h : g->buf_data;
   for (int32_t i = 0; i < g->nbufs; i++) {
-    float *b = nn_buf(g, i);
+    float *b = base + g->bufs[i].offset;
     for (int64_t k = 0; k < g->bufs[i].numel; k++) b[k] = g->bufs[i].init_value;
   }
+  if (h) nn_bufs_push(g);
 }
 
 static void fans(const nn_param *p, double *fan_in, double *fan_out) {
@@ -218,9 +284,11 @@ static void fans(const nn_param *p, double *fan_in, double *fan_out) {
 }
 
 void nn_params_init(nn_graph *g, uint64_t seed) {
+  float *h = host_copy(g, &g->params_host, g->nparam_elems);
+  float *base = h ? h : g->params_data;
   for (int32_t i = 0; i < g->nparams; i++) {
     const nn_param *p = &g->params[i];
-    float *w = nn_param_data(g, i);
+    float *w = base + p->offset;
     dp_rng r = dp_rng_stream3(seed, 0x1417, (uint64_t)i);
     double fi, fo;
     fans(p, &fi, &fo);
@@ -245,6 +313,7 @@ void nn_params_init(nn_graph *g, uint64_t seed) {
       w[k] = (float)v;
     }
   }
+  if (h) nn_params_push(g);
 }
 
 int nn_grad_begin(nn_graph *g, nn_tid t) {
@@ -259,7 +328,9 @@ void nn_graph_set_training(nn_graph *g, int training) { g->training = training; 
 void nn_forward(nn_graph *g) {
   DP_CHECK(g->finalized, "forward", "call nn_graph_finalize first");
   for (int32_t i = 0; i < g->nops; i++) g->ops[i]->vt->forward(g->ops[i], g);
-  if (g->loss_tensor >= 0) g->loss = g->tensors[g->loss_tensor].data[0];
+  // On a GPU this read-back is the step's one host sync (the trainer checks
+  // and logs the loss every step).
+  if (g->loss_tensor >= 0) nn_graph_read(g, &g->loss, g->tensors[g->loss_tensor].data, 1);
 }
 
 void nn_backward(nn_graph *g) {
@@ -267,7 +338,8 @@ void nn_backward(nn_graph *g) {
   for (int32_t i = 0; i < g->ntensors; i++) g->tensors[i].grad_written = 0;
   nn_tensor *l = &g->tensors[g->loss_tensor];
   if (l->grad) {
-    l->grad[0] = 1.0f;
+    // The seed is the loss scale (fp16 scaling multiplies the seed, not the loss).
+    nn_backend_upload(g->backend, g->backend_ctx, l->grad, &g->loss_scale, sizeof(float));
     l->grad_written = 1;
   }
   for (int32_t i = g->nops - 1; i >= 0; i--) {

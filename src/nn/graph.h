@@ -124,27 +124,34 @@ struct nn_graph {
   nn_param *params;
   int32_t nparams, cap_params;
   int64_t nparam_elems;
-  float *params_data;        // flat parameter buffer (fp32)
+  float *params_data;        // flat parameter buffer (fp32); device memory on a CUDA graph
   float *grads;              // same layout as params_data
+  float *params_host;        // host copy of params_data on a CUDA graph (nn_params_host), else NULL
 
   nn_buffer *bufs;
   int32_t nbufs, cap_bufs;
   int64_t nbuf_elems;
   float *buf_data;
+  float *bufs_host;          // host copy of buf_data on a CUDA graph (nn_bufs_host), else NULL
 
   dp_arena act;              // activations + activation grads + op extras
-  float *workspace;          // shared scratch, size = max op workspace_bytes
+  float *workspace;          // shared scratch, size = max op workspace_bytes (CPU graphs only:
+                             // the CUDA ops use their context's bounded workspace)
   int64_t workspace_bytes;
+  int64_t backend_alloc_bytes;   // what finalize allocated through nn_backend_alloc
   int finalized;
 
   // Inputs of a step, set by the caller before nn_forward.
   nn_tid input;              // image or token input tensor
   nn_tid logits;             // set by the builder
   nn_tid loss_tensor;        // scalar (1 element), set by the loss op
+  // labels / soft_targets live in the graph's backend memory (device
+  // pointers on a CUDA graph, set by the input path).
   const int32_t *labels;     // (N) hard labels, or NULL
   const float *soft_targets; // (N, C) soft targets (mixup/cutmix), or NULL
   int64_t num_valid;         // samples that count in the loss (<= batch; padding excluded)
-  float loss;                // last loss value
+  float loss;                // last loss value (read back to the host after each forward)
+  float loss_scale;          // backward seed d(loss)/d(loss); 1 unless fp16 loss scaling
 
   int accumulate_grads;      // 0: param grads overwritten; 1: added
   uint64_t seed;             // for dropout and init
@@ -177,7 +184,7 @@ static inline float *nn_param_data(nn_graph *g, int32_t pid) { return g->params_
 static inline float *nn_param_grad(nn_graph *g, int32_t pid) { return g->grads + g->params[pid].offset; }
 static inline float *nn_buf(nn_graph *g, int32_t bid) { return g->buf_data + g->bufs[bid].offset; }
 void nn_forward(nn_graph *g);
-// Seeds d(loss)/d(loss) = 1 and runs the tape in reverse.
+// Seeds d(loss)/d(loss) = g->loss_scale (1 by default) and runs the tape in reverse.
 void nn_backward(nn_graph *g);
 // Returns 1 if the gradient of tensor t already holds a contribution this
 // backward pass (so the caller must add), 0 if the caller should overwrite.
@@ -186,6 +193,18 @@ int nn_grad_begin(nn_graph *g, nn_tid t);
 void nn_graph_set_training(nn_graph *g, int training);
 void nn_params_init(nn_graph *g, uint64_t seed);
 void nn_buffers_reset(nn_graph *g);
+// 1 when the flat buffers and tensors are host memory (CPU graph).
+int nn_graph_host_memory(const nn_graph *g);
+// Host views of the flat parameter / BN-buffer memory, for checkpoints,
+// weight files and broadcasts. On a CPU graph they are the buffers
+// themselves; on a CUDA graph a host copy that *_host downloads (one copy)
+// and *_push uploads after the caller changed it.
+float *nn_params_host(nn_graph *g);
+void nn_params_push(nn_graph *g);
+float *nn_bufs_host(nn_graph *g);
+void nn_bufs_push(nn_graph *g);
+// Copies n floats of graph memory (e.g. g->grads, a tensor's data) to the host.
+void nn_graph_read(nn_graph *g, float *dst_host, const float *src, int64_t n);
 
 // ---- introspection ----------------------------------------------------------
 int32_t nn_param_find(const nn_graph *g, const char *name);
@@ -200,7 +219,10 @@ typedef struct {
   int64_t workspace_bytes;
   int64_t optimizer_bytes;          // filled by the caller (depends on optimizer)
   int64_t input_bytes;              // input pipeline batch buffers (caller)
+  int64_t backend_bytes;            // CUDA: the context's own memory (library workspace,
+                                    // autocast staging, op state) as tracked so far
   int64_t total_bytes;
+  int64_t measured_bytes;           // CUDA: device memory in use (driver); -1 when not measured
 } nn_memory_plan;
 // Plan without allocating (works on a finalized or a not-yet-finalized graph).
 nn_memory_plan nn_graph_memory_plan(const nn_graph *g, int optimizer_state_copies);

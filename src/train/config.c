@@ -79,7 +79,8 @@ static const opt_desc opts[] = {
     O_STR("hardware-table", hardware_table, "hardware table file (default bench/hardware.tsv)"),
     O_("price-per-hour", T_DOUBLE, price_per_hour, "USD per rank-hour (< 0: from the hardware table)"),
     O_("max-skip-rate", T_DOUBLE, max_skip_rate, "fail when more than this fraction of records is skipped"),
-    O_STR("device", device, "cpu | auto"),
+    O_STR("device", device, "cpu | cuda | auto (auto: a GPU per rank when one is found, else CPU)"),
+    O_STR("precision", precision, "auto | fp32 | tf32 | bf16 | fp16 (GPU; auto = bf16 on sm_80+; CPU is fp32)"),
     O_STR("dump-ids", dump_ids, "debug: write consumed sample ids to FILE.rank<r>"),
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))
@@ -113,6 +114,7 @@ void train_config_defaults(train_config *c) {
   c->price_per_hour = -1.0;
   c->max_skip_rate = 0.01;
   snprintf(c->device, sizeof c->device, "cpu");
+  snprintf(c->precision, sizeof c->precision, "auto");
 }
 
 static const opt_desc *find_opt(const char *name) {
@@ -365,8 +367,16 @@ int train_config_check(const train_config *c) {
   if (c->baseline_steps > 0 && c->baseline[0])
     BAD("baseline", "give either --baseline-steps K or --baseline FILE, not both");
   if (c->max_skip_rate < 0 || c->max_skip_rate > 1) BAD("max-skip-rate", "must be in [0, 1]");
-  if (strcmp(c->device, "cpu") && strcmp(c->device, "auto"))
-    BAD("device", "must be cpu or auto (got '%s'; the GPU path is a separate backend)", c->device);
+  if (strcmp(c->device, "cpu") && strcmp(c->device, "cuda") && strcmp(c->device, "auto"))
+    BAD("device", "must be cpu, cuda or auto (got '%s')", c->device);
+  if (strcmp(c->precision, "auto") && strcmp(c->precision, "fp32") && strcmp(c->precision, "tf32") &&
+      strcmp(c->precision, "bf16") && strcmp(c->precision, "fp16"))
+    BAD("precision", "must be auto, fp32, tf32, bf16 or fp16 (got '%s')", c->precision);
+  // The CPU backend computes in fp32 only; asking for less on an explicit CPU
+  // run is a mistake worth stopping for (with --device auto falling back to
+  // the CPU, the trainer logs that the setting is ignored).
+  if (!strcmp(c->device, "cpu") && strcmp(c->precision, "auto") && strcmp(c->precision, "fp32"))
+    BAD("precision", "--precision %s needs --device cuda (the CPU backend is fp32)", c->precision);
   if (!c->out[0]) BAD("out", "output directory is empty");
   if (c->bucket_mb <= 0) BAD("bucket-mb", "must be > 0");
   if (c->mixup < 0 || c->cutmix < 0) BAD("mixup", "alphas must be >= 0");

@@ -73,7 +73,8 @@ typedef struct {
   char hardware_table[TC_PATH_MAX];
   double price_per_hour;     // per rank; < 0: from the table
   double max_skip_rate;
-  char device[16];           // cpu | auto
+  char device[16];           // cpu | cuda | auto
+  char precision[16];        // auto | fp32 | tf32 | bf16 | fp16 (GPU only; CPU is fp32)
   // Debug / tests.
   char dump_ids[TC_PATH_MAX];   // per-rank "<file>.rank<r>" of consumed sample ids
   char config[TC_PATH_MAX];  // config file read (informational)

@@ -5,6 +5,7 @@
 
 #include "core/check.h"
 #include "core/timer.h"
+#include "train/device.h"
 
 void batch_to_graph(nn_graph *g, const loader_batch *b, int64_t nvalid, int32_t *label_buf) {
   nn_tensor *x = nn_t(g, g->input);   // (N, H, W, C)
@@ -23,11 +24,17 @@ int64_t eval_batch_valid(const loader_batch *b, int64_t batch, int64_t total, in
 }
 
 double eval_run(nn_graph *g, loader *l, dist_ctx *d, int num_classes, class_metrics *out) {
+  train_device *td = train_device_cpu_create(d);
+  double s = eval_run_device(g, td, l, d, num_classes, out);
+  td->destroy(td);
+  return s;
+}
+
+double eval_run_device(nn_graph *g, train_device *td, loader *l, dist_ctx *d, int num_classes, class_metrics *out) {
   double t0 = dp_now();
   int was_training = g->training;
   nn_graph_set_training(g, 0);
   int64_t *cm = dp_calloc((size_t)num_classes * num_classes, sizeof(int64_t), "confusion matrix");
-  int32_t *labels = dp_malloc((size_t)g->batch * sizeof(int32_t), "eval labels");
   double sums[2] = {0, 0};   // loss x n, n
   loader_start_epoch(l, 0);
   const int64_t total = loader_total_samples(l);
@@ -35,11 +42,12 @@ double eval_run(nn_graph *g, loader *l, dist_ctx *d, int num_classes, class_metr
   while ((b = loader_next_batch(l)) != NULL) {
     int64_t nv = eval_batch_valid(b, g->batch, total, d->rank, d->world);
     if (nv <= 0) continue;
-    batch_to_graph(g, b, nv, labels);
+    td->feed(td, g, b, nv);
     g->soft_targets = NULL;   // eval never mixes
     nn_forward(g);
-    const float *logits = nn_t(g, g->logits)->data;   // (N, C)
-    confusion_add_logits(cm, num_classes, labels, logits, nv);
+    const float *logits = td->logits(td, g);   // (N, C), host memory
+    // Rows [0, nv) are real samples with their loader labels.
+    confusion_add_logits(cm, num_classes, b->labels, logits, nv);
     sums[0] += (double)g->loss * (double)nv;
     sums[1] += (double)nv;
   }
@@ -48,7 +56,6 @@ double eval_run(nn_graph *g, loader *l, dist_ctx *d, int num_classes, class_metr
   class_metrics_compute(out, cm, num_classes);
   out->loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
   free(cm);
-  free(labels);
   g->num_valid = g->batch;
   nn_graph_set_training(g, was_training);
   return dp_now() - t0;

@@ -10,6 +10,8 @@
 #include "nn/graph.h"
 #include "train/metrics.h"
 
+typedef struct train_device train_device;
+
 // Batch staging shared with the trainer: copies images into g->input, labels
 // into a private buffer; rows >= nvalid (padding) get label 0 and are
 // excluded via g->num_valid.
@@ -19,5 +21,9 @@ void batch_to_graph(nn_graph *g, const loader_batch *b, int64_t nvalid, int32_t 
 // with rank + k * world >= total are the sampler's wrap-around padding.
 int64_t eval_batch_valid(const loader_batch *b, int64_t batch, int64_t total, int rank, int world);
 // Returns wall seconds spent. Restores g's training flag afterwards.
+// td stages batches and reads logits back on g's device (train/device.h);
+// l must produce what td->feed takes (uint8 pixels for a GPU device).
+double eval_run_device(nn_graph *g, train_device *td, loader *l, dist_ctx *d, int num_classes, class_metrics *out);
+// Same on a CPU graph (used by `dptrain eval`).
 double eval_run(nn_graph *g, loader *l, dist_ctx *d, int num_classes, class_metrics *out);
 #endif

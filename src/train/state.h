@@ -8,14 +8,16 @@
 //     the loader, dropout of (graph seed, step, op));
 //   * optimizer state (momentum / Adam moments and step count live in *opt,
 //     in the flat parameter layout; the LR schedule is a pure function of
-//     opt->cfg and step);
-//   * the loss scaler (fp16 path; 1.0 and unused in fp32);
+//     the optimizer config and step); opt is the training device's optimizer
+//     (train/optim.h on the CPU, the fused GPU optimizer on CUDA);
+//   * the loss scaler (fp16 on the GPU; disabled, scale 1, otherwise);
 //   * early-stopping state.
 // Parameters and BN buffers live in the graph (g->params_data, g->buf_data).
 #ifndef DP_TRAIN_STATE_H
 #define DP_TRAIN_STATE_H
 #include <stdint.h>
 
+#include "backend/cuda/loss_scaler.h"   // plain C state, also on CPU builds
 #include "core/rng.h"
 #include "train/optim.h"
 
@@ -26,10 +28,8 @@ typedef struct {
   int64_t images_seen;      // this rank
   uint64_t seed;
   dp_rng rng;               // this rank's stream: dp_rng_stream(seed, 1000 + rank)
-  optimizer *opt;
-  // Loss scaler (placeholder for the fp16 path).
-  float loss_scale;
-  int64_t loss_scale_good_steps;
+  void *opt;                // train_device optimizer (see train/device.h)
+  loss_scaler scaler;       // initialised by the device's optim_create
   float last_lr;
   // Early stopping.
   double best_metric;       // best val macro-F1 (higher) or loss (lower)

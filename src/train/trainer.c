@@ -17,6 +17,7 @@
 #include "study/cost.h"
 #include "study/jsonread.h"
 #include "study/results.h"
+#include "train/device.h"
 #include "train/eval.h"
 #include "train/optim.h"
 #include "train/progress.h"
@@ -37,10 +38,9 @@ typedef struct {
   loader_cfg train_lc;
   optim_cfg oc;
   train_state st;
-  grad_reducer red;
+  train_device *td;          // CPU or CUDA: input staging, reduction, optimizer
   int num_classes;
   float *class_weights;
-  int32_t *labels;
   int64_t batches_per_epoch, steps_per_epoch, total_steps, warm_steps;
   FILE *dump, *csv;
   int inject_rank;
@@ -154,6 +154,13 @@ static int setup_hardware(trainer *t) {
   const train_config *c = t->cfg;
   const char *path = c->hardware_table[0] ? c->hardware_table : hw_table_default_path();
   char err[512];
+  if (!strcmp(c->hardware, "auto") && t->td->backend != NN_BACKEND_CPU) {
+    // No reliable map from a GPU's name to a table row: better no MFU and
+    // price than ones computed from a CPU row.
+    snprintf(t->hw_name, sizeof t->hw_name, "gpu");
+    if (t->d->rank == 0) LOG_WARN("GPU ranks with --hardware auto: pass --hardware ROW (e.g. a100-sxm4-80gb) for MFU and price");
+    return 0;
+  }
   if (!strcmp(c->hardware, "auto"))
     snprintf(t->hw_name, sizeof t->hw_name, "%s",
              __builtin_cpu_supports("avx512f") ? "cpu-core-avx512" : "cpu-core-avx2");
@@ -199,6 +206,7 @@ static int setup_loaders(trainer *t) {
   lc.mixup_alpha = c->mixup;
   lc.cutmix_alpha = c->cutmix;
   lc.num_classes = 0;   // from the shards, so a mismatch with --classes is caught below
+  lc.out_uint8 = t->td->loader_uint8;   // a GPU normalises on the device
   t->train_lc = lc;
   t->train = loader_create(&lc, &err);
   if (!t->train) CFG_FAIL("train", "%s", err.msg);
@@ -255,19 +263,21 @@ static void setup_model(trainer *t) {
   if (c->patch > 0) t->mc.patch = c->patch;
   if (c->cnn_width > 0) t->mc.cnn_width = c->cnn_width;
   t->mc.dropout = c->dropout;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, c->batch, c->seed);
+  nn_graph *g = nn_graph_create(t->td->backend, c->batch, c->seed);
   model_build(g, &t->mc);
   nn_xent_cfg xc = {c->label_smoothing, t->class_weights, t->num_classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);
   nn_graph_finalize(g);
   // Same seed gives the same init everywhere; the broadcast makes it certain.
-  bcast_floats(t->d, g->params_data, g->nparam_elems);
-  bcast_floats(t->d, g->buf_data, g->nbuf_elems);
+  // Host views: the buffers themselves on the CPU, one copy each on a GPU.
+  bcast_floats(t->d, nn_params_host(g), g->nparam_elems);
+  nn_params_push(g);
+  bcast_floats(t->d, nn_bufs_host(g), g->nbuf_elems);
+  nn_bufs_push(g);
   // Dropout masks must differ between ranks (they see different samples).
   g->seed = c->seed * 0x9E3779B97F4A7C15ull + (uint64_t)t->d->rank + 1;
   nn_graph_set_training(g, 1);
   t->g = g;
-  t->labels = dp_malloc((size_t)c->batch * sizeof(int32_t), "labels");
 
   optim_cfg *oc = &t->oc;
   optim_cfg_defaults(oc, strcmp(c->optimizer, "adamw") ? OPTIM_SGD : OPTIM_ADAMW);
@@ -290,14 +300,20 @@ static void setup_model(trainer *t) {
   memset(&t->st, 0, sizeof t->st);
   t->st.seed = c->seed;
   t->st.rng = dp_rng_stream(c->seed, 1000 + (uint64_t)t->d->rank);
-  t->st.loss_scale = 1.0f;
   t->st.best_metric = NAN;
-  t->st.opt = optim_create(oc, g, model_num_stages(&t->mc));
-
-  grad_reducer_init(&t->red, t->d, g->grads, g->nparam_elems, (int64_t)(c->bucket_mb * 1048576.0), 0);
-  grad_reducer_calibrate(&t->red, 3);
-  g->grad_ready = grad_reducer_ready;
-  g->grad_ready_ctx = &t->red;
+  // Reducer before the optimizer: on a GPU the memory plan below then holds
+  // exactly the graph, the context and the NCCL staging, not optimizer state.
+  t->td->reduce_attach(t->td, g, (int64_t)(c->bucket_mb * 1048576.0));
+  if (!nn_graph_host_memory(g) && t->d->rank == 0) {
+    nn_memory_plan m = nn_graph_memory_plan(g, optim_state_copies(oc->kind));
+    LOG_INFO("GPU memory: planned %.1f MiB (params+grads %.1f, activations %.1f, context %.1f, optimizer %.1f); "
+             "measured in use before the optimizer %.1f MiB",
+             (double)m.total_bytes / 1048576.0, (double)(m.params_bytes + m.grads_bytes) / 1048576.0,
+             (double)(m.activations_bytes + m.activation_grads_bytes + m.extras_bytes) / 1048576.0,
+             (double)m.backend_bytes / 1048576.0, (double)m.optimizer_bytes / 1048576.0,
+             (double)m.measured_bytes / 1048576.0);
+  }
+  t->st.opt = t->td->optim_create(t->td, oc, g, model_num_stages(&t->mc), &t->st.scaler);
 }
 
 // ---- one optimizer step -------------------------------------------------------
@@ -313,8 +329,9 @@ static void dump_batch(trainer *t, const loader_batch *b) {
 
 // Runs accum micro-steps and one optimizer update on graph g with optimizer o.
 // reduce = 0 for the single-rank baseline (no communication).
-static step_vals train_step(trainer *t, loader *l, optimizer *o, int reduce, int dump) {
+static step_vals train_step(trainer *t, loader *l, void *o, int reduce, int dump) {
   nn_graph *g = t->g;
+  train_device *td = t->td;
   int accum = t->cfg->accum;
   step_vals s;
   memset(&s, 0, sizeof s);
@@ -324,21 +341,22 @@ static step_vals train_step(trainer *t, loader *l, optimizer *o, int reduce, int
     const loader_batch *b = loader_next_batch(l);
     if (!b) DP_FATAL("reading a training batch", "loader bug: epoch ended early", "no batch at micro-step %d", m);
     if (dump) dump_batch(t, b);
-    batch_to_graph(g, b, b->n, t->labels);
+    td->feed(td, g, b, b->n);
     double f0 = dp_now();
     s.v[V_DATA] += f0 - d0;
     g->accumulate_grads = m > 0;
     g->step = (uint64_t)t->st.step;
-    if (reduce) grad_reducer_begin(&t->red, m == accum - 1);
+    if (reduce) td->reduce_begin(td, m == accum - 1);
     if (b->n == 0) {
       // Every record of this batch was corrupt (the loader's rule): contribute
       // zero gradient but still take part in the all-reduce (wait starts the
       // buckets backward did not), so no rank blocks.
-      if (m == 0) memset(g->grads, 0, (size_t)g->nparam_elems * sizeof(float));
+      if (m == 0) td->grads_scale(td, g, 0.0f);
       s.v[V_FB] += dp_now() - f0;
       continue;
     }
     nn_forward(g);
+    g->loss_scale = loss_scaler_scale(&t->st.scaler);   // 1 unless fp16 on a GPU
     nn_backward(g);
     s.v[V_FB] += dp_now() - f0;
     s.v[V_LOSS] += g->loss / accum;
@@ -348,18 +366,11 @@ static step_vals train_step(trainer *t, loader *l, optimizer *o, int reduce, int
                (double)g->loss, (long long)t->st.step);
   }
   double c0 = dp_now();
-  if (reduce) {
-    grad_reducer_wait(&t->red);
-    s.v[V_SPAN] = t->red.last_comm_span_s;
-  }
-  if (accum > 1) {   // micro-batch grads were summed; the update wants their mean
-    float inv = 1.0f / (float)accum;
-    float *gr = g->grads;
-    for (int64_t i = 0; i < g->nparam_elems; i++) gr[i] *= inv;
-  }
+  if (reduce) s.v[V_SPAN] = td->reduce_wait(td);
+  if (accum > 1) td->grads_scale(td, g, 1.0f / (float)accum);   // summed micro-batch grads -> mean
   double o0 = dp_now();
   s.v[V_COMM] = o0 - c0;
-  t->st.last_lr = optim_step(o, g);
+  t->st.last_lr = td->optim_step(td, o, g);
   double e = dp_now();
   s.v[V_OPT] = e - o0;
   s.v[V_STEP] = e - s0;
@@ -390,8 +401,8 @@ static void run_baseline(trainer *t) {
     nn_graph *g = t->g;
     float *p0 = dp_malloc((size_t)g->nparam_elems * 4, "baseline weights copy");
     float *b0 = dp_malloc((size_t)(g->nbuf_elems ? g->nbuf_elems : 1) * 4, "baseline buffers copy");
-    memcpy(p0, g->params_data, (size_t)g->nparam_elems * 4);
-    if (g->nbuf_elems) memcpy(b0, g->buf_data, (size_t)g->nbuf_elems * 4);
+    memcpy(p0, nn_params_host(g), (size_t)g->nparam_elems * 4);
+    if (g->nbuf_elems) memcpy(b0, nn_bufs_host(g), (size_t)g->nbuf_elems * 4);
     loader_cfg lc = t->train_lc;
     lc.rank = 0;
     lc.world = 1;
@@ -399,8 +410,11 @@ static void run_baseline(trainer *t) {
     dp_err_clear(&err);
     loader *l = loader_create(&lc, &err);
     if (!l) DP_FATAL("baseline", "check the training shards", "%s", err.msg);
-    optimizer *o = optim_create(&t->oc, g, model_num_stages(&t->mc));
-    optim_apply_freezing(o, g, 0);
+    // The baseline's optimizer gets a fresh scaler in the state's slot (the
+    // loop reads the seed from there); the run's scaler is restored after.
+    loss_scaler saved_scaler = t->st.scaler;
+    void *o = t->td->optim_create(t->td, &t->oc, g, model_num_stages(&t->mc), &t->st.scaler);
+    t->td->optim_freezing(t->td, o, g, 0);
     nn_grad_ready_fn saved = g->grad_ready;
     g->grad_ready = NULL;
     loader_start_epoch(l, 0);
@@ -415,10 +429,15 @@ static void run_baseline(trainer *t) {
     }
     t->base_rate = tsum > 0 ? imgs / tsum : NAN;
     g->grad_ready = saved;
-    optim_destroy(o);
+    t->td->optim_destroy(t->td, o);
+    t->st.scaler = saved_scaler;
     loader_destroy(l);
-    memcpy(g->params_data, p0, (size_t)g->nparam_elems * 4);
-    if (g->nbuf_elems) memcpy(g->buf_data, b0, (size_t)g->nbuf_elems * 4);
+    memcpy(nn_params_host(g), p0, (size_t)g->nparam_elems * 4);
+    nn_params_push(g);
+    if (g->nbuf_elems) {
+      memcpy(nn_bufs_host(g), b0, (size_t)g->nbuf_elems * 4);
+      nn_bufs_push(g);
+    }
     free(p0);
     free(b0);
     LOG_INFO("baseline: %.2f img/s on one rank", t->base_rate);
@@ -482,14 +501,17 @@ static void record_step(trainer *t, const step_vals *s, int64_t epoch) {
 
 // ---- evaluation and early stopping --------------------------------------------
 static void average_bn(trainer *t) {
-  if (t->g->nbuf_elems > 0 && t->d->world > 1) dist_allreduce_mean(t->d, t->g->buf_data, t->g->nbuf_elems);
+  if (t->g->nbuf_elems > 0 && t->d->world > 1) {
+    dist_allreduce_mean(t->d, nn_bufs_host(t->g), t->g->nbuf_elems);
+    nn_bufs_push(t->g);
+  }
 }
 
 static void do_eval(trainer *t) {
   if (!t->val) return;
   average_bn(t);
   class_metrics m;
-  double secs = eval_run(t->g, t->val, t->d, t->num_classes, &m);
+  double secs = eval_run_device(t->g, t->td, t->val, t->d, t->num_classes, &m);
   t->last_eval_step = t->st.step;
   const train_config *c = t->cfg;
   int f1 = !strcmp(c->early_metric, "f1");
@@ -566,11 +588,12 @@ static void finish_results(trainer *t, int64_t decoded, int64_t skipped) {
     }
     free(hosts);
   }
-  double mine[2] = {grad_reducer_hidden_fraction(&t->red), (double)peak_rss_bytes()};
+  double mine[2] = {t->td->reduce_hidden_fraction(t->td), (double)peak_rss_bytes()};
   double *all = d->rank == 0 ? dp_malloc(sizeof(double) * 2 * (size_t)d->world, "gather") : NULL;
   MPI_CHECK(MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, d->comm), "gathering memory figures");
   if (d->rank != 0) return;
   r->kind = "train";
+  snprintf(r->precision, sizeof r->precision, "%s", t->td->precision);
   r->world_size = d->world;
   r->nodes = d->node_count;
   snprintf(r->model, sizeof r->model, "%s", c->model);
@@ -662,11 +685,10 @@ static void parse_inject(trainer *t) {
 }
 
 static void teardown(trainer *t) {
-  if (t->g) {
-    grad_reducer_free(&t->red);
-    optim_destroy(t->st.opt);
-    nn_graph_destroy(t->g);
-  }
+  // Device objects first: they hold memory of the graph's backend context.
+  if (t->st.opt) t->td->optim_destroy(t->td, t->st.opt);
+  if (t->td) t->td->destroy(t->td);
+  if (t->g) nn_graph_destroy(t->g);
   if (t->train) loader_destroy(t->train);
   if (t->val) loader_destroy(t->val);
   if (t->train_paths) shard_paths_free(t->train_paths, t->ntrain);
@@ -674,7 +696,6 @@ static void teardown(trainer *t) {
   if (t->dump) fclose(t->dump);
   if (t->csv) fclose(t->csv);
   free(t->class_weights);
-  free(t->labels);
   free(t->rank_sums);
   hw_table_free(&t->hw);
   run_results_free(&t->res);
@@ -690,6 +711,14 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   t->base_f1 = NAN;
   run_results_init(&t->res);
   parse_inject(t);
+  // The device comes first: it decides the loaders' pixel format, and on a
+  // GPU sets the device and binding before any graph or loader thread exists.
+  // Collective; `--device cuda` without a usable GPU stops here with the reason.
+  {
+    loader_cfg dc;
+    loader_cfg_defaults(&dc);
+    t->td = train_device_open(cfg->device, cfg->precision, d, dc.mean, dc.std);
+  }
   int mine = setup_checks(t) == 0;
   int ok = mine, root_ok = mine;
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, d->comm), "agreeing on the configuration");
@@ -724,9 +753,10 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     t->dump = fopen(path, "w");
     PTR_CHECK(t->dump, "opening the --dump-ids file");
   }
-  if (!strcmp(cfg->device, "auto") && d->rank == 0)
-    LOG_INFO("device auto: CPU ranks (this trainer build runs the CPU backend)");
   setup_model(t);
+  // After the graph exists: the GPU context may have lowered the precision.
+  if (d->rank == 0)
+    LOG_INFO("device %s: %s ranks, precision %s", cfg->device, t->td->name, t->td->precision);
   t->warm_steps = t->total_steps >= 10 ? 2 : (t->total_steps >= 3 ? 1 : 0);
   if (d->rank == 0) {
     LOG_INFO("train: model %s (%lld params, %.3f GFLOP/img fwd), %d classes, %lld samples, %lld steps/epoch, %lld steps",
@@ -740,7 +770,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   progress_init(&t->prog, stdout, t->total_steps, cfg->log_every);
   t->st.epoch = 0;
   loader_start_epoch(t->train, 0);
-  optim_apply_freezing(t->st.opt, t->g, 0);
+  t->td->optim_freezing(t->td, t->st.opt, t->g, 0);
   t->last_eval_step = -1;
   int64_t decoded = 0, skipped = 0;
   double loop0 = dp_now();
@@ -760,7 +790,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
       t->st.batch_in_epoch = 0;
       if (t->st.step < t->total_steps && !t->st.stop) {
         loader_start_epoch(t->train, t->st.epoch);
-        optim_apply_freezing(t->st.opt, t->g, t->st.epoch);
+        t->td->optim_freezing(t->td, t->st.opt, t->g, t->st.epoch);
       }
     }
   }

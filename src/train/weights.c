@@ -18,7 +18,7 @@ static void kv_meta(dp_json *j, const char *k, const char *fmt, double v) {
 
 static const char *bn_suffix = ".running_mean";
 
-int weights_save(const char *path, const nn_graph *g, const weights_meta *meta, char *err, int err_sz) {
+int weights_save(const char *path, nn_graph *g, const weights_meta *meta, char *err, int err_sz) {
   char *hdr = NULL;
   size_t hdr_len = 0;
   FILE *hf = open_memstream(&hdr, &hdr_len);
@@ -119,12 +119,14 @@ int weights_save(const char *path, const nn_graph *g, const weights_meta *meta, 
   int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, hdr_len, f) == hdr_len;
   for (size_t k = hdr_len; ok && k < padded; k++) ok = fputc(' ', f) != EOF;
   free(hdr);
-  // x86-64 is little-endian: floats go out as they are in memory.
+  // x86-64 is little-endian: floats go out as they are in memory. A CUDA
+  // graph's buffers are downloaded once each (host views).
+  const float *pd = ok ? nn_params_host(g) : NULL, *bd = ok ? nn_bufs_host(g) : NULL;
   for (int32_t i = 0; ok && i < g->nparams; i++)
-    ok = fwrite(g->params_data + g->params[i].offset, 4, (size_t)g->params[i].numel, f) ==
+    ok = fwrite(pd + g->params[i].offset, 4, (size_t)g->params[i].numel, f) ==
          (size_t)g->params[i].numel;
   for (int32_t i = 0; ok && i < g->nbufs; i++)
-    ok = fwrite(g->buf_data + g->bufs[i].offset, 4, (size_t)g->bufs[i].numel, f) == (size_t)g->bufs[i].numel;
+    ok = fwrite(bd + g->bufs[i].offset, 4, (size_t)g->bufs[i].numel, f) == (size_t)g->bufs[i].numel;
   for (int32_t i = 0; ok && i < g->nbufs; i++) {
     const char *nm = g->bufs[i].name;
     size_t n = strlen(nm), sl = strlen(bn_suffix);
@@ -285,13 +287,19 @@ int weights_load(const char *path, nn_graph *g, char *err, int err_sz) {
     return -1;
   }
   int rc = 0;
+  // Read into the host views (the buffers themselves on the CPU), then upload.
+  float *pd = nn_params_host(g), *bd = nn_bufs_host(g);
   for (int32_t i = 0; !rc && i < g->nparams; i++)
-    rc = load_one(f, ds, v, g->params[i].name, g->params_data + g->params[i].offset, g->params[i].numel,
+    rc = load_one(f, ds, v, g->params[i].name, pd + g->params[i].offset, g->params[i].numel,
                   path, err, err_sz);
   for (int32_t i = 0; !rc && i < g->nbufs; i++)
-    rc = load_one(f, ds, v, g->bufs[i].name, g->buf_data + g->bufs[i].offset, g->bufs[i].numel, path,
+    rc = load_one(f, ds, v, g->bufs[i].name, bd + g->bufs[i].offset, g->bufs[i].numel, path,
                   err, err_sz);
   fclose(f);
   jv_free(v);
+  if (!rc) {
+    nn_params_push(g);
+    nn_bufs_push(g);
+  }
   return rc;
 }

@@ -22,7 +22,8 @@ typedef struct {
 } weights_meta;
 
 // Returns 0, or -1 with err filled.
-int weights_save(const char *path, const nn_graph *g, const weights_meta *meta, char *err, int err_sz);
+// Non-const g: a CUDA graph's buffers are downloaded into its host views.
+int weights_save(const char *path, nn_graph *g, const weights_meta *meta, char *err, int err_sz);
 int weights_read_meta(const char *path, weights_meta *meta, char *err, int err_sz);
 // Loads every parameter and BN buffer of g by name (shapes must match).
 int weights_load(const char *path, nn_graph *g, char *err, int err_sz);

@@ -2,23 +2,11 @@
 
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "nn/backend.h"
 
-#ifdef DP_HAVE_CUDA
-void *cuda_backend_ctx_create(void);
-void cuda_backend_ctx_destroy(void *ctx);
-#endif
-
-void *nn_backend_ctx_create(nn_backend b) {
-  if (b == NN_BACKEND_CUDA) {
-#ifdef DP_HAVE_CUDA
-    return cuda_backend_ctx_create();
-#else
-    DP_FATAL("backend", "rebuild with the CUDA toolkit, or use --device cpu",
-             "this dptrain was built without CUDA");
-#endif
-  }
+static void *cpu_ctx_create(void) {
   cpu_ctx *c = dp_calloc(1, sizeof *c, "cpu backend");
   DNNL_CHECK(dnnl_engine_create(&c->engine, dnnl_cpu, 0), "creating oneDNN CPU engine");
   DNNL_CHECK(dnnl_stream_create(&c->stream, c->engine, dnnl_stream_default_flags),
@@ -26,19 +14,35 @@ void *nn_backend_ctx_create(nn_backend b) {
   return c;
 }
 
-void nn_backend_ctx_destroy(nn_backend b, void *ctx) {
-  if (!ctx) return;
-  if (b == NN_BACKEND_CUDA) {
-#ifdef DP_HAVE_CUDA
-    cuda_backend_ctx_destroy(ctx);
-#endif
-    return;
-  }
+static void cpu_ctx_destroy(void *ctx) {
   cpu_ctx *c = ctx;
   dnnl_stream_destroy(c->stream);
   dnnl_engine_destroy(c->engine);
   free(c);
 }
+
+// Page-aligned: the arena is one block and page alignment also satisfies the
+// 64-byte alignment the SIMD kernels want for the flat buffers.
+static void *cpu_alloc(void *ctx, size_t bytes, const char *what) { return dp_aligned_alloc(4096, bytes, what); }
+static void cpu_free(void *ctx, void *p, size_t bytes) { free(p); }
+static void cpu_memset(void *ctx, void *p, int value, size_t bytes) { memset(p, value, bytes); }
+static void cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
+  if (dst != src) memcpy(dst, src, bytes);
+}
+
+const nn_backend_vt cpu_backend_vt = {
+    .name = "cpu",
+    .host_memory = 1,
+    .ctx_create = cpu_ctx_create,
+    .ctx_destroy = cpu_ctx_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .memset = cpu_memset,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .ctx_bytes = NULL,
+    .measured_bytes = NULL,
+};
 
 void nn_backend_set_threads(int n) {
   if (n > 0) omp_set_num_threads(n);

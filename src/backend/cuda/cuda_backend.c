@@ -5,12 +5,13 @@
 #include <string.h>
 
 #include "core/log.h"
+#include "nn/backend.h"
 #include "nn/graph.h"
 
 // The op constructors reach the CUDA tables through WEAK references
 // (nn/op_common.h), and a weak reference never pulls an object out of a static
 // library: without a strong reference the tables would silently be NULL.
-// cuda_backend.o is always linked (cpu_backend.c calls cuda_backend_ctx_create),
+// cuda_backend.o is always linked (nn/backend.c references cuda_backend_vt),
 // so it holds the strong references.
 #define CUDA_VTS(X)                                                                          \
   X(relu) X(add) X(add_relu) X(dropout) X(gelu) X(flatten) X(take_token0) X(class_token)     \
@@ -237,3 +238,23 @@ void cuda_backend_download(void *ctx, void *dst_host, const void *src_dev, size_
   CUDA_CHECK(cudaMemcpyAsync(dst_host, src_dev, bytes, cudaMemcpyDeviceToHost, c->compute), "reading back from the GPU");
   CUDA_CHECK(cudaStreamSynchronize(c->compute), "reading back from the GPU");
 }
+
+// Bytes the context itself holds (workspace, staging, op-private and
+// optimizer state): everything tracked minus what graph.c allocated, which
+// the graph subtracts itself (nn_graph_memory_plan).
+static int64_t cuda_backend_ctx_bytes(void *ctx) { return ctx ? ((cuda_ctx *)ctx)->peak_bytes : 0; }
+static int64_t cuda_backend_measured_bytes(void *ctx) { return cuda_mem_used(); }
+
+const nn_backend_vt cuda_backend_vt = {
+    .name = "cuda",
+    .host_memory = 0,
+    .ctx_create = cuda_backend_ctx_create,
+    .ctx_destroy = cuda_backend_ctx_destroy,
+    .alloc = cuda_backend_alloc,
+    .free = cuda_backend_free,
+    .memset = cuda_backend_memset,
+    .upload = cuda_backend_upload,
+    .download = cuda_backend_download,
+    .ctx_bytes = cuda_backend_ctx_bytes,
+    .measured_bytes = cuda_backend_measured_bytes,
+};

@@ -5,7 +5,8 @@
 
 #include "backend/cuda/kernels.h"
 
-void cuda_optim_init(cuda_optimizer *o, cuda_ctx *cx, const optim_cfg *cfg, nn_graph *g, int fp16_scaling) {
+void cuda_optim_init(cuda_optimizer *o, cuda_ctx *cx, const optim_cfg *cfg, nn_graph *g, int fp16_scaling,
+                     loss_scaler *scaler) {
   memset(o, 0, sizeof *o);
   o->cx = cx;
   o->cfg = *cfg;
@@ -23,7 +24,8 @@ void cuda_optim_init(cuda_optimizer *o, cuda_ctx *cx, const optim_cfg *cfg, nn_g
   o->norm = cuda_malloc_tracked(cx, 4, "grad norm");
   o->gscale = cuda_malloc_tracked(cx, 4, "grad scale");
   o->found = cuda_malloc_tracked(cx, 4, "overflow flag");
-  loss_scaler_init(&o->scaler, fp16_scaling);
+  o->scaler = scaler ? scaler : &o->own_scaler;
+  loss_scaler_init(o->scaler, fp16_scaling);
   cuda_optim_refresh_segments(o, g);
 }
 
@@ -58,7 +60,7 @@ int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_nccl *nc) {
   float lr = optim_lr_at(&o->cfg, o->step);
   o->step++;
   o->last_lr = lr;
-  if (o->scaler.enabled) {
+  if (o->scaler->enabled) {
     CUDA_CHECK(dp_cuda_nonfinite_check(g->grads, o->n, o->found, s), "checking gradients for inf/NaN");
     int any;
     if (nc) {
@@ -69,8 +71,8 @@ int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_nccl *nc) {
       CUDA_CHECK(cudaStreamSynchronize(s), "reading the overflow flag");
       any = h != 0;
     }
-    float inv = loss_scaler_inv_scale(&o->scaler);
-    if (!loss_scaler_update(&o->scaler, any)) return 0;   // skipped on every rank alike
+    float inv = loss_scaler_inv_scale(o->scaler);
+    if (!loss_scaler_update(o->scaler, any)) return 0;   // skipped on every rank alike
     CUDA_CHECK(dp_cuda_grad_norm(g->grads, o->n, inv, o->cfg.clip_grad_norm, o->norm_scratch, o->norm, o->gscale, s),
                "gradient norm");
   } else {

@@ -23,17 +23,21 @@ typedef struct {
   int32_t *found;                // device overflow flag
   int64_t applied;               // optimizer steps actually applied
   int64_t step;                  // steps attempted (schedule position)
-  loss_scaler scaler;            // enabled for fp16
+  loss_scaler *scaler;           // enabled for fp16; the caller's (training state) or own_scaler
+  loss_scaler own_scaler;
   float last_lr;
 } cuda_optimizer;
 
-void cuda_optim_init(cuda_optimizer *o, cuda_ctx *cx, const optim_cfg *cfg, nn_graph *g, int fp16_scaling);
+// scaler: where the loss-scaler state lives (the trainer keeps it in its
+// training state for checkpoints); NULL: inside the optimizer.
+void cuda_optim_init(cuda_optimizer *o, cuda_ctx *cx, const optim_cfg *cfg, nn_graph *g, int fp16_scaling,
+                     loss_scaler *scaler);
 void cuda_optim_free(cuda_optimizer *o);
 // Re-reads frozen flags / groups from g->params (after optim_apply_freezing)
 // and zeroes the gradients of frozen ranges so norms and checks ignore them.
 void cuda_optim_refresh_segments(cuda_optimizer *o, nn_graph *g);
 // Loss-gradient seed for backward (the loss scale under fp16, else 1).
-static inline float cuda_optim_loss_seed(const cuda_optimizer *o) { return loss_scaler_scale(&o->scaler); }
+static inline float cuda_optim_loss_seed(const cuda_optimizer *o) { return loss_scaler_scale(o->scaler); }
 // One step after the gradients are reduced (nc may be NULL: single rank).
 // Returns 1 if the update was applied, 0 if skipped for overflow.
 int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_nccl *nc);

@@ -1,0 +1,277 @@
+// The CUDA training device (train/device.h): GPU choice per local rank,
+// precision, GPU-local binding, pinned double-buffered input (cuda_input),
+// NCCL bucketed all-reduce from the graph's grad_ready hook (nccl_reduce),
+// the fused GPU optimizer with the fp16 loss scaler (cuda_optim).
+// Nothing here has run on a GPU yet (see README.md in this folder).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_bind.h"
+#include "backend/cuda/cuda_input.h"
+#include "backend/cuda/cuda_optim.h"
+#include "backend/cuda/cuda_plan.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/nccl_reduce.h"
+#include "core/log.h"
+#include "nn/backend.h"
+#include "train/device.h"
+
+typedef struct {
+  dist_ctx *d;
+  cuda_precision precision;
+  float mean[4], std[4];
+  cuda_input in;
+  int in_ready;
+  uint64_t slot;                // input slot counter (double buffering)
+  float *soft;                  // device (batch, C) soft targets
+  int64_t soft_elems;
+  float *logits_h;              // host copy of the logits
+  int64_t logits_elems;
+  cuda_nccl nc;
+  int nc_ready;
+  cuda_grad_reducer red;
+  int red_on;
+} cuda_dev;
+
+typedef struct {
+  cuda_optimizer o;
+  uint8_t *base_frozen;         // caller's frozen flags at create time
+  int num_stages;
+  int any_frozen;
+} cuda_dev_optim;
+
+int train_device_cuda_probe(char *msg, size_t msg_size) { return cuda_device_probe(msg, msg_size); }
+
+static cuda_ctx *ctx_of(nn_graph *g) {
+  DP_CHECK(g->backend == NN_BACKEND_CUDA, "CUDA training device", "the graph must be created with td->backend");
+  return cuda_ctx_of(g->backend_ctx);
+}
+
+static void cu_feed(train_device *td, nn_graph *g, const loader_batch *b, int64_t nvalid) {
+  cuda_dev *c = td->impl;
+  cuda_ctx *cx = ctx_of(g);
+  nn_tensor *x = nn_t(g, g->input);   // (N, H, W, C)
+  if (!b->images_u8)
+    DP_FATAL("staging a batch on the GPU", "internal error: the loader must run with out_uint8", "no uint8 images");
+  if (x->ndim != 4 || x->dim[0] != g->batch)
+    DP_FATAL("staging a batch on the GPU", "internal error", "graph input is not (N, H, W, C) at batch %lld",
+             (long long)g->batch);
+  if (!c->in_ready) {
+    // Pinned slots sized for the graph's batch; the loader decodes to the
+    // graph's channel count, so c_in == c_out.
+    cuda_input_init(&c->in, cx, g->batch, x->dim[1], x->dim[2], (int)x->dim[3], (int)x->dim[3], c->mean, c->std);
+    c->in_ready = 1;
+  }
+  int slot = (int)(c->slot++ & 1);
+  int32_t *lab = NULL;
+  uint8_t *h = cuda_input_host_slot(&c->in, slot, &lab);
+  // Whole batch, padding rows included (zeros from the loader, label 0 and
+  // excluded from the loss through num_valid), like batch_to_graph.
+  memcpy(h, b->images_u8, (size_t)x->numel);
+  for (int64_t i = 0; i < g->batch; i++) lab[i] = i < nvalid ? b->labels[i] : 0;
+  cuda_input_submit(&c->in, slot, g->batch);
+  g->labels = cuda_input_to_graph(&c->in, slot, g->batch, x->data);
+  g->soft_targets = NULL;
+  if (b->soft_targets) {
+    int64_t ne = nn_t(g, g->logits)->numel;   // (N, C)
+    if (c->soft_elems < ne) {
+      if (c->soft) cuda_free_tracked(cx, c->soft, c->soft_elems * 4);
+      c->soft = cuda_malloc_tracked(cx, ne * 4, "soft targets");
+      c->soft_elems = ne;
+    }
+    // Synchronous on the compute stream: mixed batches only, (N, C) floats.
+    cuda_backend_upload(cx, c->soft, b->soft_targets, (size_t)ne * 4);
+    g->soft_targets = c->soft;
+  }
+  g->num_valid = nvalid;
+}
+
+static const float *cu_logits(train_device *td, nn_graph *g) {
+  cuda_dev *c = td->impl;
+  const nn_tensor *l = nn_t(g, g->logits);
+  if (c->logits_elems < l->numel) {
+    free(c->logits_h);
+    c->logits_h = dp_malloc((size_t)l->numel * 4, "logits copy");
+    c->logits_elems = l->numel;
+  }
+  nn_graph_read(g, c->logits_h, l->data, l->numel);
+  return c->logits_h;
+}
+
+static void cu_reduce_attach(train_device *td, nn_graph *g, int64_t bucket_bytes) {
+  cuda_dev *c = td->impl;
+  // The context may have lowered the precision (bf16/tf32 below sm_80): report what runs.
+  c->precision = ctx_of(g)->precision;
+  snprintf(td->precision, sizeof td->precision, "%s", cuda_precision_name(c->precision));
+  g->grad_ready = NULL;
+  g->grad_ready_ctx = NULL;
+  if (c->d->world < 2) return;   // one rank: nothing to reduce
+  cuda_nccl_init(&c->nc, c->d->comm, 300.0);
+  c->nc_ready = 1;
+  // fp32 on the wire: the reduced gradients equal the CPU path's up to
+  // summation order. (bf16 reduction halves the bytes; not enabled yet.)
+  int64_t first = bucket_bytes < (1 << 20) ? bucket_bytes : (1 << 20);
+  cuda_grad_reducer_init(&c->red, &c->nc, ctx_of(g), g->grads, g->nparam_elems, bucket_bytes, first, 0);
+  c->red_on = 1;
+  g->grad_ready = cuda_grad_reducer_ready;
+  g->grad_ready_ctx = &c->red;
+}
+
+static void cu_reduce_begin(train_device *td, int enabled) {
+  cuda_dev *c = td->impl;
+  if (c->red_on) cuda_grad_reducer_begin(&c->red, enabled);
+}
+
+static double cu_reduce_wait(train_device *td) {
+  cuda_dev *c = td->impl;
+  if (!c->red_on) return 0.0;
+  // The compute stream waits for the reduction on the device; the host check
+  // applies the timeout/abort policy.
+  cuda_grad_reducer_finish(&c->red);
+  cuda_grad_reducer_check(&c->red);
+  return 0.0;   // the span is not timed on the GPU yet
+}
+
+static double cu_reduce_hidden(train_device *td) { return -1.0; }
+
+static void cu_grads_scale(train_device *td, nn_graph *g, float a) {
+  cuda_ctx *cx = ctx_of(g);
+  if (a == 0.0f) {
+    CUDA_CHECK(cudaMemsetAsync(g->grads, 0, (size_t)g->nparam_elems * 4, cx->compute), "zeroing gradients");
+    return;
+  }
+  CUDA_CHECK(dp_cuda_scale_inplace(g->grads, g->nparam_elems, a, cx->compute), "scaling gradients");
+}
+
+// Frozen flags by the same rule as optim_apply_freezing (train/optim.c).
+static void cu_optim_freezing(train_device *td, void *opt, nn_graph *g, int64_t epoch) {
+  cuda_dev_optim *o = opt;
+  int64_t trainable = 0;
+  o->any_frozen = 0;
+  for (int32_t i = 0; i < g->nparams; i++) {
+    nn_param *p = &g->params[i];
+    p->frozen = o->base_frozen[i] || !optim_stage_trainable(&o->o.cfg, o->num_stages, p->stage, epoch);
+    if (p->frozen) o->any_frozen = 1;
+    else trainable += p->numel;
+  }
+  if (o->o.cfg.freeze_below_stage > 0 || o->o.cfg.unfreeze_every > 0)
+    LOG_INFO("epoch %lld: %lld of %lld parameters trainable", (long long)epoch, (long long)trainable,
+             (long long)g->nparam_elems);
+  cuda_optim_refresh_segments(&o->o, g);
+}
+
+static void *cu_optim_create(train_device *td, const optim_cfg *cfg, nn_graph *g, int num_stages,
+                             loss_scaler *scaler) {
+  cuda_dev *c = td->impl;
+  cuda_dev_optim *o = dp_calloc(1, sizeof *o, "GPU optimizer");
+  o->base_frozen = dp_calloc((size_t)(g->nparams > 0 ? g->nparams : 1), 1, "frozen flags");
+  int top = 0;
+  for (int32_t i = 0; i < g->nparams; i++) {
+    o->base_frozen[i] = (uint8_t)(g->params[i].frozen != 0);
+    if (g->params[i].stage > top) top = g->params[i].stage;
+  }
+  o->num_stages = num_stages > 0 ? num_stages : top + 1;
+  cuda_optim_init(&o->o, ctx_of(g), cfg, g, c->precision == CUDA_PREC_FP16, scaler);
+  if (cfg->freeze_below_stage > 0 || cfg->unfreeze_every > 0) cu_optim_freezing(td, o, g, 0);
+  return o;
+}
+
+static void cu_optim_destroy(train_device *td, void *opt) {
+  cuda_dev_optim *o = opt;
+  if (!o) return;
+  cuda_optim_free(&o->o);
+  free(o->base_frozen);
+  free(o);
+}
+
+static float cu_optim_step(train_device *td, void *opt, nn_graph *g) {
+  cuda_dev *c = td->impl;
+  cuda_dev_optim *o = opt;
+  if (o->any_frozen) {
+    // Backward writes every parameter gradient; frozen ones must not count
+    // in the norm or the overflow check (the CPU optimizer skips them).
+    cuda_ctx *cx = ctx_of(g);
+    for (int32_t i = 0; i < g->nparams; i++)
+      if (g->params[i].frozen)
+        CUDA_CHECK(cudaMemsetAsync(g->grads + g->params[i].offset, 0, (size_t)g->params[i].numel * 4, cx->compute),
+                   "zeroing frozen gradients");
+  }
+  cuda_optim_step(&o->o, g, c->nc_ready ? &c->nc : NULL);
+  return o->o.last_lr;
+}
+
+static void cu_destroy(train_device *td) {
+  if (!td) return;
+  cuda_dev *c = td->impl;
+  if (c->red_on) cuda_grad_reducer_free(&c->red);
+  if (c->nc_ready) cuda_nccl_destroy(&c->nc);
+  if (c->in_ready) {
+    cuda_ctx *cx = c->in.cx;
+    if (c->soft) cuda_free_tracked(cx, c->soft, c->soft_elems * 4);
+    cuda_input_free(&c->in);
+  }
+  free(c->logits_h);
+  free(c);
+  free(td);
+}
+
+static cuda_precision parse_precision(const char *p) {
+  if (!strcmp(p, "fp32")) return CUDA_PREC_FP32;
+  if (!strcmp(p, "tf32")) return CUDA_PREC_TF32;
+  if (!strcmp(p, "fp16")) return CUDA_PREC_FP16;
+  // "bf16" and "auto": bf16 autocast; cuda_backend_ctx_create falls back to
+  // fp32 with a warning below sm_80.
+  return CUDA_PREC_BF16;
+}
+
+train_device *train_device_cuda_create(dist_ctx *d, const char *precision, const float *mean, const float *std) {
+  char msg[256];
+  int n = cuda_device_probe(msg, sizeof msg);
+  if (n <= 0)
+    DP_FATAL("selecting the CUDA device", "use --device cpu (or --device auto) on nodes without a GPU", "%s", msg);
+  int dev = cuda_pick_device(d->local_rank, d->local_world, n, getenv("CUDA_VISIBLE_DEVICES"), msg, sizeof msg);
+  if (dev < 0)
+    DP_FATAL("selecting the CUDA device", "launch at most one rank per GPU on each node", "rank %d (host %s): %s",
+             d->rank, d->host, msg);
+  cuda_dev *c = dp_calloc(1, sizeof *c, "training device");
+  c->d = d;
+  c->precision = parse_precision(precision);
+  for (int k = 0; k < 3; k++) {
+    c->mean[k] = mean[k];
+    c->std[k] = std[k];
+  }
+  c->mean[3] = 0.0f;
+  c->std[3] = 1.0f;
+  cuda_backend_configure(dev, c->precision, 0, 0);
+  CUDA_CHECK(cudaSetDevice(dev), "selecting the GPU of this rank");
+  // Placement near the GPU is an optimisation: a failure is logged, not fatal.
+  cuda_binding bind;
+  if (cuda_bind_near_device(dev, &bind, msg, sizeof msg) == 0) {
+    LOG_DEBUG("rank %d: GPU %d, bound to %d cores (%s)%s", d->rank, dev, bind.cores, bind.cpuset,
+              bind.gpu_local ? "" : " (not GPU-local)");
+  } else if (d->rank == 0) {
+    LOG_WARN("GPU-local binding unavailable: %s", msg);
+  }
+  train_device *td = dp_calloc(1, sizeof *td, "training device");
+  td->name = "cuda";
+  td->backend = NN_BACKEND_CUDA;
+  td->loader_uint8 = 1;
+  snprintf(td->precision, sizeof td->precision, "%s", cuda_precision_name(c->precision));
+  td->device_index = dev;
+  td->feed = cu_feed;
+  td->logits = cu_logits;
+  td->reduce_attach = cu_reduce_attach;
+  td->reduce_begin = cu_reduce_begin;
+  td->reduce_wait = cu_reduce_wait;
+  td->reduce_hidden_fraction = cu_reduce_hidden;
+  td->grads_scale = cu_grads_scale;
+  td->optim_create = cu_optim_create;
+  td->optim_destroy = cu_optim_destroy;
+  td->optim_freezing = cu_optim_freezing;
+  td->optim_step = cu_optim_step;
+  td->destroy = cu_destroy;
+  td->impl = c;
+  return td;
+}
