@@ -34,6 +34,7 @@ static void cpu_reduce_attach(train_device *td, nn_graph *g, int64_t bucket_byte
   cpu_dev *c = td->impl;
   grad_reducer_init(&c->red, c->d, g->grads, g->nparam_elems, bucket_bytes, 0);
   grad_reducer_calibrate(&c->red, 3);
+  td->comm_ref_s = c->red.ref_s;
   c->red_on = 1;
   g->grad_ready = grad_reducer_ready;
   g->grad_ready_ctx = &c->red;

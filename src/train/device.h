@@ -35,6 +35,7 @@ struct train_device {
   void (*reduce_begin)(train_device *td, int enabled);
   double (*reduce_wait)(train_device *td);             // returns the comm span in s (0: not measured)
   double (*reduce_hidden_fraction)(train_device *td);  // < 0: not measured
+  double comm_ref_s;         // blocking all-reduce of the gradients, s (set by reduce_attach; 0: not calibrated)
   void (*grads_scale)(train_device *td, nn_graph *g, float a);   // g->grads *= a; a == 0 zeroes
   // Optimizer with train/optim.h semantics. scaler (in the training state)
   // is initialised by the device: enabled for fp16 on the GPU, else off.

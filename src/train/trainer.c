@@ -653,8 +653,8 @@ static void finish_results(trainer *t, int64_t decoded, int64_t skipped) {
   // Exposed communication per step (see record_step) against a blocking
   // all-reduce of the same bytes, calibrated at start-up.
   r->comm_hidden_fraction = d->world > 1 && nhid ? hid / nhid : NAN;
-  if (d->world > 1 && t->red.ref_s > 0 && t->timed_steps > 0)
-    r->comm_hidden_fraction = comm_hidden_fraction(t->sum_comm_exposed / (double)t->timed_steps, t->red.ref_s);
+  if (d->world > 1 && t->td->comm_ref_s > 0 && t->timed_steps > 0)
+    r->comm_hidden_fraction = comm_hidden_fraction(t->sum_comm_exposed / (double)t->timed_steps, t->td->comm_ref_s);
   r->mfu = mfu(r->flops_per_image_fwd, r->images_per_s, d->world, r->peak_flops_per_rank);
   snprintf(r->baseline_source, sizeof r->baseline_source, "%s", t->base_source);
   r->baseline_steps = c->baseline_steps;
