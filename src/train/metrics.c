@@ -67,7 +67,7 @@ void class_metrics_free(class_metrics *m) {
 }
 
 void class_metrics_print(const class_metrics *m, const char *const *class_names, FILE *f) {
-  fprintf(f, "accuracy %.4f  macro-F1 %.4f  val loss %.4f  (%lld samples)\n", m->accuracy,
+  fprintf(f, "accuracy %.4f  macro-F1 %.4f  loss %.4f  (%lld samples)\n", m->accuracy,
           m->macro_f1, m->loss, (long long)m->total);
   fprintf(f, "  %-20s %9s %9s %9s %9s\n", "class", "precision", "recall", "f1", "support");
   for (int c = 0; c < m->num_classes; c++) {
