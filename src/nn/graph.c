@@ -234,28 +234,24 @@ static float *host_copy(nn_graph *g, float **slot, int64_t n) {
   return *slot;
 }
 
-float *nn_params_host(nn_graph *g) {
-  DP_CHECK(g->finalized, "reading parameters", "call nn_graph_finalize first");
-  float *h = host_copy(g, &g->params_host, g->nparam_elems);
-  if (!h) return g->params_data;
-  nn_backend_download(g->backend, g->backend_ctx, h, g->params_data, (size_t)g->nparam_elems * 4);
+// A flat graph buffer as host memory: itself on the CPU, a fresh download
+// into its staging copy on a GPU.
+static float *host_view(nn_graph *g, float **slot, float *data, int64_t n) {
+  DP_CHECK(g->finalized, "reading graph buffers", "call nn_graph_finalize first");
+  float *h = host_copy(g, slot, n);
+  if (!h) return data;
+  nn_backend_download(g->backend, g->backend_ctx, h, data, (size_t)n * 4);
   return h;
 }
-void nn_params_push(nn_graph *g) {
-  if (nn_graph_host_memory(g) || !g->params_host) return;
-  nn_backend_upload(g->backend, g->backend_ctx, g->params_data, g->params_host, (size_t)g->nparam_elems * 4);
+// Uploads the staging copy (edited through host_view) back; no-op on the CPU.
+static void host_push(nn_graph *g, const float *staged, float *data, int64_t n) {
+  if (nn_graph_host_memory(g) || !staged) return;
+  nn_backend_upload(g->backend, g->backend_ctx, data, staged, (size_t)n * 4);
 }
-float *nn_bufs_host(nn_graph *g) {
-  DP_CHECK(g->finalized, "reading BN buffers", "call nn_graph_finalize first");
-  float *h = host_copy(g, &g->bufs_host, g->nbuf_elems);
-  if (!h) return g->buf_data;
-  nn_backend_download(g->backend, g->backend_ctx, h, g->buf_data, (size_t)g->nbuf_elems * 4);
-  return h;
-}
-void nn_bufs_push(nn_graph *g) {
-  if (nn_graph_host_memory(g) || !g->bufs_host) return;
-  nn_backend_upload(g->backend, g->backend_ctx, g->buf_data, g->bufs_host, (size_t)g->nbuf_elems * 4);
-}
+float *nn_params_host(nn_graph *g) { return host_view(g, &g->params_host, g->params_data, g->nparam_elems); }
+void nn_params_push(nn_graph *g) { host_push(g, g->params_host, g->params_data, g->nparam_elems); }
+float *nn_bufs_host(nn_graph *g) { return host_view(g, &g->bufs_host, g->buf_data, g->nbuf_elems); }
+void nn_bufs_push(nn_graph *g) { host_push(g, g->bufs_host, g->buf_data, g->nbuf_elems); }
 void nn_graph_read(nn_graph *g, float *dst_host, const float *src, int64_t n) {
   if (n > 0) nn_backend_download(g->backend, g->backend_ctx, dst_host, src, (size_t)n * 4);
 }

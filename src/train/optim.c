@@ -93,16 +93,7 @@ optimizer *optim_create(const optim_cfg *cfg, nn_graph *g, int num_stages) {
   }
   o->nparams = g->nparams;
   o->param_step = dp_calloc((size_t)(g->nparams > 0 ? g->nparams : 1), sizeof(int64_t), "optimizer");
-  o->base_frozen = dp_calloc((size_t)(g->nparams > 0 ? g->nparams : 1), 1, "optimizer");
-  int top = 0;
-  for (int32_t i = 0; i < g->nparams; i++) {
-    o->base_frozen[i] = (uint8_t)(g->params[i].frozen != 0);
-    if (g->params[i].stage > top) top = g->params[i].stage;
-  }
-  o->num_stages = num_stages > 0 ? num_stages : top + 1;
-  if (o->num_stages < top + 1)
-    DP_FATAL("optimizer create", "pass 0 to derive the stage count",
-             "num_stages %d but a parameter has stage %d", num_stages, top);
+  o->base_frozen = optim_freeze_capture(g, num_stages, &o->num_stages);
   o->segs = dp_calloc((size_t)(g->nparams > 0 ? g->nparams : 1), sizeof(optim_seg), "optimizer");
   o->last_grad_norm = -1;
   o->last_clip_coef = 1;
@@ -159,14 +150,34 @@ int optim_stage_trainable(const optim_cfg *c, int num_stages, int stage, int64_t
   return 1;
 }
 
-void optim_apply_freezing(optimizer *o, nn_graph *g, int64_t epoch) {
-  DP_CHECK(g->nparams == o->nparams, "applying freezing", "use the graph the optimizer was made for");
+uint8_t *optim_freeze_capture(const nn_graph *g, int num_stages, int *num_stages_out) {
+  uint8_t *base = dp_calloc((size_t)(g->nparams > 0 ? g->nparams : 1), 1, "frozen flags");
+  int top = 0;
+  for (int32_t i = 0; i < g->nparams; i++) {
+    base[i] = (uint8_t)(g->params[i].frozen != 0);
+    if (g->params[i].stage > top) top = g->params[i].stage;
+  }
+  *num_stages_out = num_stages > 0 ? num_stages : top + 1;
+  if (*num_stages_out < top + 1)
+    DP_FATAL("optimizer create", "pass 0 to derive the stage count",
+             "num_stages %d but a parameter has stage %d", num_stages, top);
+  return base;
+}
+
+int64_t optim_freeze_apply(const optim_cfg *cfg, const uint8_t *base_frozen, int num_stages, nn_graph *g,
+                           int64_t epoch) {
   int64_t trainable = 0;
   for (int32_t i = 0; i < g->nparams; i++) {
     nn_param *p = &g->params[i];
-    p->frozen = o->base_frozen[i] || !optim_stage_trainable(&o->cfg, o->num_stages, p->stage, epoch);
+    p->frozen = base_frozen[i] || !optim_stage_trainable(cfg, num_stages, p->stage, epoch);
     if (!p->frozen) trainable += p->numel;
   }
+  return trainable;
+}
+
+void optim_apply_freezing(optimizer *o, nn_graph *g, int64_t epoch) {
+  DP_CHECK(g->nparams == o->nparams, "applying freezing", "use the graph the optimizer was made for");
+  int64_t trainable = optim_freeze_apply(&o->cfg, o->base_frozen, o->num_stages, g, epoch);
   if (trainable != o->trainable_elems && (o->cfg.freeze_below_stage > 0 || o->cfg.unfreeze_every > 0))
     LOG_INFO("epoch %lld: %lld of %lld parameters trainable", (long long)epoch,
              (long long)trainable, (long long)g->nparam_elems);

@@ -108,6 +108,14 @@ void optim_destroy(optimizer *o);
 float optim_lr_at(const optim_cfg *cfg, int64_t step);
 // Is a param of `stage` trainable at `epoch` by the stage rules above?
 int optim_stage_trainable(const optim_cfg *cfg, int num_stages, int stage, int64_t epoch);
+
+// The freezing schedule, shared by the CPU optimizer and the GPU one.
+// Captures the caller's frozen flags (nparams bytes, to free) and the stage
+// count (num_stages 0 = max stage + 1; dies when a parameter's stage is past it).
+uint8_t *optim_freeze_capture(const nn_graph *g, int num_stages, int *num_stages_out);
+// Sets every parameter's frozen flag for epoch; returns the trainable elements.
+int64_t optim_freeze_apply(const optim_cfg *cfg, const uint8_t *base_frozen, int num_stages, nn_graph *g,
+                           int64_t epoch);
 // Update frozen flags in g->params for an epoch (freeze_below_stage, unfreezing).
 void optim_apply_freezing(optimizer *o, nn_graph *g, int64_t epoch);
 // Global L2 norm of the gradients of the non-frozen params (double accumulation).

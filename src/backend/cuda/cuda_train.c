@@ -145,17 +145,11 @@ static void cu_grads_scale(train_device *td, nn_graph *g, float a) {
   CUDA_CHECK(dp_cuda_scale_inplace(g->grads, g->nparam_elems, a, cx->compute), "scaling gradients");
 }
 
-// Frozen flags by the same rule as optim_apply_freezing (train/optim.c).
+// Frozen flags from the schedule the CPU optimizer uses (optim_freeze_apply).
 static void cu_optim_freezing(train_device *td, void *opt, nn_graph *g, int64_t epoch) {
   cuda_dev_optim *o = opt;
-  int64_t trainable = 0;
-  o->any_frozen = 0;
-  for (int32_t i = 0; i < g->nparams; i++) {
-    nn_param *p = &g->params[i];
-    p->frozen = o->base_frozen[i] || !optim_stage_trainable(&o->o.cfg, o->num_stages, p->stage, epoch);
-    if (p->frozen) o->any_frozen = 1;
-    else trainable += p->numel;
-  }
+  int64_t trainable = optim_freeze_apply(&o->o.cfg, o->base_frozen, o->num_stages, g, epoch);
+  o->any_frozen = trainable < g->nparam_elems;
   if (o->o.cfg.freeze_below_stage > 0 || o->o.cfg.unfreeze_every > 0)
     LOG_INFO("epoch %lld: %lld of %lld parameters trainable", (long long)epoch, (long long)trainable,
              (long long)g->nparam_elems);
@@ -166,13 +160,7 @@ static void *cu_optim_create(train_device *td, const optim_cfg *cfg, nn_graph *g
                              loss_scaler *scaler) {
   cuda_dev *c = td->impl;
   cuda_dev_optim *o = dp_calloc(1, sizeof *o, "GPU optimizer");
-  o->base_frozen = dp_calloc((size_t)(g->nparams > 0 ? g->nparams : 1), 1, "frozen flags");
-  int top = 0;
-  for (int32_t i = 0; i < g->nparams; i++) {
-    o->base_frozen[i] = (uint8_t)(g->params[i].frozen != 0);
-    if (g->params[i].stage > top) top = g->params[i].stage;
-  }
-  o->num_stages = num_stages > 0 ? num_stages : top + 1;
+  o->base_frozen = optim_freeze_capture(g, num_stages, &o->num_stages);
   cuda_optim_init(&o->o, ctx_of(g), cfg, g, c->precision == CUDA_PREC_FP16, scaler);
   if (cfg->freeze_below_stage > 0 || cfg->unfreeze_every > 0) cu_optim_freezing(td, o, g, 0);
   return o;
