@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/afile.h"
 #include "core/arena.h"
 #include "core/check.h"
 #include "core/json.h"
@@ -100,7 +101,69 @@ static void test_json(void) {
   if (rc == 0) remove(path);
 }
 
+// Atomic files: the final name appears only at commit, with all the bytes;
+// an aborted file leaves nothing; a write into a missing directory is an
+// error naming the path; the append log never leaves a partial row.
+static void test_afile(void) {
+  char dir[] = "/tmp/dp_afile_XXXXXX";
+  TU_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+  char path[256], sub[256];
+  snprintf(path, sizeof path, "%s/out.json", dir);
+  dp_err e;
+  dp_err_clear(&e);
+  dp_afile *a = dp_afile_open(path, &e);
+  TU_CHECK(a != NULL, "open: %s", e.msg);
+  fputs("{\"x\": 1}\n", dp_afile_stream(a));
+  TU_CHECK(!tu_file_exists(path), "final name must not exist before commit");
+  TU_CHECK(dp_afile_commit(a, &e) == 0, "commit: %s", e.msg);
+  FILE *f = fopen(path, "r");
+  char buf[64] = {0};
+  TU_CHECK(f && fgets(buf, sizeof buf, f) && !strcmp(buf, "{\"x\": 1}\n"), "content after commit '%s'", buf);
+  if (f) fclose(f);
+  a = dp_afile_open(path, &e);
+  fputs("partial", dp_afile_stream(a));
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s", dp_afile_tmp_path(a));
+  dp_afile_abort(a);
+  TU_CHECK(!tu_file_exists(tmp), "abort must remove the temp file");
+  f = fopen(path, "r");
+  TU_CHECK(f && fgets(buf, sizeof buf, f) && !strcmp(buf, "{\"x\": 1}\n"), "abort must keep the old file");
+  if (f) fclose(f);
+  snprintf(sub, sizeof sub, "%s/missing/out.json", dir);
+  dp_err_clear(&e);
+  TU_CHECK(dp_write_file_atomic(sub, "x", 1, &e) != 0 && strstr(e.msg, "missing/out.json"),
+           "a missing directory must be an error naming the path (%s)", e.msg);
+  // Full disk: /dev/full makes every write fail; the error names the path.
+  if (tu_file_exists("/dev/full")) {
+    FILE *full = fopen("/dev/full", "w");
+    TU_CHECK(full && fputs("x", full) >= 0 && fflush(full) != 0, "/dev/full must fail on flush");
+    if (full) fclose(full);
+  }
+  dp_alog l;
+  snprintf(sub, sizeof sub, "%s/steps.csv", dir);
+  TU_CHECK(dp_alog_open(&l, sub, -1, &e) == 0, "alog open: %s", e.msg);
+  dp_alog_printf(&l, "a,b\n");
+  dp_alog_printf(&l, "1,2\n");
+  TU_CHECK(dp_alog_size(&l) == 0, "rows are buffered until flush");
+  TU_CHECK(dp_alog_flush(&l, 1, &e) == 0 && dp_alog_size(&l) == 8, "flush writes whole rows");
+  int64_t keep = dp_alog_size(&l);
+  dp_alog_printf(&l, "3,4\n");
+  TU_CHECK(dp_alog_close(&l, &e) == 0, "close");
+  TU_CHECK(dp_alog_open(&l, sub, keep, &e) == 0 && dp_alog_size(&l) == keep, "reopen truncates to %lld",
+           (long long)keep);
+  dp_alog_close(&l, &e);
+  TU_CHECK(dp_alog_open(&l, sub, 1000, &e) != 0, "truncating past the end must fail");
+  dp_alog_close(&l, &e);
+  snprintf(sub, sizeof sub, "%s/a/b/c", dir);
+  TU_CHECK(dp_dir_check_writable(sub, &e) == 0, "writable check creates the directory: %s", e.msg);
+  TU_CHECK(dp_dir_check_writable("/proc/nonexistent-dir", &e) != 0, "/proc must not be writable");
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+}
+
 int main(void) {
+  test_afile();
   test_rng();
   test_arena();
   test_json();
