@@ -16,7 +16,7 @@
 #include "input/loader.h"
 #include "input/shard.h"
 #include "nn/ops.h"
-#include "study/results.h"
+#include "train/results.h"
 #include "train/eval.h"
 #include "train/weights.h"
 

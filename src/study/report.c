@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "core/check.h"
-#include "study/cost.h"
-#include "study/jsonread.h"
+#include "train/cost.h"
+#include "core/jsonread.h"
 
 typedef struct {
   const char *path;

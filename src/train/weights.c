@@ -7,7 +7,7 @@
 
 #include "core/check.h"
 #include "core/json.h"
-#include "study/jsonread.h"
+#include "core/jsonread.h"
 
 // Header text is built in memory (JSON writer to an in-memory FILE).
 static void kv_meta(dp_json *j, const char *k, const char *fmt, double v) {

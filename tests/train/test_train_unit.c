@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "study/cost.h"
-#include "study/jsonread.h"
+#include "train/cost.h"
+#include "core/jsonread.h"
 #include "testutil.h"
 #include "train/config.h"
 #include "train/metrics.h"

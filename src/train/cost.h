@@ -1,8 +1,8 @@
 // Scaling, throughput, cost and MFU arithmetic (pure functions, unit-tested),
 // and the hardware table (bench/hardware.tsv) that supplies peak rates and
 // prices.
-#ifndef DP_STUDY_COST_H
-#define DP_STUDY_COST_H
+#ifndef DP_TRAIN_COST_H
+#define DP_TRAIN_COST_H
 #include <stdint.h>
 
 // rate_n / (n * rate_1): 1.0 is perfect weak scaling. NAN if inputs are unusable.

@@ -1,8 +1,8 @@
 // A small JSON reader (whole document -> tree) for results.json files and
 // safetensors headers. Numbers are doubles; strings are unescaped UTF-8
 // (\uXXXX escapes outside ASCII become '?', enough for our own files).
-#ifndef DP_STUDY_JSONREAD_H
-#define DP_STUDY_JSONREAD_H
+#ifndef DP_CORE_JSONREAD_H
+#define DP_CORE_JSONREAD_H
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,7 +1,7 @@
 // One run's record: what results.json holds (docs/results-schema.md) and the
 // summary table rank 0 prints. Filled by the trainer / evaluator on rank 0.
-#ifndef DP_STUDY_RESULTS_H
-#define DP_STUDY_RESULTS_H
+#ifndef DP_TRAIN_RESULTS_H
+#define DP_TRAIN_RESULTS_H
 #include <stdint.h>
 #include <stdio.h>
 

@@ -1,4 +1,4 @@
-#include "study/jsonread.h"
+#include "core/jsonread.h"
 
 #include <errno.h>
 #include <stdio.h>

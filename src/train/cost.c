@@ -1,4 +1,4 @@
-#include "study/cost.h"
+#include "train/cost.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,4 +1,4 @@
-#include "study/results.h"
+#include "train/results.h"
 
 #include <errno.h>
 #include <math.h>
