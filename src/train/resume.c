@@ -284,6 +284,7 @@ int ckpt_resume_prepare(trainer *t) {
     return -1;
   }
   snprintf(t->ck.resumed_from, sizeof t->ck.resumed_from, "%s", path);
+  t->ck.csv_bytes = (int64_t)jv_num(s, "steps_csv_bytes", -1);
   // Position; a different world size deals the rest of the epoch out again.
   train_state *st = &t->st;
   st->step = (int64_t)jv_num(s, "step", 0);
@@ -390,7 +391,6 @@ void ckpt_resume_apply(trainer *t) {
   t->base.f1 = jv_num(s, "baseline.f1", NAN);
   snprintf(t->base.source, sizeof t->base.source, "%s", jv_str(s, "baseline.source", ""));
   if (d->rank == 0) agg_from_json(t, s);
-  t->ck.csv_bytes = (int64_t)jv_num(s, "steps_csv_bytes", -1);
   t->ck.last_step = st->step;
   if (d->rank == 0)
     LOG_INFO("resumed from %s: step %lld, epoch %lld, batch %lld of the epoch (segment %d)", cf->path,

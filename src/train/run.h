@@ -107,6 +107,7 @@ typedef struct trainer {
 } trainer;
 
 // setup.c
+void setup_state_init(trainer *t);       // a fresh train_state (before a resume fills it)
 int setup_checks(trainer *t);            // 0, or -1 with t->cfg_msg
 void setup_model(trainer *t);
 void setup_teardown(trainer *t);

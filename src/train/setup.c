@@ -186,6 +186,17 @@ static void data_fingerprint(trainer *t) {
 
 const char *trainer_class_name(const trainer *t, int c) { return loader_class_name(t->train, c); }
 
+void setup_state_init(trainer *t) {
+  memset(&t->st, 0, sizeof t->st);
+  t->st.seed = t->cfg->seed;
+  t->st.rng = dp_rng_stream(t->cfg->seed, 1000 + (uint64_t)t->d->rank);
+  t->st.best_metric = NAN;
+  t->st.best_step = -1;
+  t->st.last_eval_step = -1;
+  t->st.last_metric = NAN;
+  t->st.segments = 1;
+}
+
 int setup_checks(trainer *t) {
   if (train_config_check(t->cfg) != 0) return -1;   // prints its own message
   if (setup_loaders(t)) return -1;
@@ -248,14 +259,6 @@ void setup_model(trainer *t) {
   if (c->step_every > 0) oc->step_every = c->step_every;
   oc->step_gamma = c->step_gamma;
 
-  memset(&t->st, 0, sizeof t->st);
-  t->st.seed = c->seed;
-  t->st.rng = dp_rng_stream(c->seed, 1000 + (uint64_t)t->d->rank);
-  t->st.best_metric = NAN;
-  t->st.best_step = -1;
-  t->st.last_eval_step = -1;
-  t->st.last_metric = NAN;
-  t->st.segments = 1;
   // Reducer before the optimizer: on a GPU the memory plan below then holds
   // exactly the graph, the context and the NCCL staging, not optimizer state.
   nn_step_init(&t->ns, g);

@@ -267,6 +267,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     dist_watchdog_free(d);
     return 2;
   }
+  setup_state_init(t);
   int resuming = ckpt_resume_prepare(t);
   if (!agree_config(t, resuming >= 0)) {
     setup_teardown(t);
