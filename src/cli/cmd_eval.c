@@ -100,6 +100,7 @@ int cmd_eval(int argc, char **argv) {
   lc.out_channels = wm.model.channels;
   memcpy(lc.mean, wm.mean, sizeof lc.mean);
   memcpy(lc.std, wm.std, sizeof lc.std);
+  lc.eval_resize_ratio = wm.eval_resize_ratio;
   lc.num_classes = wm.num_classes;
   dp_err lerr;
   dp_err_clear(&lerr);

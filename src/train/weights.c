@@ -8,6 +8,7 @@
 #include "core/check.h"
 #include "core/json.h"
 #include "core/jsonread.h"
+#include "input/loader.h"
 
 // Header text is built in memory (JSON writer to an in-memory FILE).
 static void kv_meta(dp_json *j, const char *k, const char *fmt, double v) {
@@ -17,6 +18,14 @@ static void kv_meta(dp_json *j, const char *k, const char *fmt, double v) {
 }
 
 static const char *bn_suffix = ".running_mean";
+
+// The eval transform's resize ratio when the caller leaves it 0 (and when an
+// older file has none): the loader's default, one source of truth.
+static float default_resize_ratio(void) {
+  loader_cfg d;
+  loader_cfg_defaults(&d);
+  return d.eval_resize_ratio;
+}
 
 int weights_save(const char *path, nn_graph *g, const weights_meta *meta, char *err, int err_sz) {
   char *hdr = NULL;
@@ -47,6 +56,14 @@ int weights_save(const char *path, nn_graph *g, const weights_meta *meta, char *
   dp_json_kv_string(&j, "dptrain.mean", b);
   snprintf(b, sizeof b, "%.9g,%.9g,%.9g", meta->std[0], meta->std[1], meta->std[2]);
   dp_json_kv_string(&j, "dptrain.std", b);
+  // The eval transform (src/input/augment.c, aug_eval_params): resize the
+  // shorter side to int(image_size / ratio), bilinear with half-pixel centres
+  // and no antialiasing, then center-crop image_size x image_size.
+  kv_meta(&j, "dptrain.eval_resize_ratio", "%.9g",
+          meta->eval_resize_ratio > 0 ? meta->eval_resize_ratio : default_resize_ratio());
+  dp_json_kv_string(&j, "dptrain.eval_resize_filter", "bilinear");
+  dp_json_kv_string(&j, "dptrain.eval_resize_antialias", "0");
+  dp_json_kv_string(&j, "dptrain.eval_crop", "center");
   // Class names joined by '\n' (names never contain newlines).
   char *names = NULL;
   size_t names_len = 0;
@@ -227,6 +244,13 @@ int weights_read_meta(const char *path, weights_meta *meta, char *err, int err_s
   const char *ms = md_str(md, "dptrain.mean", NULL), *ss2 = md_str(md, "dptrain.std", NULL);
   if (ms) sscanf(ms, "%f,%f,%f", &meta->mean[0], &meta->mean[1], &meta->mean[2]);
   if (ss2) sscanf(ss2, "%f,%f,%f", &meta->std[0], &meta->std[1], &meta->std[2]);
+  const char *rr = md_str(md, "dptrain.eval_resize_ratio", NULL);
+  meta->eval_resize_ratio = rr ? (float)atof(rr) : default_resize_ratio();
+  if (!(meta->eval_resize_ratio > 0 && meta->eval_resize_ratio <= 1)) {
+    snprintf(err, err_sz, "'%s': dptrain.eval_resize_ratio '%s' is not in (0, 1]", path, rr ? rr : "");
+    jv_free(v);
+    return -1;
+  }
   const char *names = md_str(md, "dptrain.class_names", NULL);
   if (names && cl > 0) {
     meta->class_names = dp_calloc((size_t)cl, sizeof(char *), "class names");
