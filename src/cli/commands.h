@@ -6,4 +6,5 @@ int cmd_data(int argc, char **argv);    // data/data_cli.c
 int cmd_train(int argc, char **argv);   // src/cli/cmd_train.c
 int cmd_eval(int argc, char **argv);    // src/cli/cmd_eval.c
 int cmd_study(int argc, char **argv);   // src/cli/cmd_study.c
+int cmd_export(int argc, char **argv);  // src/cli/cmd_export.c (runs python -m dptrain.export)
 #endif
