@@ -18,6 +18,7 @@ _EXPORTS = {
     "read_info": "dptrain.config", "build_model": "dptrain.models", "load_model": "dptrain.models",
     "read_metadata": "dptrain.safetensors_io", "read_safetensors": "dptrain.safetensors_io",
     "write_safetensors": "dptrain.safetensors_io", "SafetensorsError": "dptrain.safetensors_io",
+    "OnnxClassifier": "dptrain.onnx_model",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -93,6 +93,15 @@ class Preprocessing:
                             f"tensor, CenterCrop({self.image_size}), Normalize(mean, std) after dividing by 255"),
         }
 
+    @classmethod
+    def from_description(cls, d):
+        """The inverse of describe() (e.g. from an ONNX model's
+        dptrain.preprocessing metadata)."""
+        c = d["input_shape"][1]
+        return cls(image_size=d["input_shape"][2], channels=c, resize_ratio=d["resize"]["ratio"],
+                   resize_filter=d["resize"]["filter"], antialias=d["resize"]["antialias"], crop=d["crop"]["kind"],
+                   mean=list(d["normalize"]["mean"]), std=list(d["normalize"]["std"]))
+
     def transform(self, image):
         """One image -> the model input (channels, image_size, image_size),
         float32. image: uint8 (H, W), (H, W, 1) or (H, W, 3), a numpy array, a

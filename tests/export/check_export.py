@@ -33,6 +33,7 @@ import onnxruntime as ort  # noqa: E402
 import torch  # noqa: E402
 
 from dptrain.models import load_model  # noqa: E402
+from dptrain.onnx_model import OnnxClassifier  # noqa: E402
 from dptrain.safetensors_io import SafetensorsError, read_safetensors, write_safetensors  # noqa: E402
 from export_common import check, dptrain_logits, finish, rel_err, run  # noqa: E402
 
@@ -103,7 +104,7 @@ def check_onnx_model(m, info, name):
           f"{name}: metadata carries dptrain.model and the weights' SHA-256")
 
 
-def loader_check(a, work, tag, weights, imgs, shard, sess, info, env):
+def loader_check(a, work, tag, weights, onnx_path, imgs, shard, sess, info, env):
     """dptrain's eval pipeline vs Preprocessing.transform on the raw records,
     and ONNX Runtime on the Python-preprocessed batch vs dptrain's logits."""
     xin, lout = os.path.join(work, tag + "_loader_x.npy"), os.path.join(work, tag + "_loader_logits.npy")
@@ -116,6 +117,15 @@ def loader_check(a, work, tag, weights, imgs, shard, sess, info, env):
     e = rel_err(sess.run(["logits"], {"input": x_py.astype(np.float32)})[0], l_dp)
     check(e <= TOL, f"{tag}: ONNX Runtime on Python-preprocessed images vs dptrain's loader+forward: "
           f"rel. error {e:.3g}")
+    # The scoring path of docs/export.md: everything from the .onnx file alone.
+    clf = OnnxClassifier(onnx_path, providers=["CPUExecutionProvider"])
+    z = l_dp.astype(np.float64)
+    p_dp = np.exp(z - z.max(1, keepdims=True))
+    p_dp /= p_dp.sum(1, keepdims=True)
+    ep = float(np.abs(clf.predict(list(imgs)) - p_dp).max())
+    check(ep <= TOL and clf.class_names == info.class_names,
+          f"{tag}: OnnxClassifier(.onnx alone).predict(raw images) vs softmax of dptrain's logits: "
+          f"max abs diff {ep:.3g}, class names {clf.class_names[:3]}...")
     return dx, e
 
 
@@ -201,7 +211,7 @@ def main():
                "onnx_mb": round(os.path.getsize(onnx_path) / 1e6, 2)}
         if with_loader:
             row["preprocess_max_abs_diff"], row["rel_err_ort_on_py_preprocessing"] = loader_check(
-                a, a.work, tag, weights, imgs, shard, sess, info, env)
+                a, a.work, tag, weights, onnx_path, imgs, shard, sess, info, env)
         if opts is None:
             check("dptrain.eval_resize_ratio" in info.metadata and info.preprocessing.resize_ratio == 0.875,
                   f"{name}: the trainer wrote the eval transform: ratio {info.metadata.get('dptrain.eval_resize_ratio')}"
