@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "core/afile.h"
 #include "input/loader.h"
 #include "input/shard.h"
@@ -94,7 +95,7 @@ static void model_from(const opts *o, weights_meta *wm) {
 }
 
 static nn_graph *graph_for(const model_cfg *mc, int64_t batch) {
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 1);
+  nn_graph *g = nn_graph_create(cpu_backend(), batch, 1);
   model_build(g, mc);
   nn_graph_finalize(g);
   return g;
@@ -197,7 +198,9 @@ static int cmd_forward(const opts *o) {
   if (weights_load(o->weights, g, err, sizeof err)) die(err, NULL);
   nn_graph_set_training(g, 0);
   mf_set_input_nchw(g, x);
-  nn_forward(g);
+  nn_step st;
+  nn_step_init(&st, g);
+  nn_forward(g, &st);
   write_logits(g, o->output, n / per);
   printf("forward: %s on %lld inputs -> %s\n", wm.model.name, (long long)(n / per), o->output);
   free(x);
@@ -243,7 +246,9 @@ static int cmd_loader(const opts *o) {
   nn_graph_set_training(g, 0);
   nn_tensor *t = nn_t(g, g->input);   // (B, S, S, C)
   memcpy(t->data, lb->images, (size_t)t->numel * sizeof(float));
-  nn_forward(g);
+  nn_step st;
+  nn_step_init(&st, g);
+  nn_forward(g, &st);
   int64_t S = wm.model.image_size, C = wm.model.channels, N = lb->n;
   float *nchw = malloc((size_t)(N * C * S * S) * sizeof *nchw);
   for (int64_t i = 0; i < N; i++)
@@ -264,7 +269,7 @@ static int cmd_loader(const opts *o) {
 static int cmd_names(const opts *o) {
   weights_meta wm;
   model_from(o, &wm);
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, 1, 1);
+  nn_graph *g = nn_graph_create(cpu_backend(), 1, 1);
   model_build(g, &wm.model);
   for (int32_t i = 0; i < g->nparams; i++) {
     char timm[NN_NAME_MAX + 32];
