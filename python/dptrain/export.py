@@ -129,6 +129,8 @@ def main(argv=None):
         fail(2, f"bad input: setting 'weights': {e}")
     except OSError as e:
         fail(2, f"setting 'onnx': {e}")
+    except Exception as e:   # torch.onnx / onnx.checker: an operator this opset cannot express, ...
+        fail(1, f"exporting '{a.weights}' with opset {a.opset} failed: {type(e).__name__}: {e}")
     size = os.path.getsize(a.onnx)
     print(f"wrote {a.onnx}: {info.config.model}, input (batch, {info.config.channels}, {info.config.image_size}, "
           f"{info.config.image_size}), {info.config.classes} classes, opset {a.opset}, {size / 1e6:.1f} MB")

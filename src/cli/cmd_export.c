@@ -91,7 +91,10 @@ int cmd_export(int argc, char **argv) {
       fprintf(stderr, "dptrain export: DPTRAIN_PYTHON=%s is not an executable: %s\n", env, hint);
       return 2;
     }
-    if (!join(py, sizeof py, env, "")) return 2;
+    if (!join(py, sizeof py, env, "")) {
+      fprintf(stderr, "dptrain export: DPTRAIN_PYTHON is longer than %d bytes\n", PATH_MAX - 1);
+      return 2;
+    }
   }
   for (int k = 0; k < nr && !py[0]; k++) {
     if (join(probe, sizeof probe, r[k], "/.venv/bin/python") && is_exec(probe))
