@@ -4,6 +4,7 @@ dptrain's --init-weights (fine-tuning from pretrained weights).
 
   tools/torch2safetensors.py --pth resnet50-11ad3fa6.pth --out resnet50.safetensors
   tools/torch2safetensors.py --pth vit_base_patch16_224.pth --out vit_b16.safetensors   # timm names
+  tools/torch2safetensors.py --pth model.safetensors --out vit_b16.safetensors   # timm's hub format (timm names)
   tools/torch2safetensors.py --torchvision resnet18 --num-classes 5 --out r18.safetensors   # random weights (tests)
 
 Output: every tensor under torchvision's names (timm ViT names are mapped with
@@ -33,7 +34,7 @@ import torch  # noqa: E402
 
 from dptrain.afile import sha256_file  # noqa: E402
 from dptrain.names import looks_like_timm_vit, timm_to_torchvision  # noqa: E402
-from dptrain.safetensors_io import write_safetensors  # noqa: E402
+from dptrain.safetensors_io import SafetensorsError, read_safetensors, write_safetensors  # noqa: E402
 
 CONTAINER_KEYS = ("state_dict", "model", "model_state_dict", "module", "net")
 
@@ -99,7 +100,8 @@ def convert(sd):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="torchvision/timm state_dict -> safetensors for dptrain --init-weights")
     src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--pth", help="a .pth/.pt file (state_dict, module or checkpoint) from torchvision or timm")
+    src.add_argument("--pth", help="a .pth/.pt file (state_dict, module or checkpoint) from torchvision or timm, "
+                                   "or a .safetensors file with their names")
     src.add_argument("--torchvision", metavar="NAME", help="a torchvision model with random weights, e.g. resnet18")
     ap.add_argument("--num-classes", type=int, default=1000, help="with --torchvision: classifier size [1000]")
     ap.add_argument("--seed", type=int, default=0, help="with --torchvision: torch.manual_seed [0]")
@@ -109,7 +111,15 @@ def main(argv=None):
     a = ap.parse_args(argv)
 
     md = {"format": "pt", "dptrain.converter": "tools/torch2safetensors.py", "dptrain.torch_version": torch.__version__}
-    if a.pth:
+    if a.pth and a.pth.endswith(".safetensors"):   # e.g. timm's weights on the Hugging Face hub
+        try:
+            sd, _ = read_safetensors(a.pth)
+        except SafetensorsError as e:
+            fail(str(e))
+        sd = strip_prefix(sd)
+        md["dptrain.source"] = os.path.basename(a.pth)
+        md["dptrain.source_sha256"] = sha256_file(a.pth)
+    elif a.pth:
         try:
             obj = torch.load(a.pth, map_location="cpu")
         except (OSError, RuntimeError, EOFError, ValueError) as e:

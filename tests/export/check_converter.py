@@ -16,7 +16,8 @@ oracle + unit).
 3. timm names: a torchvision ViT state_dict renamed to timm's names (by the C
    map, export_helper names) converts back to torchvision's names, the Python
    map (dptrain.names) agrees with the C map name for name, and dptrain's
-   ViT logits on the converted file equal torch's.
+   ViT logits on the converted file equal torch's; the same from a timm-named
+   .safetensors file (timm's hub format).
 4. --torchvision NAME writes random weights, the same with either writer.
 """
 import argparse
@@ -34,7 +35,7 @@ import torch  # noqa: E402
 import torchvision  # noqa: E402
 
 from dptrain.names import timm_to_torchvision, torchvision_to_timm  # noqa: E402
-from dptrain.safetensors_io import read_safetensors  # noqa: E402
+from dptrain.safetensors_io import read_safetensors, write_safetensors  # noqa: E402
 from export_common import check, dptrain_logits, finish, rel_err, run  # noqa: E402
 
 CONVERTER = os.path.join(REPO, "tools", "torch2safetensors.py")
@@ -127,6 +128,12 @@ def timm_case(a):
     out, _ = run([a.pure_python, CONVERTER, "--pth", pth, "--out", st])
     check("timm (mapped to torchvision) names" in out, f"timm checkpoint recognised: {out}")
     compare_file(st, sd, "timm -> torchvision")
+    # timm's Hugging Face hub format: a safetensors file with timm names.
+    hub, st2 = os.path.join(a.work, "vit_timm_hub.safetensors"), os.path.join(a.work, "vit_from_hub.safetensors")
+    write_safetensors(hub, timm_sd, {"format": "pt"}, backend="pure")
+    out, _ = run([a.pure_python, CONVERTER, "--pth", hub, "--out", st2])
+    check("timm (mapped to torchvision) names" in out, f"timm safetensors recognised: {out}")
+    compare_file(st2, sd, "timm safetensors -> torchvision")
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         want = model(x).numpy()
