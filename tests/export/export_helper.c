@@ -195,7 +195,7 @@ static int cmd_forward(const opts *o) {
   if (n == 0 || n % per) die("/input is not (N, C, S, S) for the model", o->input);
   nn_graph *g = graph_for(&wm.model, n / per);
   char err[512];
-  if (weights_load(o->weights, g, err, sizeof err)) die(err, NULL);
+  if (weights_load(o->weights, g, 0, err, sizeof err)) die(err, NULL);
   nn_graph_set_training(g, 0);
   mf_set_input_nchw(g, x);
   nn_step st;
@@ -217,12 +217,11 @@ static int cmd_loader(const opts *o) {
   char **paths = NULL;
   int np = shard_glob(o->data, &paths);
   if (np <= 0) die("no shards match", o->data);
-  const int64_t B = 64;
   loader_cfg lc;
   loader_cfg_defaults(&lc);
   lc.shards = paths;
   lc.nshards = np;
-  lc.batch = B;
+  lc.batch = 64;
   lc.drop_last = 0;
   lc.shuffle = 0;
   lc.train = 0;
@@ -233,6 +232,7 @@ static int cmd_loader(const opts *o) {
   memcpy(lc.std, wm.std, sizeof lc.std);
   lc.eval_resize_ratio = wm.eval_resize_ratio;
   lc.num_classes = wm.num_classes;
+  lc.clamp_batch = 1;   // 64 > the 16 test records
   dp_err e;
   dp_err_clear(&e);
   loader *l = loader_create(&lc, &e);
@@ -240,11 +240,11 @@ static int cmd_loader(const opts *o) {
   loader_start_epoch(l, 0);
   const loader_batch *lb = loader_next_batch(l);
   if (!lb || lb->n <= 0) die("the shards gave no batch", o->data);
-  nn_graph *g = graph_for(&wm.model, B);
+  nn_graph *g = graph_for(&wm.model, loader_batch_size(l));
   char err[512];
-  if (weights_load(o->weights, g, err, sizeof err)) die(err, NULL);
+  if (weights_load(o->weights, g, 0, err, sizeof err)) die(err, NULL);
   nn_graph_set_training(g, 0);
-  nn_tensor *t = nn_t(g, g->input);   // (B, S, S, C)
+  nn_tensor *t = nn_t(g, g->input);   // (B, S, S, C), B = the loader's (clamped) batch
   memcpy(t->data, lb->images, (size_t)t->numel * sizeof(float));
   nn_step st;
   nn_step_init(&st, g);
