@@ -5,8 +5,8 @@
 //   PYTHON -m dptrain.export ARGS...   (PYTHONPATH=<root>/python:$PYTHONPATH)
 // Python: $DPTRAIN_PYTHON, else <root>/.venv/bin/python (the venv .ci/venv.sh
 // makes), else python3 on PATH. <root>: the directory above the dptrain
-// binary (the source tree when it is built in build/), then the source tree it
-// was built from.
+// binary (the source tree when it is built in build/), <that>/share/dptrain
+// (an installed tree), then the source tree it was built from.
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -41,8 +41,11 @@ static int join(char *out, size_t n, const char *a, const char *b) {
   return w >= 0 && (size_t)w < n;
 }
 
-// Candidate roots: the binary's parent directory, then the source tree.
-static int roots(char out[2][PATH_MAX]) {
+// Candidate roots: the binary's parent directory (a source tree built in
+// build/), the installed share/dptrain (cmake --install puts python/ there),
+// then the source tree the binary was built from.
+enum { NROOTS = 3 };
+static int roots(char out[NROOTS][PATH_MAX]) {
   int n = 0;
   char exe[PATH_MAX];
   ssize_t l = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -52,6 +55,7 @@ static int roots(char out[2][PATH_MAX]) {
     if (s) {
       *s = 0;
       if (join(out[n], PATH_MAX, exe, "/..")) n++;
+      if (join(out[n], PATH_MAX, exe, "/../share/dptrain")) n++;
     }
   }
   if (join(out[n], PATH_MAX, DP_SOURCE_DIR, "")) n++;
@@ -73,7 +77,7 @@ int cmd_export(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  char r[2][PATH_MAX], pkg[PATH_MAX] = "", py[PATH_MAX] = "", probe[PATH_MAX];
+  char r[NROOTS][PATH_MAX], pkg[PATH_MAX] = "", py[PATH_MAX] = "", probe[PATH_MAX];
   int nr = roots(r);
   for (int k = 0; k < nr && !pkg[0]; k++) {
     if (join(probe, sizeof probe, r[k], "/python/dptrain/export.py") && is_file(probe))
