@@ -7,6 +7,7 @@
 
 #include "core/json.h"
 #include "nn/models/models.h"
+#include "track/mlflow.h"
 
 typedef enum { T_STR, T_I64, T_INT, T_FLOAT, T_DOUBLE, T_U64 } opt_type;
 
@@ -81,6 +82,10 @@ static const opt_desc opts[] = {
     O_("max-skip-rate", T_DOUBLE, max_skip_rate, "fail when more than this fraction of records is skipped"),
     O_STR("device", device, "cpu | cuda | auto (auto: a GPU per rank when one is found, else CPU)"),
     O_STR("precision", precision, "auto | fp32 | tf32 | bf16 | fp16 (GPU; auto = bf16 on sm_80+; CPU is fp32)"),
+    O_STR("mlflow-uri", mlflow_uri, "MLflow tracking server http(s)://host:port (empty: $MLFLOW_TRACKING_URI or no tracking)"),
+    O_STR("mlflow-experiment", mlflow_experiment, "MLflow experiment name (empty: $MLFLOW_EXPERIMENT_NAME or dptrain)"),
+    O_STR("run-name", run_name, "MLflow run name (empty: the basename of --out)"),
+    O_("mlflow-timeout", T_DOUBLE, mlflow_timeout, "seconds per MLflow call before it is retried in the background"),
     O_STR("dump-ids", dump_ids, "debug: write consumed sample ids to FILE.rank<r>"),
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))
@@ -115,6 +120,7 @@ void train_config_defaults(train_config *c) {
   c->max_skip_rate = 0.01;
   snprintf(c->device, sizeof c->device, "cpu");
   snprintf(c->precision, sizeof c->precision, "auto");
+  c->mlflow_timeout = 10.0;
 }
 
 static const opt_desc *find_opt(const char *name) {
@@ -317,6 +323,15 @@ void train_config_write(const train_config *c, FILE *f) {
   }
 }
 
+void train_config_foreach(const train_config *c, void (*fn)(const char *name, const char *value, void *ctx),
+                          void *ctx) {
+  char v[TC_PATH_MAX + 64];
+  for (int i = 0; i < NOPTS; i++) {
+    format_value(c, &opts[i], v, sizeof v);
+    fn(opts[i].name, v, ctx);
+  }
+}
+
 void train_config_write_json(const train_config *c, void *dp_json_writer) {
   dp_json *j = dp_json_writer;
   for (int i = 0; i < NOPTS; i++) {
@@ -381,5 +396,15 @@ int train_config_check(const train_config *c) {
   if (c->bucket_mb <= 0) BAD("bucket-mb", "must be > 0");
   if (c->mixup < 0 || c->cutmix < 0) BAD("mixup", "alphas must be >= 0");
   if (c->threads < 0 || c->loader_threads < 0) BAD("threads", "must be >= 0");
+  if (c->mlflow_uri[0]) {
+    char why[512];
+    if (trk_uri_check(c->mlflow_uri, why, sizeof why)) BAD("mlflow-uri", "%s", why);
+  }
+  if (!(c->mlflow_timeout >= 1 && c->mlflow_timeout <= 600))
+    BAD("mlflow-timeout", "must be in [1, 600] seconds (got %g)", c->mlflow_timeout);
+  for (const char *p = c->mlflow_experiment; *p; p++)
+    if ((unsigned char)*p < 0x20) BAD("mlflow-experiment", "contains a control character");
+  for (const char *p = c->run_name; *p; p++)
+    if ((unsigned char)*p < 0x20) BAD("run-name", "contains a control character");
   return 0;
 }

@@ -22,6 +22,7 @@
 #include "train/optim.h"
 #include "train/progress.h"
 #include "train/state.h"
+#include "train/tracking.h"
 #include "train/weights.h"
 
 // Per-step values each rank sends to rank 0.
@@ -62,6 +63,7 @@ typedef struct {
   char hw_name[64];
   run_results res;
   char cfg_msg[1024];
+  run_tracking *trk;         // track: MLflow hooks (rank 0; NULL when off)
 } trainer;
 
 static int64_t peak_rss_bytes(void) {
@@ -496,6 +498,7 @@ static void record_step(trainer *t, const step_vals *s, int64_t epoch) {
     fputc('\n', t->csv);
   }
   progress_update(&t->prog, epoch, t->st.step, loss, img_s, t->st.last_lr);
+  run_tracking_step(t->trk, t->st.step, epoch, loss, img_s, t->st.last_lr);   // track: per-step figures
   free(all);
 }
 
@@ -531,6 +534,7 @@ static void do_eval(trainer *t) {
     for (int k = 0; k < t->num_classes; k++) names[k] = loader_class_name(t->train, k);
     class_metrics_print(&m, names, stdout);
     free(names);
+    run_tracking_eval(t->trk, t->st.step, &m);   // track: evaluation metrics
     if (t->st.stop)
       printf("early stopping: no %s improvement in %d evaluation(s) (best %.4f at step %lld)\n", f1 ? "macro-F1" : "loss",
              c->patience, t->st.best_metric, (long long)t->st.best_step);
@@ -765,6 +769,14 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     LOG_INFO("train: per-rank batch %lld x accum %d x %d ranks = global batch %lld", (long long)cfg->batch, cfg->accum,
              d->world, (long long)(cfg->batch * cfg->accum * d->world));
   }
+  {   // track: lineage.json on rank 0; MLflow params and tags when a tracking URI is set
+    const char **names = dp_calloc((size_t)t->num_classes, sizeof(char *), "class names");
+    for (int k = 0; k < t->num_classes; k++) names[k] = loader_class_name(t->train, k);
+    run_tracking_info ti = {t->train_paths, t->ntrain, t->val_paths, t->nval, t->hw_name, t->td->name,
+                            t->td->precision, d->world, d->node_count, t->num_classes, names, t->total_steps};
+    t->trk = run_tracking_open(cfg, d->rank, &ti);
+    free(names);
+  }
   if (cfg->baseline_steps > 0) run_baseline(t);
 
   progress_init(&t->prog, stdout, t->total_steps, cfg->log_every);
@@ -828,7 +840,9 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     free(names);
     t->res.class_names = NULL;
     if (rc) DP_FATAL("writing results.json", "check --out", "see above");
+    run_tracking_results(t->trk, &t->res);   // track: headline figures
   }
   teardown(t);
+  run_tracking_close(t->trk, "FINISHED");   // track: files (closed by teardown) and status; bounded wait
   return 0;
 }
