@@ -13,12 +13,8 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "dist/dist.h"
-#include "input/loader.h"
-#include "input/shard.h"
-#include "nn/ops.h"
+#include "train/eval_file.h"
 #include "train/results.h"
-#include "train/eval.h"
-#include "train/weights.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -65,60 +61,20 @@ int cmd_eval(int argc, char **argv) {
   }
   dist_ctx d;
   dist_init(&d, &argc, &argv);
-  double t0 = dp_now();
-  weights_meta wm;
-  char err[512];
-  char **paths = NULL;
-  int npaths = 0;
-  int ok = weights_read_meta(weights, &wm, err, sizeof err) == 0;
-  if (!ok && d.rank == 0) fprintf(stderr, "dptrain eval: bad configuration: setting 'weights': %s\n", err);
-  if (ok) {
-    npaths = shard_glob(data, &paths);
-    if (npaths <= 0) {
-      ok = 0;
-      if (d.rank == 0) fprintf(stderr, "dptrain eval: bad configuration: setting 'data': no shards match '%s'\n", data);
-    }
-  }
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, d.comm), "agreeing on the configuration");
-  if (!ok) {
-    dist_finalize(&d);
-    return 2;
-  }
   dist_bind(&d, threads, lthreads);
-  loader_cfg lc;
-  loader_cfg_defaults(&lc);
-  lc.shards = paths;
-  lc.nshards = npaths;
-  lc.rank = d.rank;
-  lc.world = d.world;
-  lc.batch = batch;
-  lc.drop_last = 0;
-  lc.shuffle = 0;
-  lc.train = 0;
-  lc.threads = d.loader_threads > 0 ? d.loader_threads : 1;
-  lc.out_size = (int)wm.model.image_size;
-  lc.out_channels = wm.model.channels;
-  memcpy(lc.mean, wm.mean, sizeof lc.mean);
-  memcpy(lc.std, wm.std, sizeof lc.std);
-  lc.num_classes = wm.num_classes;
-  dp_err lerr;
-  dp_err_clear(&lerr);
-  loader *l = loader_create(&lc, &lerr);
-  if (!l) DP_FATAL("opening the evaluation shards", "check --data", "%s", lerr.msg);
-  if (loader_num_classes(l) != wm.num_classes)
-    DP_FATAL("checking the evaluation shards", "evaluate on shards with the training classes",
-             "setting 'data': shards have %d classes, the weights %d", loader_num_classes(l), wm.num_classes);
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 1);
-  model_build(g, &wm.model);
-  nn_xent_cfg xc = {0.0f, NULL, wm.num_classes};
-  nn_softmax_xent(g, "loss", g->logits, &xc);
-  nn_graph_finalize(g);
-  if (weights_load(weights, g, err, sizeof err)) DP_FATAL("loading weights", "was it written for this model?", "%s", err);
-  nn_graph_set_training(g, 0);
+  double t0 = dp_now();
+  char err[600];
+  eval_file_info info;
   run_results r;
   run_results_init(&r);
   r.kind = "eval";
-  eval_run(g, l, &d, wm.num_classes, &r.q);
+  if (eval_weights_file(weights, data, batch, &d, &r.q, &info, err, sizeof err) != 0) {
+    if (d.rank == 0) fprintf(stderr, "dptrain eval: bad configuration: %s\n", err);
+    run_results_free(&r);
+    dist_finalize(&d);
+    return 2;
+  }
+  const weights_meta wm = info.meta;
   r.evaluated = 1;
   if (d.rank == 0) {
     class_metrics_print(&r.q, (const char *const *)wm.class_names, stdout);
@@ -126,8 +82,8 @@ int cmd_eval(int argc, char **argv) {
     r.nodes = d.node_count;
     r.cores_per_rank = d.cores;
     snprintf(r.model, sizeof r.model, "%s", wm.model.name);
-    r.params = g->nparam_elems;
-    r.flops_per_image_fwd = nn_flops_per_image(g);
+    r.params = info.params;
+    r.flops_per_image_fwd = info.flops_per_image_fwd;
     r.class_names = wm.class_names;
     r.total_wall_s = dp_now() - t0;
     char dirbuf[1024], path[1200];
@@ -138,10 +94,7 @@ int cmd_eval(int argc, char **argv) {
   }
   r.class_names = NULL;
   run_results_free(&r);
-  nn_graph_destroy(g);
-  loader_destroy(l);
-  shard_paths_free(paths, npaths);
-  weights_meta_free(&wm);
+  eval_file_info_free(&info);
   dist_finalize(&d);
   return 0;
 }
