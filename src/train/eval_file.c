@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/timer.h"
+#include "backend/cpu/cpu.h"
 #include "input/loader.h"
 #include "input/shard.h"
 #include "nn/ops.h"
@@ -55,7 +56,7 @@ int eval_weights_file(const char *weights, const char *data_glob, int64_t batch,
   if (loader_num_classes(l) != wm->num_classes)
     DP_FATAL("checking the evaluation shards", "evaluate on shards with the training classes",
              "setting 'data': shards have %d classes, the weights %d", loader_num_classes(l), wm->num_classes);
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 1);
+  nn_graph *g = nn_graph_create(cpu_backend(), batch, 1);
   model_build(g, &wm->model);
   nn_xent_cfg xc = {0.0f, NULL, wm->num_classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);
