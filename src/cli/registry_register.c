@@ -13,9 +13,11 @@
 #include <unistd.h>
 
 #include "cli/registry.h"
+#include "core/afile.h"
 #include "core/jsonread.h"
 #include "dist/dist.h"
 #include "input/shard.h"
+#include "track/jbuf.h"
 #include "track/ship.h"
 #include "track/spool.h"
 #include "train/eval_file.h"
@@ -211,6 +213,26 @@ static int register_on_server(const reg_opts *o, const class_metrics *test, cons
   if (trk_model_version_create(c, o->name, source, id.run_id, tags.kv, tags.n, desc, version, sizeof version, &e))
     goto done;
   printf("registered %s version %s (run %s)\n  source %s\n", o->name, version, id.run_id, source);
+  {   // For scripts: which version this OUT became.
+    trk_jbuf b;
+    trk_jbuf_begin(&b);
+    b.j.pretty = 1;
+    dp_json_begin_object(&b.j);
+    dp_json_kv_string(&b.j, "name", o->name);
+    dp_json_kv_string(&b.j, "version", version);
+    dp_json_kv_string(&b.j, "run_id", id.run_id);
+    dp_json_kv_string(&b.j, "source", source);
+    dp_json_kv_string(&b.j, "tracking_uri", trk_client_uri(c));
+    dp_json_end_object(&b.j);
+    char *text = trk_jbuf_end(&b);
+    snprintf(p, sizeof p, "%s/registered.json", o->out);
+    if (dp_write_file_atomic(p, text, strlen(text), &e)) {
+      free(text);
+      goto done;
+    }
+    free(text);
+    printf("  wrote %s\n", p);
+  }
   if (test) printf("  test macro-F1 %.4f, accuracy %.4f on %s\n", test->macro_f1, test->accuracy, o->test);
   rc = 0;
 done:

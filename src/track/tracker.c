@@ -127,6 +127,31 @@ trk_tracker *trk_open(const trk_open_opts *o, int *resumed, dp_err *err) {
   trk_ident id;
   int have = trk_ident_load(t->dir, &id, err);
   if (have < 0) goto fail;
+  if (have == 0 && !o->continue_run && lk == 1) {
+    dp_err_set(err, TRK_E_LOCAL, "%s belongs to an earlier run and is in use by %s (a `track sync`?)", t->dir, holder);
+    goto fail;
+  }
+  if (have == 0 && !o->continue_run) {
+    // A fresh start: the earlier run's spool is history, not this run's.
+    int64_t off = trk_cursor_load(t->dir, NULL);
+    int64_t left = off < 0 ? -1 : trk_spool_count_pending(t->dir, off);
+    char old[1200];
+    snprintf(old, sizeof old, "%s.prev-%s", t->dir, id.spool_id);
+    trk_spool_unlock(t->lock_fd);   // the lock file moves with the directory
+    t->lock_fd = -1;
+    if (rename(t->dir, old) != 0) {
+      dp_err_set(err, TRK_E_LOCAL, "moving the previous run's spool %s aside to %s: %s", t->dir, old,
+                 strerror(errno));
+      goto fail;
+    }
+    if (left != 0)
+      LOG_WARN("MLflow: the previous run in %s had %lld unsent record(s); its spool is now %s", t->dir,
+               (long long)left, old);
+    if (dp_mkdir_p(t->dir, err)) goto fail;
+    lk = trk_spool_lock(t->dir, &t->lock_fd, holder, sizeof holder, err);
+    if (lk < 0) goto fail;
+    have = 1;
+  }
   if (have == 0) {
     if (resumed) *resumed = 1;
     if (strcmp(id.tracking_uri, o->uri)) {
@@ -241,7 +266,7 @@ int64_t trk_close(trk_tracker *t, double drain_s) {
     LOG_WARN("MLflow: %lld record(s) not sent to %s yet; they are kept in %s: run `dptrain track sync %s` once the "
              "server is up",
              (long long)pending, t->uri, t->dir, out_dir);
-  else
+  else if (id.run_id[0])
     LOG_INFO("MLflow: run %s complete at %s (experiment %s)", id.run_id, t->uri, id.experiment_id);
   trk_spool_writer_close(&t->w, &e);
   if (!joined) return pending;   // the thread may still read t: leave it allocated

@@ -21,15 +21,19 @@ typedef struct {
   const char *run_name;      // "" = the server picks one
   const char *spool_dir;     // OUT/mlflow-spool
   double timeout_s;          // per HTTP call (connect: min(5, timeout))
+  int continue_run;          // 1: a resumed training (continue the spool's run)
 } trk_open_opts;
 
 typedef struct trk_tracker trk_tracker;
 
-// Creates or reopens the spool and starts the shipper. A spool with a
-// run.json continues that run (*resumed = 1), unless it was tracked to another
-// server, whose run id means nothing here: then the whole spool is replayed
-// into a new run. NULL with err when the spool cannot be written (the caller
-// warns and trains untracked).
+// Creates or reopens the spool and starts the shipper. With continue_run, a
+// spool with a run.json continues that run (*resumed = 1), unless it was
+// tracked to another server, whose run id means nothing here: then the whole
+// spool is replayed into a new run. Without continue_run (a fresh start into
+// an OUT that holds an earlier run's spool) the old spool is moved aside to
+// OUT/mlflow-spool.prev-<spool id> (with a warning when it still held unsent
+// records) and a new run begins. NULL with err when the spool cannot be
+// written (the caller warns and trains untracked).
 trk_tracker *trk_open(const trk_open_opts *o, int *resumed, dp_err *err);
 void trk_param(trk_tracker *t, const char *key, const char *value);
 void trk_metric(trk_tracker *t, const char *key, double value, int64_t step);

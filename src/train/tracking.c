@@ -73,7 +73,7 @@ run_tracking *run_tracking_open(const train_config *c, int rank, const run_track
     while (s > c->out && s[-1] != '/') s--;
     snprintf(run_name, sizeof run_name, "%.*s", (int)(c->out + L - s), s);
   }
-  trk_open_opts o = {uri, exp && exp[0] ? exp : "dptrain", run_name, spool, c->mlflow_timeout};
+  trk_open_opts o = {uri, exp && exp[0] ? exp : "dptrain", run_name, spool, c->mlflow_timeout, info->resuming};
   int resumed = 0;
   trk_tracker *trk = trk_open(&o, &resumed, &err);
   if (!trk) {

@@ -34,6 +34,10 @@ typedef struct {
   int num_classes;
   const char *const *class_names;   // (num_classes), copied
   int64_t total_steps;
+  // 1 when this start resumes a checkpoint: the MLflow run of OUT's spool
+  // (or the run id the checkpoint carried, see run_tracking_spool_dir)
+  // continues. 0: a new run (an earlier spool in OUT is moved aside).
+  int resuming;
 } run_tracking_info;
 
 typedef struct run_tracking run_tracking;
@@ -52,7 +56,11 @@ void run_tracking_results(run_tracking *t, const run_results *r);
 // (FINISHED, FAILED, KILLED) and waits a bounded time (the smaller of
 // --mlflow-timeout and 10 s) for the shipper. Frees t.
 void run_tracking_close(run_tracking *t, const char *status);
-// The spool's identity file, for the checkpoint layer to carry the run id
-// across a resume into another directory: OUT/mlflow-spool.
+// The spool directory, OUT/mlflow-spool. The checkpoint layer carries the
+// run's identity (track/spool.h trk_ident: spool id, server, run id) with
+// trk_ident_load(dir) when it saves a checkpoint, and, when it resumes one into
+// an OUT without a spool, writes it back with trk_ident_save(dir) before
+// run_tracking_open(..., resuming = 1): the resumed training then logs to the
+// same MLflow run.
 void run_tracking_spool_dir(const train_config *c, char *out, size_t n);
 #endif

@@ -759,7 +759,8 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     const char **names = dp_calloc((size_t)t->num_classes, sizeof(char *), "class names");
     for (int k = 0; k < t->num_classes; k++) names[k] = loader_class_name(t->train, k);
     run_tracking_info ti = {t->train_paths, t->ntrain, t->val_paths, t->nval, t->hw_name, t->td->name,
-                            t->td->precision, d->world, d->node_count, t->num_classes, names, t->total_steps};
+                            t->td->precision, d->world, d->node_count, t->num_classes, names, t->total_steps,
+                            0 /* resuming: set by the checkpoint layer */};
     t->trk = run_tracking_open(cfg, d->rank, &ti);
     free(names);
   }

@@ -163,6 +163,12 @@ def main():
                   f"{data}/val-*.h5", "--batch", "8", "--threads", "1", "--loader-threads", "1",
                   "--max-skip-rate", "0.2", "--log-every", "2"]
 
+        # Bad tracking settings stop the run before any work (exit 2, naming the setting).
+        for bad_args, setting in ((["--mlflow-uri", "file:./mlruns"], "mlflow-uri"),
+                                  (["--mlflow-timeout", "0"], "mlflow-timeout")):
+            rc, out, _ = run([dp] + common + ["--out", f"{work}/bad", "--steps", "1"] + bad_args)
+            if rc != 2 or f"setting '{setting}'" not in out:
+                fail(f"{bad_args}: exit {rc}, want 2 naming '{setting}'", out)
         # ---- C: the server is not up yet (nothing listens on its port) -------------------
         C = f"{work}/C"
         rc, out, tc = run(mpi + [dp] + common + ["--out", C, "--steps", "8", "--eval-every", "4",
@@ -304,6 +310,9 @@ def main():
                 fail(f"register {name} exited {rc}", out)
         log(f"registered A (test macro-F1 {f1['A']:.4f}) and B ({f1['B']:.4f})")
         vers = {v.run_id: v for v in c.search_model_versions("name='shop-quality'")}
+        reg_a = json.load(open(f"{A}/registered.json"))
+        if reg_a["run_id"] != ident["run_id"] or reg_a["version"] not in [v.version for v in vers.values()]:
+            fail(f"registered.json of A: {reg_a}")
         if len(vers) != 2:
             fail(f"{len(vers)} versions registered, want 2")
         va = vers[ident["run_id"]]

@@ -22,6 +22,7 @@
 #include "track/http.h"
 #include "track/mlflow.h"
 #include "track/spool.h"
+#include "track/tracker.h"
 #include "train/config.h"
 #include "train/lineage.h"
 
@@ -373,6 +374,45 @@ static void test_http(void) {
   close(fs.fd);
 }
 
+// A fresh start into an OUT with a spool begins a new run (the old spool is
+// moved aside); a resumed one continues the spool's run.
+static void test_open_resume(void) {
+  char dir[300], prev[400];
+  snprintf(dir, sizeof dir, "%s/resume/mlflow-spool", tmpdir);
+  int port;
+  int s = listen_socket(&port);
+  close(s);   // nothing listens: the shipper fails fast, training does not care
+  char uri[64];
+  snprintf(uri, sizeof uri, "http://127.0.0.1:%d", port);
+  trk_open_opts o = {uri, "e", "r", dir, 1, 0};
+  dp_err e;
+  dp_err_clear(&e);
+  int resumed = -1;
+  trk_ident a, b, c2;
+  trk_tracker *t = trk_open(&o, &resumed, &e);
+  TU_CHECK(t && resumed == 0, "first open: %s", e.msg);
+  trk_metric(t, "loss", 1.0, 1);
+  trk_identity(t, &a);
+  double t0 = dp_now();
+  int64_t left = trk_close(t, 0.5);
+  TU_CHECK(left == 1 && dp_now() - t0 < 5, "one record left after a bounded close (%lld, %.1f s)", (long long)left,
+           dp_now() - t0);
+  o.continue_run = 1;
+  t = trk_open(&o, &resumed, &e);
+  TU_CHECK(t && resumed == 1, "resume: %s", e.msg);
+  trk_identity(t, &b);
+  TU_CHECK(!strcmp(a.spool_id, b.spool_id) && a.start_ms == b.start_ms, "resume keeps the run's identity");
+  trk_close(t, 0.5);
+  o.continue_run = 0;
+  t = trk_open(&o, &resumed, &e);
+  TU_CHECK(t && resumed == 0, "fresh start: %s", e.msg);
+  trk_identity(t, &c2);
+  TU_CHECK(strcmp(a.spool_id, c2.spool_id), "a fresh start is a new run");
+  trk_close(t, 0.5);
+  snprintf(prev, sizeof prev, "%s.prev-%s/records.jsonl", dir, a.spool_id);
+  TU_CHECK(tu_file_exists(prev), "the earlier spool is kept as %s", prev);
+}
+
 int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/dptrain-track-unit-XXXXXX");
   if (!mkdtemp(tmpdir)) {
@@ -384,6 +424,7 @@ int main(void) {
   test_paths_uris_gate();
   test_config_hash();
   test_http();
+  test_open_resume();
   char cmd[400];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmpdir);
