@@ -3,6 +3,7 @@
 // registry_register.c and registry_promote.c; this file has list, show and
 // the shared helpers.
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -307,6 +308,7 @@ done:
 }
 
 int cmd_registry(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN);   // a server closing a TLS connection must not end the command
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

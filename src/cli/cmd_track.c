@@ -2,6 +2,7 @@
 // (track/spool.h). `sync` sends what the run could not send (server down or
 // slow during training), from the persisted cursor, so nothing is sent twice;
 // it can also add files to the run (an ONNX export made after training).
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,6 +231,7 @@ local_fail:
 }
 
 int cmd_track(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN);   // a server closing a TLS connection must not end the command
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

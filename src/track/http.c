@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -28,6 +29,20 @@ void trk_http_opts_default(trk_http_opts *o) {
   o->max_attempts = 3;
   o->backoff_s = 0.5;
   o->backoff_cap_s = 8;
+}
+
+static void env_copy(const char *name, char *out, size_t n) {
+  const char *v = getenv(name);
+  if (v) snprintf(out, n, "%s", v);
+}
+
+void trk_http_opts_from_env(trk_http_opts *o) {
+  env_copy("MLFLOW_TRACKING_USERNAME", o->user, sizeof o->user);
+  env_copy("MLFLOW_TRACKING_PASSWORD", o->password, sizeof o->password);
+  env_copy("MLFLOW_TRACKING_TOKEN", o->token, sizeof o->token);
+  env_copy("MLFLOW_TRACKING_SERVER_CERT_PATH", o->ca_file, sizeof o->ca_file);
+  const char *k = getenv("MLFLOW_TRACKING_INSECURE_TLS");
+  o->insecure_tls = k && (!strcasecmp(k, "true") || !strcmp(k, "1"));
 }
 
 void trk_resp_free(trk_resp *r) {
@@ -239,7 +254,27 @@ static int perform(trk_http *h, const request *rq, trk_resp *resp, dp_err *err) 
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)o);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "dptrain-track/1");
+    // A server behind a proxy may redirect (http -> https, a path prefix):
+    // follow a few, keeping POST a POST.
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 3L);
+    curl_easy_setopt(c, CURLOPT_POSTREDIR, (long)CURL_REDIR_POST_ALL);
+    if (o->user[0]) {
+      curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+      curl_easy_setopt(c, CURLOPT_USERNAME, o->user);
+      curl_easy_setopt(c, CURLOPT_PASSWORD, o->password);
+    }
+    if (o->ca_file[0]) curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
+    if (o->insecure_tls) {
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
     hdr = curl_slist_append(hdr, "Accept: application/json");
+    if (o->token[0]) {
+      char auth[1100];
+      snprintf(auth, sizeof auth, "Authorization: Bearer %s", o->token);
+      hdr = curl_slist_append(hdr, auth);
+    }
     if (rq->kind == BODY_JSON) {
       hdr = curl_slist_append(hdr, "Content-Type: application/json");
       curl_easy_setopt(c, CURLOPT_POSTFIELDS, rq->json);

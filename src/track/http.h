@@ -36,9 +36,18 @@ typedef struct {
   // (TRK_E_ABORTED). NULL: never.
   int (*should_abort)(void *ctx);
   void *abort_ctx;
+  // Credentials and TLS (MLflow's client environment variables, read by
+  // trk_http_opts_from_env): HTTP basic auth, or a bearer token; a CA bundle;
+  // no certificate check (insecure, for test servers only).
+  char user[128], password[256], token[1024], ca_file[1024];
+  int insecure_tls;
 } trk_http_opts;
 
 void trk_http_opts_default(trk_http_opts *o);   // 5 s connect, 10 s total, 3 attempts, 0.5 s .. 8 s
+// MLFLOW_TRACKING_USERNAME / _PASSWORD (basic auth), MLFLOW_TRACKING_TOKEN
+// (bearer), MLFLOW_TRACKING_SERVER_CERT_PATH (CA bundle),
+// MLFLOW_TRACKING_INSECURE_TLS=true.
+void trk_http_opts_from_env(trk_http_opts *o);
 
 typedef struct trk_http trk_http;
 

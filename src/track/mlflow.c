@@ -48,7 +48,9 @@ trk_client *trk_client_create(const char *uri, const trk_http_opts *o, dp_err *e
   snprintf(c->base, sizeof c->base, "%s", uri);
   size_t L = strlen(c->base);
   while (L > 0 && c->base[L - 1] == '/') c->base[--L] = 0;
-  c->http = trk_http_create(o, err);
+  trk_http_opts oo = *o;
+  trk_http_opts_from_env(&oo);   // credentials never come from the URI or the logged config
+  c->http = trk_http_create(&oo, err);
   if (!c->http) {
     free(c);
     return NULL;

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +56,13 @@ static void wait_for(trk_tracker *t, double secs, int any_wake) {
 
 static void *shipper_main(void *arg) {
   trk_tracker *t = arg;
+  // With CURLOPT_NOSIGNAL, a TLS write to a connection the server closed can
+  // raise SIGPIPE, which would end the training. Blocked in this thread, the
+  // (thread-directed) signal stays pending and the write fails with EPIPE.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &sigs, NULL);
   trk_http_opts ho;
   trk_http_opts_default(&ho);
   ho.timeout_s = t->timeout_s;

@@ -27,7 +27,25 @@ void run_tracking_spool_dir(const train_config *c, char *out, size_t n) {
   snprintf(out, n, "%s/%s", c->out, TRK_SPOOL_DIRNAME);
 }
 
-static void param_one(const char *name, const char *value, void *ctx) { trk_param(ctx, name, value); }
+// A URI's user:password@ never goes into MLflow (use MLFLOW_TRACKING_USERNAME
+// and _PASSWORD instead).
+static void redact_userinfo(const char *uri, char *out, size_t n) {
+  const char *p = strstr(uri, "://");
+  const char *host = p ? p + 3 : uri;
+  const char *at = strchr(host, '@'), *slash = strchr(host, '/');
+  if (p && at && (!slash || at < slash)) snprintf(out, n, "%.*s***%s", (int)(host - uri), uri, at);
+  else snprintf(out, n, "%s", uri);
+}
+
+static void param_one(const char *name, const char *value, void *ctx) {
+  if (!strcmp(name, "mlflow-uri")) {
+    char r[TC_PATH_MAX + 8];
+    redact_userinfo(value, r, sizeof r);
+    trk_param(ctx, name, r);
+    return;
+  }
+  trk_param(ctx, name, value);
+}
 
 static void tag_int(trk_tracker *t, const char *k, int64_t v) {
   char b[32];
@@ -182,7 +200,7 @@ void run_tracking_close(run_tracking *t, const char *status) {
     snprintf(path, sizeof path, "%s/%s", t->out, optional[i]);
     if (access(path, R_OK) == 0) trk_artifact(t->trk, path, "");
   }
-  trk_status(t->trk, status ? status : "FINISHED");
+  if (status) trk_status(t->trk, status);   // NULL (preempted): stays RUNNING for the resumed job
   trk_close(t->trk, t->drain_s);
   for (int k = 0; k < t->num_classes; k++) free(t->class_keys[k]);
   free(t->class_keys);

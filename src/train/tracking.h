@@ -52,8 +52,9 @@ void run_tracking_step(run_tracking *t, int64_t step, int64_t epoch, double loss
 void run_tracking_eval(run_tracking *t, int64_t step, const class_metrics *m);
 // After results.json is written: the headline figures.
 void run_tracking_results(run_tracking *t, const run_results *r);
-// After the output files are closed: records the files, the final status
-// (FINISHED, FAILED, KILLED) and waits a bounded time (the smaller of
+// After the output files are closed: records the files and the final status
+// (FINISHED, FAILED or KILLED; NULL for a preempted run that will be resumed:
+// the MLflow run stays RUNNING), then waits a bounded time (the smaller of
 // --mlflow-timeout and 10 s) for the shipper. Frees t.
 void run_tracking_close(run_tracking *t, const char *status);
 // The spool directory, OUT/mlflow-spool. The checkpoint layer carries the
