@@ -29,6 +29,15 @@ static void usage(FILE *f) {
           "Exit: 0 all sent, 1 the server could not be reached (run sync again), 2 bad input.\n");
 }
 
+// "FILE[:DIR]": copies FILE into file, returns DIR ("" when absent).
+static const char *split_artifact(const char *arg, char *file, size_t n) {
+  snprintf(file, n, "%s", arg);
+  char *colon = strrchr(file, ':');
+  if (!colon) return "";
+  *colon = 0;
+  return arg + (colon - file) + 1;
+}
+
 static int spool_of(const char *out, char *spool, size_t n, trk_ident *id) {
   snprintf(spool, n, "%s/%s", out, TRK_SPOOL_DIRNAME);
   dp_err e;
@@ -148,9 +157,7 @@ static int cmd_sync(int argc, char **argv) {
   }
   for (int k = 0; k < narts; k++) {
     char file[1100];
-    snprintf(file, sizeof file, "%s", arts[k]);
-    char *colon = strrchr(file, ':');
-    if (colon) *colon = 0;
+    split_artifact(arts[k], file, sizeof file);
     struct stat st;
     if (stat(file, &st) != 0 || !S_ISREG(st.st_mode)) {
       fprintf(stderr, "dptrain track sync: bad input: --artifact %s: not a readable file\n", file);
@@ -183,10 +190,7 @@ static int cmd_sync(int argc, char **argv) {
     if (trk_spool_writer_open(&w, spool, &e)) goto local_fail;
     for (int k = 0; k < narts; k++) {
       char file[1100];
-      snprintf(file, sizeof file, "%s", arts[k]);
-      char *colon = strrchr(file, ':');
-      const char *dir = "";
-      if (colon) *colon = 0, dir = colon + 1;
+      const char *dir = split_artifact(arts[k], file, sizeof file);
       char abs[4096];
       trk_spool_artifact(&w, realpath(file, abs) ? abs : file, dir);
     }

@@ -158,10 +158,7 @@ static int send_artifact(trk_client *c, const char *spool_dir, const trk_ident *
     snprintf(local, sizeof local, "%s", r->file);
   } else {
     char out_dir[1100];
-    snprintf(out_dir, sizeof out_dir, "%s", spool_dir);
-    char *slash = strrchr(out_dir, '/');
-    if (slash && slash != out_dir) *slash = 0;
-    else snprintf(out_dir, sizeof out_dir, ".");
+    trk_spool_out_dir(spool_dir, out_dir, sizeof out_dir);
     snprintf(local, sizeof local, "%s/%s", out_dir, r->file);
   }
   if (access(local, R_OK) != 0) {

@@ -46,6 +46,16 @@ void trk_make_spool_id(char *out, size_t n) {
   out[k] = 0;
 }
 
+void trk_spool_out_dir(const char *spool_dir, char *out, size_t n) {
+  snprintf(out, n, "%s", spool_dir);
+  size_t L = strlen(out);
+  while (L > 1 && out[L - 1] == '/') out[--L] = 0;
+  char *slash = strrchr(out, '/');
+  if (slash && slash != out) *slash = 0;
+  else if (slash) slash[1] = 0;   // "/mlflow-spool": OUT is "/"
+  else snprintf(out, n, ".");
+}
+
 // ---- run.json and cursor.json -------------------------------------------------------
 int trk_ident_save(const char *spool_dir, const trk_ident *id, dp_err *err) {
   char path[1200];
@@ -184,10 +194,7 @@ int trk_spool_writer_open(trk_spool_writer *w, const char *spool_dir, dp_err *er
   memset(w, 0, sizeof *w);
   w->log.fd = -1;
   snprintf(w->dir, sizeof w->dir, "%s", spool_dir);
-  snprintf(w->out_dir, sizeof w->out_dir, "%s", spool_dir);
-  char *slash = strrchr(w->out_dir, '/');
-  if (slash && slash != w->out_dir) *slash = 0;
-  else snprintf(w->out_dir, sizeof w->out_dir, ".");
+  trk_spool_out_dir(spool_dir, w->out_dir, sizeof w->out_dir);
   if (dp_mkdir_p(spool_dir, err)) return -1;
   char path[1200];
   join(path, sizeof path, spool_dir, "records.jsonl");

@@ -48,6 +48,9 @@ typedef struct {
   char artifact_uri[1024];
 } trk_ident;
 
+// OUT of a spool directory OUT/mlflow-spool (artifact files are relative to it).
+void trk_spool_out_dir(const char *spool_dir, char *out, size_t n);
+
 // 0 when loaded, 1 when the spool has no run.json, -1 on a bad file (err).
 int trk_ident_load(const char *spool_dir, trk_ident *id, dp_err *err);
 int trk_ident_save(const char *spool_dir, const trk_ident *id, dp_err *err);

@@ -267,9 +267,7 @@ int64_t trk_close(trk_tracker *t, double drain_s) {
   trk_ident id;
   trk_identity(t, &id);
   char out_dir[1024];
-  snprintf(out_dir, sizeof out_dir, "%s", t->dir);
-  char *slash = strrchr(out_dir, '/');
-  if (slash && slash != out_dir) *slash = 0;
+  trk_spool_out_dir(t->dir, out_dir, sizeof out_dir);
   if (pending != 0)
     LOG_WARN("MLflow: %lld record(s) not sent to %s yet; they are kept in %s: run `dptrain track sync %s` once the "
              "server is up",
