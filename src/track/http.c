@@ -313,6 +313,7 @@ static int perform(trk_http *h, const request *rq, trk_resp *resp, dp_err *err) 
     int retry = 0;
     if (rc == CURLE_OK && code >= 200 && code < 300 && !s.mem.overflow) {
       free(s.mem.buf);
+      if (o->on_success) o->on_success(o->abort_ctx);
       return 0;
     }
     if (rc == CURLE_ABORTED_BY_CALLBACK) {

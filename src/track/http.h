@@ -36,6 +36,8 @@ typedef struct {
   // (TRK_E_ABORTED). NULL: never.
   int (*should_abort)(void *ctx);
   void *abort_ctx;
+  // Called (with abort_ctx) after each request the server accepted. NULL: none.
+  void (*on_success)(void *ctx);
   // Credentials and TLS (MLflow's client environment variables, read by
   // trk_http_opts_from_env): HTTP basic auth, or a bearer token; a CA bundle;
   // no certificate check (insecure, for test servers only).

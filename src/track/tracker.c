@@ -17,6 +17,7 @@
 
 #define BACKOFF_MAX_S 60.0
 #define IDLE_WAKE_S 5.0
+#define CLOSE_CAP_S 60.0   // the end-of-run wait never exceeds this
 
 struct trk_tracker {
   trk_spool_writer w;
@@ -29,7 +30,9 @@ struct trk_tracker {
   int wake;                  // new records (under mu)
   trk_ident id;              // the shipper's latest view (under mu)
   atomic_int stop;
-  atomic_llong deadline_us;  // dp_now() microseconds after which calls abort (when stopping)
+  // When stopping, calls abort once drain_us passed without an accepted
+  // request (counting from the close) or at hard_us (dp_now() microseconds).
+  atomic_llong close_us, last_ok_us, drain_us, hard_us;
   int lock_fd;
   int shipping;              // the thread runs
   pthread_t th;
@@ -37,7 +40,15 @@ struct trk_tracker {
 
 static int should_abort(void *ctx) {
   trk_tracker *t = ctx;
-  return atomic_load(&t->stop) && dp_now() * 1e6 > (double)atomic_load(&t->deadline_us);
+  if (!atomic_load(&t->stop)) return 0;
+  long long now = (long long)(dp_now() * 1e6), since = atomic_load(&t->last_ok_us);
+  if (since < atomic_load(&t->close_us)) since = atomic_load(&t->close_us);
+  return now > since + atomic_load(&t->drain_us) || now > atomic_load(&t->hard_us);
+}
+
+static void on_success(void *ctx) {
+  trk_tracker *t = ctx;
+  atomic_store(&t->last_ok_us, (long long)(dp_now() * 1e6));
 }
 
 // Waits until woken by new records (any_wake) or by stop, or for secs.
@@ -71,6 +82,7 @@ static void *shipper_main(void *arg) {
   ho.backoff_s = 0.5;
   ho.backoff_cap_s = 4;
   ho.should_abort = should_abort;
+  ho.on_success = on_success;
   ho.abort_ctx = t;
   dp_err e;
   dp_err_clear(&e);
@@ -244,7 +256,10 @@ int64_t trk_close(trk_tracker *t, double drain_s) {
   trk_flush(t);
   int joined = 1;
   if (t->shipping) {
-    atomic_store(&t->deadline_us, (long long)((dp_now() + drain_s) * 1e6));
+    double cap = drain_s > CLOSE_CAP_S ? drain_s : CLOSE_CAP_S;
+    atomic_store(&t->drain_us, (long long)(drain_s * 1e6));
+    atomic_store(&t->hard_us, (long long)((dp_now() + cap) * 1e6));
+    atomic_store(&t->close_us, (long long)(dp_now() * 1e6));
     pthread_mutex_lock(&t->mu);
     atomic_store(&t->stop, 1);
     pthread_cond_broadcast(&t->cv);
@@ -253,10 +268,10 @@ int64_t trk_close(trk_tracker *t, double drain_s) {
     // covers a connect or name lookup that ignores it.
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)drain_s + 3;
+    ts.tv_sec += (time_t)cap + 3;
     if (pthread_timedjoin_np(t->th, NULL, &ts) != 0) {
       joined = 0;
-      LOG_WARN("MLflow: the shipper is still in a call %.0f s after the end; leaving it", drain_s + 3);
+      LOG_WARN("MLflow: the shipper is still in a call %.0f s after the end; leaving it", cap + 3);
       pthread_detach(t->th);
     }
   }

@@ -42,9 +42,11 @@ void trk_artifact(trk_tracker *t, const char *file, const char *dir);
 void trk_status(trk_tracker *t, const char *status);   // RUNNING | FINISHED | FAILED | KILLED
 // Writes the buffered records to the spool and wakes the shipper.
 void trk_flush(trk_tracker *t);
-// Flushes, lets the shipper send what it can within drain_s seconds (no
-// retries once the server has failed), stops it and frees t. Returns the
-// records left in the spool (0: all sent), and prints how to send them.
+// Flushes and lets the shipper send what is left while the server keeps
+// accepting requests: it stops at the first failure (no retries), when
+// drain_s pass without an accepted request (a hung call is aborted then),
+// or after max(drain_s, 60 s) in all. Frees t. Returns the records left in
+// the spool (0: all sent), and prints how to send them.
 int64_t trk_close(trk_tracker *t, double drain_s);
 // The run's identity as known now (run_id may still be empty while the
 // server has not been reached).

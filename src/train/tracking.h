@@ -54,8 +54,9 @@ void run_tracking_eval(run_tracking *t, int64_t step, const class_metrics *m);
 void run_tracking_results(run_tracking *t, const run_results *r);
 // After the output files are closed: records the files and the final status
 // (FINISHED, FAILED or KILLED; NULL for a preempted run that will be resumed:
-// the MLflow run stays RUNNING), then waits a bounded time (the smaller of
-// --mlflow-timeout and 10 s) for the shipper. Frees t.
+// the MLflow run stays RUNNING), then lets the shipper finish while the
+// server answers (track/tracker.h trk_close: idle limit the smaller of
+// --mlflow-timeout and 10 s, 60 s in all). Frees t.
 void run_tracking_close(run_tracking *t, const char *status);
 // The spool directory, OUT/mlflow-spool. The checkpoint layer carries the
 // run's identity (track/spool.h trk_ident: spool id, server, run id) with
