@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli_util.h"
 #include "cli/registry.h"
 #include "core/afile.h"
 #include "dist/dist.h"
@@ -246,28 +247,26 @@ int registry_promote(int argc, char **argv) {
     // mpirun across nodes: pass --work there).
     class_metrics cm, hm;
     memset(&hm, 0, sizeof hm);
-    eval_file_info ci, hi;
-    char err[600];
-    int ok = eval_weights_file(pl.cand, o.test, o.batch, &d, &cm, &ci, err, sizeof err) == 0;
-    if (!ok && d.rank == 0) fprintf(stderr, "dptrain registry promote: candidate v%s: %s\n", o.version, err);
+    eval_file ce, he;
+    memset(&he, 0, sizeof he);
+    char err[1100], msg[1300] = "";
+    int ok = eval_file_open(&ce, pl.cand, o.test, o.batch, &d, 0, err, sizeof err) == 0;
+    if (!ok) snprintf(msg, sizeof msg, "dptrain registry promote: candidate v%s: %s", o.version, err);
     if (ok && pl.have_holder) {
-      ok = eval_weights_file(pl.holder, o.test, o.batch, &d, &hm, &hi, err, sizeof err) == 0;
-      if (!ok) {
-        if (d.rank == 0) fprintf(stderr, "dptrain registry promote: current '%s' v%s: %s\n", o.alias, pl.holder_version, err);
-        class_metrics_free(&cm);
-        eval_file_info_free(&ci);
-      }
+      ok = eval_file_open(&he, pl.holder, o.test, o.batch, &d, 0, err, sizeof err) == 0;
+      if (!ok) snprintf(msg, sizeof msg, "dptrain registry promote: current '%s' v%s: %s", o.alias, pl.holder_version, err);
     }
-    rc = ok ? 0 : 2;
-    if (ok) {
-      if (d.rank == 0) rc = decide_on_server(c, &o, &pl, &cm, &hm);
+    if (cli_agree(&d, ok, msg)) {
+      rc = 2;
+    } else {
+      eval_file_run(&ce, &d, &cm);
+      if (pl.have_holder) eval_file_run(&he, &d, &hm);
+      rc = d.rank == 0 ? decide_on_server(c, &o, &pl, &cm, &hm) : 0;
       class_metrics_free(&cm);
-      eval_file_info_free(&ci);
-      if (pl.have_holder) {
-        class_metrics_free(&hm);
-        eval_file_info_free(&hi);
-      }
+      if (pl.have_holder) class_metrics_free(&hm);
     }
+    eval_file_close(&ce);
+    eval_file_close(&he);
     MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, d.comm), "sharing the promotion result");
   }
   if (d.rank == 0) {

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/cli_util.h"
 #include "cli/registry.h"
 #include "core/afile.h"
 #include "core/jsonread.h"
 #include "dist/dist.h"
-#include "input/shard.h"
 #include "track/jbuf.h"
 #include "track/ship.h"
 #include "track/spool.h"
@@ -266,26 +266,26 @@ int registry_register(int argc, char **argv) {
   dist_init(&d, &one, &argvp);
   dist_bind(&d, 0, 0);
   class_metrics m;
-  eval_file_info info;
+  eval_file ef;
   int rc = 0;
-  if (eval_weights_file(weights, o.test, o.batch, &d, &m, &info, err, sizeof err)) {
-    if (d.rank == 0) fprintf(stderr, "dptrain registry register: bad input: %s\n", err);
+  char msg[1200] = "";
+  int ok = eval_file_open(&ef, weights, o.test, o.batch, &d, 0, err, sizeof err) == 0;
+  if (!ok) snprintf(msg, sizeof msg, "dptrain registry register: bad input: %s", err);
+  if (cli_agree(&d, ok, msg)) {
     rc = 2;
   } else {
+    eval_file_run(&ef, &d, &m);
     if (d.rank == 0) {
       char fp[64] = "unknown";
-      char **paths = NULL;
-      int n = shard_glob(o.test, &paths);
       dp_err e;
       dp_err_clear(&e);
-      if (n > 0 && lineage_data_fingerprint(paths, n, fp, sizeof fp, NULL, &e))
+      if (lineage_data_fingerprint(ef.paths, ef.npaths, fp, sizeof fp, NULL, &e))
         fprintf(stderr, "dptrain registry register: warning: %s\n", e.msg);
-      if (n > 0) shard_paths_free(paths, n);
       rc = register_on_server(&o, &m, fp, &wm);
     }
     class_metrics_free(&m);
-    eval_file_info_free(&info);
   }
+  eval_file_close(&ef);
   MPI_CHECK(MPI_Bcast(&rc, 1, MPI_INT, 0, d.comm), "sharing the result");
   weights_meta_free(&wm);
   dist_finalize(&d);

@@ -3,40 +3,30 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/timer.h"
 #include "backend/cpu/cpu.h"
-#include "input/loader.h"
 #include "input/shard.h"
 #include "nn/ops.h"
 #include "train/eval.h"
 
-int eval_weights_file(const char *weights, const char *data_glob, int64_t batch, dist_ctx *d, class_metrics *out,
-                      eval_file_info *info, char *err, int err_sz) {
-  double t0 = dp_now();
-  memset(info, 0, sizeof *info);
-  err[0] = 0;
+int eval_file_open(eval_file *ef, const char *weights, const char *data_glob, int64_t batch, const dist_ctx *d,
+                   int weights_flags, char *err, int err_sz) {
+  memset(ef, 0, sizeof *ef);
   char e[512];
-  char **paths = NULL;
-  int npaths = 0;
-  int ok = weights_read_meta(weights, &info->meta, e, sizeof e) == 0;
-  if (!ok) snprintf(err, (size_t)err_sz, "setting 'weights': %s", e);
-  if (ok) {
-    npaths = shard_glob(data_glob, &paths);
-    if (npaths <= 0) ok = 0, snprintf(err, (size_t)err_sz, "setting 'data': no shards match '%s'", data_glob);
-  }
-  int mine = ok;
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, d->comm), "agreeing on the evaluation inputs");
-  if (!ok) {
-    if (mine && !err[0]) snprintf(err, (size_t)err_sz, "another rank cannot read the weights or the shards");
-    if (paths) shard_paths_free(paths, npaths);
-    weights_meta_free(&info->meta);
+  if (weights_read_meta(weights, &ef->meta, e, sizeof e) != 0) {
+    snprintf(err, (size_t)err_sz, "setting 'weights': %s", e);
     return -1;
   }
-  const weights_meta *wm = &info->meta;
+  ef->have_meta = 1;
+  ef->npaths = shard_glob(data_glob, &ef->paths);
+  if (ef->npaths <= 0) {
+    snprintf(err, (size_t)err_sz, "setting 'data': no shards match '%.900s'", data_glob);
+    return -1;
+  }
+  const weights_meta *wm = &ef->meta;
   loader_cfg lc;
   loader_cfg_defaults(&lc);
-  lc.shards = paths;
-  lc.nshards = npaths;
+  lc.shards = ef->paths;
+  lc.nshards = ef->npaths;
   lc.rank = d->rank;
   lc.world = d->world;
   lc.batch = batch;
@@ -48,32 +38,47 @@ int eval_weights_file(const char *weights, const char *data_glob, int64_t batch,
   lc.out_channels = wm->model.channels;
   memcpy(lc.mean, wm->mean, sizeof lc.mean);
   memcpy(lc.std, wm->std, sizeof lc.std);
-  lc.num_classes = wm->num_classes;
+  lc.num_classes = 0;   // the shards' own count, compared with the weights' below
+  lc.clamp_batch = 1;   // a batch larger than a rank's samples only costs memory
   dp_err lerr;
   dp_err_clear(&lerr);
-  loader *l = loader_create(&lc, &lerr);
-  if (!l) DP_FATAL("opening the evaluation shards", "check --data", "%s", lerr.msg);
-  if (loader_num_classes(l) != wm->num_classes)
-    DP_FATAL("checking the evaluation shards", "evaluate on shards with the training classes",
-             "setting 'data': shards have %d classes, the weights %d", loader_num_classes(l), wm->num_classes);
-  nn_graph *g = nn_graph_create(cpu_backend(), batch, 1);
-  model_build(g, &wm->model);
+  ef->l = loader_create(&lc, &lerr);
+  if (!ef->l) {
+    snprintf(err, (size_t)err_sz, "setting 'data': %s", lerr.msg);
+    return -1;
+  }
+  if (shard_class_names_diff((const char *const *)wm->class_names, wm->num_classes, weights,
+                             loader_class_names(ef->l), loader_num_classes(ef->l), "the evaluation shards", e,
+                             sizeof e) &&
+      (wm->class_names || loader_num_classes(ef->l) != wm->num_classes)) {
+    snprintf(err, (size_t)err_sz, "setting 'data': the shards do not have the classes the weights were trained on: %s",
+             e);
+    return -1;
+  }
+  ef->batch = loader_batch_size(ef->l);
+  ef->g = nn_graph_create(cpu_backend(), ef->batch, 1);
+  model_build(ef->g, &wm->model);
   nn_xent_cfg xc = {0.0f, NULL, wm->num_classes};
-  nn_softmax_xent(g, "loss", g->logits, &xc);
-  nn_graph_finalize(g);
-  if (weights_load(weights, g, e, sizeof e)) DP_FATAL("loading weights", "was it written for this model?", "%s", e);
-  nn_graph_set_training(g, 0);
-  eval_run(g, l, d, wm->num_classes, out);
-  info->params = g->nparam_elems;
-  info->flops_per_image_fwd = nn_flops_per_image(g);
-  nn_graph_destroy(g);
-  loader_destroy(l);
-  shard_paths_free(paths, npaths);
-  info->seconds = dp_now() - t0;
+  nn_softmax_xent(ef->g, "loss", ef->g->logits, &xc);
+  nn_graph_finalize(ef->g);
+  if (weights_load(weights, ef->g, weights_flags, e, sizeof e)) {
+    snprintf(err, (size_t)err_sz, "setting 'weights': %s", e);
+    return -1;
+  }
+  nn_graph_set_training(ef->g, 0);
+  ef->params = ef->g->nparam_elems;
+  ef->flops_per_image_fwd = nn_flops_per_image(ef->g);
   return 0;
 }
 
-void eval_file_info_free(eval_file_info *info) {
-  weights_meta_free(&info->meta);
-  memset(info, 0, sizeof *info);
+double eval_file_run(eval_file *ef, dist_ctx *d, class_metrics *out) {
+  return eval_run(ef->g, ef->l, d, ef->meta.num_classes, out);
+}
+
+void eval_file_close(eval_file *ef) {
+  if (ef->g) nn_graph_destroy(ef->g);
+  if (ef->l) loader_destroy(ef->l);
+  if (ef->paths) shard_paths_free(ef->paths, ef->npaths);
+  if (ef->have_meta) weights_meta_free(&ef->meta);
+  memset(ef, 0, sizeof *ef);
 }
