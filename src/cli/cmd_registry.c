@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/registry.h"
 #include "core/check.h"
+#include "core/opts.h"
 #include "track/spool.h"
 
 static void usage(FILE *f) {
@@ -187,30 +188,35 @@ static void print_model_row(const jv *rm, void *ctx) {
   printf("%-30s %-8s %s\n", jv_str(rm, "name", "?"), latest, al[0] ? al : "-");
 }
 
-static int parse_common(int argc, char **argv, const char *cmd, const char **name, const char **version,
-                        const char **alias, const char **uri) {
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (i + 1 >= argc) {
-      fprintf(stderr, "dptrain registry %s: bad input: '%s' needs a value (or is unknown)\n", cmd, a);
-      return -1;
-    }
-    const char *v = argv[++i];
-    if (!strcmp(a, "--name")) *name = v;
-    else if (!strcmp(a, "--version") && version) *version = v;
-    else if (!strcmp(a, "--alias") && alias) *alias = v;
-    else if (!strcmp(a, "--mlflow-uri")) *uri = v;
-    else {
-      fprintf(stderr, "dptrain registry %s: bad input: unknown option '%s'\n", cmd, a);
-      return -1;
-    }
-  }
-  return 0;
-}
+typedef struct {
+  char name[256], version[32], alias[128], uri[1024];
+} look_args;
+
+#define LA look_args
+static const dp_opt list_opt_list[] = {
+    DP_OPT_S(LA, "name", name, 0, "one registered model: its versions"),
+    DP_OPT_S(LA, "mlflow-uri", uri, 0, "tracking server (default $MLFLOW_TRACKING_URI)"),
+};
+static const dp_opts list_table = {"dptrain registry list", list_opt_list,
+                                   (int)(sizeof list_opt_list / sizeof list_opt_list[0]),
+                                   "usage: dptrain registry list [--name NAME] [--mlflow-uri URL]\n", 0};
+static const dp_opt show_opt_list[] = {
+    DP_OPT_S(LA, "name", name, DP_OPT_REQUIRED, "registered model name"),
+    DP_OPT_S(LA, "version", version, 0, "the version to show"),
+    DP_OPT_S(LA, "alias", alias, 0, "or the version holding this alias"),
+    DP_OPT_S(LA, "mlflow-uri", uri, 0, "tracking server (default $MLFLOW_TRACKING_URI)"),
+};
+static const dp_opts show_table = {"dptrain registry show", show_opt_list,
+                                   (int)(sizeof show_opt_list / sizeof show_opt_list[0]),
+                                   "usage: dptrain registry show --name NAME (--version V | --alias A) [--mlflow-uri URL]\n",
+                                   0};
 
 static int cmd_list(int argc, char **argv) {
-  const char *name = NULL, *uri = NULL;
-  if (parse_common(argc, argv, "list", &name, NULL, NULL, &uri)) return 2;
+  look_args la;
+  memset(&la, 0, sizeof la);
+  int prc = dp_opts_parse(&list_table, &la, argc, argv);
+  if (prc) return prc > 0 ? 0 : 2;
+  const char *name = la.name[0] ? la.name : NULL, *uri = la.uri[0] ? la.uri : NULL;
   trk_client *c = reg_client("list", uri, 30);
   if (!c) return 2;
   dp_err e;
@@ -240,10 +246,14 @@ static int cmd_list(int argc, char **argv) {
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int cmd_show(int argc, char **argv) {
-  const char *name = NULL, *version = NULL, *alias = NULL, *uri = NULL;
-  if (parse_common(argc, argv, "show", &name, &version, &alias, &uri)) return 2;
-  if (!name || (!version == !alias)) {
-    fprintf(stderr, "dptrain registry show: bad input: --name and one of --version / --alias are required\n");
+  look_args la;
+  memset(&la, 0, sizeof la);
+  int prc = dp_opts_parse(&show_table, &la, argc, argv);
+  if (prc) return prc > 0 ? 0 : 2;
+  const char *name = la.name, *version = la.version[0] ? la.version : NULL, *alias = la.alias[0] ? la.alias : NULL;
+  const char *uri = la.uri[0] ? la.uri : NULL;
+  if (!version == !alias) {
+    fprintf(stderr, "dptrain registry show: bad input: give one of --version / --alias\n");
     return 2;
   }
   trk_client *c = reg_client("show", uri, 30);
@@ -313,11 +323,6 @@ int cmd_registry(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
   }
-  for (int i = 2; i < argc; i++)
-    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      usage(stdout);
-      return 0;
-    }
   const char *sub = argv[1];
   if (!strcmp(sub, "register")) return registry_register(argc - 1, argv + 1);
   if (!strcmp(sub, "promote")) return registry_promote(argc - 1, argv + 1);

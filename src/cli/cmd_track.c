@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "core/log.h"
+#include "core/opts.h"
 #include "track/mlflow.h"
 #include "track/ship.h"
 #include "track/spool.h"
@@ -84,64 +85,45 @@ static int cmd_status(const char *out) {
   return 0;
 }
 
+typedef struct {
+  char out[1024], uri[1024];
+  const char **arts;
+  int narts;
+  double timeout;
+  int attempts;
+} sync_args;
+
+#define SY sync_args
+static const dp_opt sync_opt_list[] = {
+    DP_OPT_S(SY, "out", out, DP_OPT_POS | DP_OPT_REQUIRED, "the run's output directory (also positional)"),
+    DP_OPT_S(SY, "mlflow-uri", uri, 0, "server (default: the run's, then $MLFLOW_TRACKING_URI)"),
+    DP_OPT_L(SY, "artifact", arts, narts, 0, "files FILE[:DIR] to add to the run before sending"),
+    DP_OPT_F(SY, "timeout", DP_OPT_DOUBLE, timeout, 1, 600, 0, "seconds per call"),
+    DP_OPT_I(SY, "attempts", DP_OPT_INT, attempts, 1, 100, 0, "attempts per call"),
+};
+static const dp_opts sync_table = {
+    "dptrain track sync", sync_opt_list, (int)(sizeof sync_opt_list / sizeof sync_opt_list[0]),
+    "usage: dptrain track sync OUT [--mlflow-uri URL] [--artifact FILE[:DIR] ...] [--timeout S] [--attempts N]\n"
+    "Sends the records of OUT/mlflow-spool the server has not acknowledged yet, in order, from the\n"
+    "saved cursor; another server than the run's gets the whole spool as a new run.\n"
+    "Exit status: 0 all sent, 1 the server could not be reached (run sync again), 2 bad input.\n",
+    0};
+
 static int cmd_sync(int argc, char **argv) {
-  const char *out = NULL, *uri = NULL;
-  double timeout = 30;
-  int attempts = 5;
-  const char **arts = dp_calloc((size_t)argc + 1, sizeof(char *), "artifact args");
-  int narts = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      free(arts);
-      return 0;
-    }
-    if (strncmp(a, "--", 2)) {
-      if (out) {
-        fprintf(stderr, "dptrain track sync: bad input: one OUT directory (got '%s' and '%s')\n", out, a);
-        free(arts);
-        return 2;
-      }
-      out = a;
-      continue;
-    }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "dptrain track sync: bad input: '%s' needs a value\n", a);
-      free(arts);
-      return 2;
-    }
-    const char *v = argv[++i];
-    char *end = NULL;
-    if (!strcmp(a, "--mlflow-uri")) uri = v;
-    else if (!strcmp(a, "--artifact")) arts[narts++] = v;
-    else if (!strcmp(a, "--timeout")) {
-      timeout = strtod(v, &end);
-      if (*end || !(timeout >= 1 && timeout <= 600)) {
-        fprintf(stderr, "dptrain track sync: bad input: --timeout must be in [1, 600] seconds (got '%s')\n", v);
-        free(arts);
-        return 2;
-      }
-    } else if (!strcmp(a, "--attempts")) {
-      long k = strtol(v, &end, 10);
-      if (*end || k < 1 || k > 100) {
-        fprintf(stderr, "dptrain track sync: bad input: --attempts must be in [1, 100] (got '%s')\n", v);
-        free(arts);
-        return 2;
-      }
-      attempts = (int)k;
-    } else {
-      fprintf(stderr, "dptrain track sync: bad input: unknown option '%s'\n", a);
-      usage(stderr);
-      free(arts);
-      return 2;
-    }
+  sync_args sa;
+  memset(&sa, 0, sizeof sa);
+  sa.timeout = 30;
+  sa.attempts = 5;
+  int prc = dp_opts_parse(&sync_table, &sa, argc, argv);
+  if (prc) {
+    free((void *)sa.arts);
+    return prc > 0 ? 0 : 2;
   }
-  if (!out) {
-    fprintf(stderr, "dptrain track sync: bad input: give the run's OUT directory\n");
-    free(arts);
-    return 2;
-  }
+  const char *out = sa.out, *uri = sa.uri[0] ? sa.uri : NULL;
+  const char **arts = sa.arts;
+  int narts = sa.narts;
+  double timeout = sa.timeout;
+  int attempts = sa.attempts;
   char spool[1200];
   trk_ident id;
   if (spool_of(out, spool, sizeof spool, &id)) {

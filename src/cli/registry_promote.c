@@ -18,6 +18,7 @@
 #include "cli/cli_util.h"
 #include "cli/registry.h"
 #include "core/afile.h"
+#include "core/opts.h"
 #include "dist/dist.h"
 #include "input/shard.h"
 #include "track/gate.h"
@@ -25,11 +26,34 @@
 #include "train/lineage.h"
 
 typedef struct {
-  const char *name, *version, *alias, *test, *uri, *work, *reason;
+  char name[256], version[32], alias[128], test[4096], uri[1024], work[1024], reason[1024];
   double min_f1;
   int force;
   int64_t batch;
 } promo_opts;
+
+#define PO promo_opts
+static const dp_opt promo_opt_list[] = {
+    DP_OPT_S(PO, "name", name, DP_OPT_REQUIRED, "registered model name"),
+    DP_OPT_S(PO, "version", version, DP_OPT_REQUIRED, "the candidate version"),
+    DP_OPT_S(PO, "test", test, DP_OPT_REQUIRED, "test shards (glob or comma list) both models are scored on"),
+    DP_OPT_S(PO, "alias", alias, 0, "alias to move"),
+    DP_OPT_F(PO, "min-macro-f1", DP_OPT_DOUBLE, min_f1, 0, 1, 0, "the candidate's macro-F1 must reach this"),
+    DP_OPT_I(PO, "force", DP_OPT_INT, force, 0, 1, DP_OPT_BARE, "promote despite a failed gate (needs --reason; logged)"),
+    DP_OPT_S(PO, "reason", reason, 0, "why --force (logged on the version)"),
+    DP_OPT_S(PO, "mlflow-uri", uri, 0, "tracking server (default $MLFLOW_TRACKING_URI)"),
+    DP_OPT_S(PO, "work", work, 0, "directory for the downloaded weights (default a temporary one)"),
+    DP_OPT_I(PO, "batch", DP_OPT_I64, batch, 1, 1 << 20, 0, "evaluation batch per rank"),
+};
+static const dp_opts promo_table = {
+    "dptrain registry promote", promo_opt_list, (int)(sizeof promo_opt_list / sizeof promo_opt_list[0]),
+    "usage: dptrain registry promote --name NAME --version V --test GLOB [--alias production]\n"
+    "                                [--min-macro-f1 X] [--force --reason TEXT] [--mlflow-uri URL]\n"
+    "                                [--work DIR] [--batch B]\n"
+    "Moves the alias to V only if V's macro-F1 on the test shards is >= --min-macro-f1 and >= the\n"
+    "current holder's on the same shards, both re-scored here.\n"
+    "Exit status: 0 promoted (or already the holder), 1 refused or the server failed, 2 bad input.\n",
+    0};
 
 static int bad(const char *fmt, const char *v) {
   fprintf(stderr, "dptrain registry promote: bad input: ");
@@ -38,42 +62,18 @@ static int bad(const char *fmt, const char *v) {
   return -1;
 }
 
+// -1 bad input, 1 --help printed, 0 ok.
 static int parse(int argc, char **argv, promo_opts *o) {
   memset(o, 0, sizeof *o);
-  o->alias = "production";
+  snprintf(o->alias, sizeof o->alias, "production");
   o->batch = 64;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--force")) {
-      o->force = 1;
-      continue;
-    }
-    if (i + 1 >= argc) return bad("'%s' needs a value (or is unknown)", a);
-    const char *v = argv[++i];
-    char *end = NULL;
-    if (!strcmp(a, "--name")) o->name = v;
-    else if (!strcmp(a, "--version")) o->version = v;
-    else if (!strcmp(a, "--alias")) o->alias = v;
-    else if (!strcmp(a, "--test")) o->test = v;
-    else if (!strcmp(a, "--mlflow-uri")) o->uri = v;
-    else if (!strcmp(a, "--work")) o->work = v;
-    else if (!strcmp(a, "--reason")) o->reason = v;
-    else if (!strcmp(a, "--min-macro-f1")) {
-      o->min_f1 = strtod(v, &end);
-      if (*end || !(o->min_f1 >= 0 && o->min_f1 <= 1)) return bad("--min-macro-f1 must be a number in [0, 1] (got '%s')", v);
-    } else if (!strcmp(a, "--batch")) {
-      o->batch = strtoll(v, &end, 10);
-      if (*end || o->batch < 1) return bad("--batch must be an integer >= 1 (got '%s')", v);
-    } else {
-      return bad("unknown option '%s'", a);
-    }
-  }
-  if (!o->name || !o->version || !o->test) return bad("%s", "--name, --version and --test GLOB are required");
+  int rc = dp_opts_parse(&promo_table, o, argc, argv);
+  if (rc) return rc;
   for (const char *p = o->alias; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
-      return bad("--alias '%s' may only hold letters, digits, '_' and '-'", o->alias);
-  if (!o->alias[0]) return bad("%s", "--alias is empty");
-  if (o->force && (!o->reason || !o->reason[0])) return bad("%s", "--force needs --reason TEXT (it is logged on the version)");
+      return bad("setting 'alias': '%s' may only hold letters, digits, '_' and '-'", o->alias);
+  if (!o->alias[0]) return bad("%s", "setting 'alias': empty");
+  if (o->force && !o->reason[0]) return bad("%s", "setting 'reason': --force needs --reason TEXT (it is logged on the version)");
   return 0;
 }
 
@@ -210,7 +210,8 @@ static int decide_on_server(trk_client *c, const promo_opts *o, const promo_plan
 
 int registry_promote(int argc, char **argv) {
   promo_opts o;
-  if (parse(argc, argv, &o)) return 2;
+  int prc = parse(argc, argv, &o);
+  if (prc) return prc > 0 ? 0 : 2;
   dist_ctx d;
   int one = 1;
   char **argvp = argv;
@@ -223,7 +224,7 @@ int registry_promote(int argc, char **argv) {
   int made_work = 0;
   trk_client *c = NULL;
   if (d.rank == 0) {
-    if (o.work) {
+    if (o.work[0]) {
       snprintf(work, sizeof work, "%s", o.work);
       dp_err e;
       dp_err_clear(&e);
@@ -235,7 +236,7 @@ int registry_promote(int argc, char **argv) {
       else made_work = 1;
     }
     if (pl.rc < 0) {
-      c = reg_client("promote", o.uri, 60);
+      c = reg_client("promote", o.uri[0] ? o.uri : NULL, 60);
       if (!c) pl.rc = 2;
       else plan_on_server(c, &o, work, &pl);
     }

@@ -16,6 +16,7 @@
 #include "cli/registry.h"
 #include "core/afile.h"
 #include "core/jsonread.h"
+#include "core/opts.h"
 #include "dist/dist.h"
 #include "track/jbuf.h"
 #include "track/ship.h"
@@ -24,50 +25,32 @@
 #include "train/lineage.h"
 
 typedef struct {
-  const char *out, *name, *test, *uri, *experiment, *description;
+  char out[1024], name[256], test[4096], uri[1024], experiment[256], description[1024];
   int64_t batch;
 } reg_opts;
+
+#define RO reg_opts
+static const dp_opt reg_opt_list[] = {
+    DP_OPT_S(RO, "out", out, DP_OPT_POS | DP_OPT_REQUIRED, "the training's output directory (also positional)"),
+    DP_OPT_S(RO, "name", name, DP_OPT_REQUIRED, "registered model name"),
+    DP_OPT_S(RO, "test", test, 0, "test shards (glob or comma list): scored here, metrics on the version"),
+    DP_OPT_S(RO, "mlflow-uri", uri, 0, "tracking server (default $MLFLOW_TRACKING_URI)"),
+    DP_OPT_S(RO, "experiment", experiment, 0, "experiment of a new run when OUT was not tracked (default dptrain)"),
+    DP_OPT_S(RO, "description", description, 0, "version description"),
+    DP_OPT_I(RO, "batch", DP_OPT_I64, batch, 1, 1 << 20, 0, "evaluation batch per rank"),
+};
+static const dp_opts reg_table = {
+    "dptrain registry register", reg_opt_list, (int)(sizeof reg_opt_list / sizeof reg_opt_list[0]),
+    "usage: dptrain registry register OUT --name NAME [--test GLOB] [--mlflow-uri URL] [--experiment E]\n"
+    "                                 [--description TEXT] [--batch B]\n"
+    "A model version for OUT's weights, with lineage tags and, with --test, the test-shard metrics.\n"
+    "Exit status: 0 registered, 1 the server failed, 2 bad input.\n",
+    0};
 
 static int parse(int argc, char **argv, reg_opts *o) {
   memset(o, 0, sizeof *o);
   o->batch = 64;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (strncmp(a, "--", 2)) {
-      if (o->out) {
-        fprintf(stderr, "dptrain registry register: bad input: one OUT directory (got '%s' and '%s')\n", o->out, a);
-        return -1;
-      }
-      o->out = a;
-      continue;
-    }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "dptrain registry register: bad input: '%s' needs a value\n", a);
-      return -1;
-    }
-    const char *v = argv[++i];
-    if (!strcmp(a, "--name")) o->name = v;
-    else if (!strcmp(a, "--test")) o->test = v;
-    else if (!strcmp(a, "--mlflow-uri")) o->uri = v;
-    else if (!strcmp(a, "--experiment")) o->experiment = v;
-    else if (!strcmp(a, "--description")) o->description = v;
-    else if (!strcmp(a, "--batch")) {
-      char *end;
-      o->batch = strtoll(v, &end, 10);
-      if (*end || o->batch < 1) {
-        fprintf(stderr, "dptrain registry register: bad input: --batch must be an integer >= 1 (got '%s')\n", v);
-        return -1;
-      }
-    } else {
-      fprintf(stderr, "dptrain registry register: bad input: unknown option '%s'\n", a);
-      return -1;
-    }
-  }
-  if (!o->out || !o->name || !o->name[0]) {
-    fprintf(stderr, "dptrain registry register: bad input: give OUT and --name NAME\n");
-    return -1;
-  }
-  return 0;
+  return dp_opts_parse(&reg_table, o, argc, argv);
 }
 
 // The training's run (shipping its spool) or a new one. 0 or -1 with err.
@@ -105,10 +88,10 @@ static int run_for(trk_client *c, const reg_opts *o, const lineage *lin, trk_ide
   }
   // Not tracked: a run of its own carries the files and the lineage.
   memset(id, 0, sizeof *id);
-  const char *exp = o->experiment ? o->experiment : getenv("MLFLOW_EXPERIMENT_NAME");
+  const char *exp = o->experiment[0] ? o->experiment : getenv("MLFLOW_EXPERIMENT_NAME");
   if (trk_experiment_ensure(c, exp && exp[0] ? exp : "dptrain", id->experiment_id, sizeof id->experiment_id, err))
     return -1;
-  char abs[4096], run_name[300];
+  char abs[4096], run_name[1100];
   const char *base = strrchr(o->out, '/');
   snprintf(run_name, sizeof run_name, "register-%s", base && base[1] ? base + 1 : o->out);
   trk_kv tags[] = {{"mlflow.source.name", "dptrain registry register"},
@@ -143,7 +126,7 @@ static void read_lineage(const char *out, lineage *lin) {
 
 static int register_on_server(const reg_opts *o, const class_metrics *test, const char *test_fp,
                               const weights_meta *wm) {
-  trk_client *c = reg_client("register", o->uri, 60);
+  trk_client *c = reg_client("register", o->uri[0] ? o->uri : NULL, 60);
   if (!c) return 2;
   lineage lin;
   read_lineage(o->out, &lin);
@@ -203,9 +186,9 @@ static int register_on_server(const reg_opts *o, const class_metrics *test, cons
     reg_tags_add(&tags, "test.data", "%s", o->test);
     reg_tags_add(&tags, "test.data_fingerprint", "%s", test_fp);
   }
-  char source[1200], version[32], desc[600];
+  char source[1200], version[32], desc[2200];
   snprintf(source, sizeof source, "%s/" REG_MODEL_DIR, id.artifact_uri);
-  snprintf(desc, sizeof desc, "%s", o->description ? o->description : "");
+  snprintf(desc, sizeof desc, "%s", o->description);
   if (!desc[0])
     snprintf(desc, sizeof desc, "dptrain %s, %lld px, %d classes, %lld steps (%s)", wm->model.name,
              (long long)wm->model.image_size, wm->num_classes, (long long)steps, o->out);
@@ -245,7 +228,8 @@ done:
 
 int registry_register(int argc, char **argv) {
   reg_opts o;
-  if (parse(argc, argv, &o)) return 2;
+  int prc = parse(argc, argv, &o);
+  if (prc) return prc > 0 ? 0 : 2;
   char weights[1200];
   snprintf(weights, sizeof weights, "%s/" REG_WEIGHTS, o.out);
   char err[600];
@@ -254,7 +238,7 @@ int registry_register(int argc, char **argv) {
     fprintf(stderr, "dptrain registry register: bad input: %s\n", err);
     return 2;
   }
-  if (!o.test) {
+  if (!o.test[0]) {
     int rc = register_on_server(&o, NULL, NULL, &wm);
     weights_meta_free(&wm);
     return rc;
