@@ -30,6 +30,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  // Line-buffered even into a pipe (mpirun, srun, Slurm logs): a progress or
+  // eval line shows up when it is printed, and a killed job loses none.
+  setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

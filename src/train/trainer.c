@@ -288,7 +288,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     // The checkpoint directory exists once checkpoints are asked for; a
     // preemption creates it when it must write one.
     int want_dir = cfg->checkpoint_every > 0 || cfg->checkpoint_minutes > 0 || cfg->resume[0];
-    t->ck.w = ckpt_writer_create(want_dir ? t->ck.dir : NULL, cfg->keep_checkpoints, &e);
+    t->ck.w = ckpt_writer_create(t->ck.dir, want_dir, cfg->keep_checkpoints, &e);
     if (!t->ck.w) DP_FATAL("starting the checkpoint writer", "check --out", "%s", e.msg);
   }
   if (cfg->dump_ids[0]) {
