@@ -411,6 +411,7 @@ static void run_baseline(trainer *t) {
       step_vals s = train_step(t, l, o, &bs, 0, 0);
       in_epoch++;
       if (k >= warm) tsum += s.v[V_STEP], imgs += s.v[V_IMAGES];
+      if (k >= warm) step_series_add(&t->res.baseline_hist, s.v[V_STEP]);   // study: baseline spread
     }
     t->base_rate = tsum > 0 ? imgs / tsum : NAN;
     t->td->optim_destroy(t->td, o);
@@ -455,6 +456,7 @@ static void record_step(trainer *t, const step_vals *s, int64_t epoch) {
     for (int r = 0; r < d->world; r++)
       for (int k = 0; k < NV; k++) t->rank_sums[(size_t)r * NV + k] += all[(size_t)r * NV + k];
     t->sum_step_max += step_max;
+    step_series_add(&t->res.steps_hist, step_max);   // study: step-time spread
     // Every rank leaves the all-reduce wait together; a rank's wait also holds
     // the time it idled for slower ranks to finish backward (skew), which is
     // not communication. The last rank to finish backward waits least: its
@@ -578,6 +580,8 @@ static void finish_results(trainer *t, int64_t decoded, int64_t skipped) {
   if (d->rank != 0) return;
   r->kind = "train";
   snprintf(r->precision, sizeof r->precision, "%s", t->td->precision);
+  snprintf(r->device, sizeof r->device, "%s", t->td->name);   // study: device and link figures
+  r->comm_ref_s = t->td->comm_ref_s;
   r->world_size = d->world;
   r->nodes = d->node_count;
   snprintf(r->model, sizeof r->model, "%s", c->model);
@@ -694,6 +698,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   t->base_rate = NAN;
   t->base_f1 = NAN;
   run_results_init(&t->res);
+  t->res.load_start = run_load_average_1m();   // study: machine load
   parse_inject(t);
   // The device comes first: it decides the loaders' pixel format, and on a
   // GPU sets the device and binding before any graph or loader thread exists.
