@@ -29,6 +29,7 @@
 
 #include "core/afile.h"
 #include "core/check.h"
+#include "core/opts.h"
 #include "core/rng.h"
 #include "core/timer.h"
 #include "input/augment.h"
@@ -84,28 +85,39 @@ static double tune_noise(tjhandle tc, int w, int h, int q, double target) {
 
 #define MAX_OUT 8
 
+typedef struct {
+  int n, size, width, height, quality;
+  double seconds, noise, target_kb;
+  char dir[1024], threads[256], out_sizes[256], json[1024];
+} args_t;
+static const dp_opt arg_list[] = {
+    DP_OPT_I(args_t, "n", DP_OPT_INT, n, 1, 100000, 0, "JPEGs to generate"),
+    DP_OPT_F(args_t, "seconds", DP_OPT_DOUBLE, seconds, 0, 3600, DP_OPT_LO_OPEN, "time per measurement"),
+    DP_OPT_S(args_t, "dir", dir, 0, "scratch directory"),
+    DP_OPT_S(args_t, "threads", threads, 0, "loader thread counts to measure, space-separated"),
+    DP_OPT_I(args_t, "size", DP_OPT_INT, size, 16, 8192, 0, "image side in pixels (width = height)"),
+    DP_OPT_I(args_t, "width", DP_OPT_INT, width, 0, 8192, 0, "image width (0: --size)"),
+    DP_OPT_I(args_t, "height", DP_OPT_INT, height, 0, 8192, 0, "image height (0: --size)"),
+    DP_OPT_I(args_t, "quality", DP_OPT_INT, quality, 1, 100, 0, "JPEG quality"),
+    DP_OPT_F(args_t, "noise", DP_OPT_DOUBLE, noise, 0, 255, 0, "noise amplitude of the synthetic photos"),
+    DP_OPT_F(args_t, "target-kb", DP_OPT_DOUBLE, target_kb, 0, 1e5, 0, "tune the noise to this mean JPEG size (0: off)"),
+    DP_OPT_S(args_t, "out-sizes", out_sizes, 0, "output sizes of the fused path, space-separated"),
+    DP_OPT_S(args_t, "json", json, 0, "also write the figures as JSON (for dptrain study --input-bench)"),
+};
+static const dp_opts arg_table = {
+    "bench_decode", arg_list, (int)(sizeof arg_list / sizeof arg_list[0]),
+    "usage: bench_decode [--n 64] [--seconds 3] [--dir D] [--threads \"1 2\"] [--size 224] [--width W --height H]\n"
+    "                    [--quality 90] [--noise 12 | --target-kb K] [--out-sizes \"224\"] [--json FILE]\n",
+    0};
+
 int main(int argc, char **argv) {
-  int n = 64, size = 224, width = 0, height = 0, quality = 90;
-  double seconds = 3.0, noise = 12.0, target_kb = 0;
-  const char *dir = "/tmp/dp_bench_jpegs";
-  const char *threads = "1 2";
-  const char *out_sizes_s = "224";
-  const char *json = NULL;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--n")) n = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
-    else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
-    else if (!strcmp(argv[i], "--threads")) threads = argv[i + 1];
-    else if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--width")) width = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--height")) height = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--quality")) quality = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--noise")) noise = atof(argv[i + 1]);
-    else if (!strcmp(argv[i], "--target-kb")) target_kb = atof(argv[i + 1]);
-    else if (!strcmp(argv[i], "--out-sizes")) out_sizes_s = argv[i + 1];
-    else if (!strcmp(argv[i], "--json")) json = argv[i + 1];
-    else DP_FATAL("arguments", "see the usage line in bench_decode.c", "unknown option %s", argv[i]);
-  }
+  args_t a = {64, 224, 0, 0, 90, 3.0, 12.0, 0, "/tmp/dp_bench_jpegs", "1 2", "224", ""};
+  int prc = dp_opts_parse(&arg_table, &a, argc, argv);
+  if (prc) return prc > 0 ? 0 : 2;
+  int n = a.n, size = a.size, width = a.width, height = a.height, quality = a.quality;
+  double seconds = a.seconds, noise = a.noise, target_kb = a.target_kb;
+  const char *dir = a.dir, *threads = a.threads, *out_sizes_s = a.out_sizes;
+  const char *json = a.json[0] ? a.json : NULL;
   if (!width) width = size;
   if (!height) height = size;
   if (n < 1 || width < 16 || height < 16 || quality < 1 || quality > 100 || !(seconds > 0))

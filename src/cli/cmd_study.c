@@ -1,151 +1,190 @@
 // dptrain study --results A/results.json B/results.json ... --out REPORT.md
 // dptrain study sweep --ranks 1,2 --out-dir DIR [report options] -- TRAIN OPTIONS
-// The parsing is deliberately plain (one flag, one value): it is expected to
-// move to config.c's option table.
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/commands.h"
 #include "core/check.h"
+#include "core/opts.h"
 #include "study/report.h"
 #include "study/sweep.h"
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: dptrain study --results FILE [FILE ...] [--out REPORT.md] [--json REPORT.json]\n"
-          "         [--deadline-hours 8] [--budget-usd 250] [--images 1200000] [--image-kb 180]\n"
-          "         [--quality-target 0.84] [--max-devices 64] [--memory-margin 0.10]\n"
-          "         [--hardware-table FILE] [--scenarios FILE] [--published FILE] [--input-bench FILE]\n"
-          "         [--tune-batch FILE [FILE ...]] [--storage-gbps 2] [--assume-gpu-cv 0.02] [--assume-mfu 0.30]\n"
-          "       dptrain study sweep --ranks 1,2[,4...] --out-dir DIR [--launcher \"mpirun -np {n}\"]\n"
-          "         [--remeasure 1] [--keep-binding 1] [the report options above] -- TRAIN OPTIONS...\n"
-          "The compute-selection report (docs/study.md): per scenario (bench/scenarios.tsv) a decision table\n"
-          "for CPU / 1 GPU / multi-GPU / multi-node / TPU under the deadline and budget, the binding term\n"
-          "(compute, stragglers, communication, input pipeline, storage, memory), production and fallback\n"
-          "picks, sensitivity, calibration against the measured runs, SVG plots, and the full grid.\n"
-          "sweep runs `dptrain train TRAIN OPTIONS --out DIR/np<N>` at each rank count, then the report.\n");
-}
+typedef struct {
+  const char **results;
+  int nresults;
+  const char **tune_batch;
+  int ntune_batch;
+  char out[1024], json[1024], hardware_table[1024], scenarios[1024], published[1024], input_bench[1024];
+  double deadline_hours, budget_usd, images, image_kb, quality_target, memory_margin, storage_gbps, assume_gpu_cv,
+      assume_mfu;
+  int max_devices;
+  // sweep only
+  char ranks[256], out_dir[1024], launcher[512];
+  int remeasure, keep_binding;
+} study_args;
+
+#define SA study_args
+#define REPORT_OPTS                                                                                                   \
+  DP_OPT_L(SA, "results", results, nresults, 0, "results.json files (training runs; eval files for quality)"),       \
+      DP_OPT_S(SA, "out", out, 0, "Markdown report (- = stdout, no plots); SVG plots go next to it"),                 \
+      DP_OPT_S(SA, "json", json, 0, "machine-readable report (empty: none)"),                                        \
+      DP_OPT_F(SA, "deadline-hours", DP_OPT_DOUBLE, deadline_hours, 0, 1e6, DP_OPT_LO_OPEN, "deadline for a full run"), \
+      DP_OPT_F(SA, "budget-usd", DP_OPT_DOUBLE, budget_usd, 0, 1e12, DP_OPT_LO_OPEN, "budget for a full run"),        \
+      DP_OPT_F(SA, "images", DP_OPT_DOUBLE, images, 1, 1e13, 0, "dataset size of a full run"),                        \
+      DP_OPT_F(SA, "image-kb", DP_OPT_DOUBLE, image_kb, 0, 1e6, DP_OPT_LO_OPEN, "mean encoded image size (KB)"),     \
+      DP_OPT_F(SA, "quality-target", DP_OPT_DOUBLE, quality_target, 0, 1, 0, "macro-F1 target"),                      \
+      DP_OPT_I(SA, "max-devices", DP_OPT_INT, max_devices, 1, 65536, 0, "largest device count of the grid"),          \
+      DP_OPT_F(SA, "memory-margin", DP_OPT_DOUBLE, memory_margin, 0, 1, DP_OPT_HI_OPEN,                              \
+               "share of device memory kept free by the memory term"),                                                \
+      DP_OPT_S(SA, "hardware-table", hardware_table, 0, "hardware table (default bench/hardware.tsv)"),               \
+      DP_OPT_S(SA, "scenarios", scenarios, 0, "scenarios (default bench/scenarios.tsv)"),                            \
+      DP_OPT_S(SA, "published", published, 0, "published figures (default bench/published.tsv)"),                    \
+      DP_OPT_S(SA, "input-bench", input_bench, 0,                                                                     \
+               "input-pipeline bench JSON (default bench/results/input_180kb.json; none = not modelled)"),            \
+      DP_OPT_L(SA, "tune-batch", tune_batch, ntune_batch, 0, "batch-size finder results (kind tune-batch)"),          \
+      DP_OPT_F(SA, "storage-gbps", DP_OPT_DOUBLE, storage_gbps, 0, 1e6, DP_OPT_LO_OPEN,                              \
+               "shard read bandwidth per node for rows without storage_GBps"),                                        \
+      DP_OPT_F(SA, "assume-gpu-cv", DP_OPT_DOUBLE, assume_gpu_cv, 0, 10, 0,                                           \
+               "step-time CV on devices without a measurement"),                                                      \
+      DP_OPT_F(SA, "assume-mfu", DP_OPT_DOUBLE, assume_mfu, 0, 1, DP_OPT_LO_OPEN,                                    \
+               "MFU when no measured or published figure exists at all")
+
+static const dp_opt report_list[] = {REPORT_OPTS};
+static const dp_opt sweep_list[] = {
+    REPORT_OPTS,
+    DP_OPT_S(SA, "ranks", ranks, DP_OPT_REQUIRED, "rank counts, comma-separated (1,2,4)"),
+    DP_OPT_S(SA, "out-dir", out_dir, DP_OPT_REQUIRED, "runs go to DIR/np<N>/, the report to DIR/study.md"),
+    DP_OPT_S(SA, "launcher", launcher, 0, "launch command, {n} = ranks (env DPTRAIN_LAUNCHER; srun --mpi=pmix -n {n})"),
+    DP_OPT_I(SA, "remeasure", DP_OPT_INT, remeasure, 0, 5, 0, "run a noisy run again up to this many times"),
+    DP_OPT_I(SA, "keep-binding", DP_OPT_INT, keep_binding, 0, 1, 0,
+             "keep the launcher's core binding (1 core per rank under mpirun -np <= 2)"),
+};
+#define USAGE_TAIL                                                                                              \
+  "The compute-selection report (docs/study.md): per scenario (bench/scenarios.tsv) a decision table for\n"    \
+  "CPU / 1 GPU / multi-GPU / multi-node / TPU under the deadline and budget with the binding term (compute,\n" \
+  "stragglers, communication, input pipeline, storage, memory), production and fallback picks, sensitivity,\n"  \
+  "calibration against the measured runs, SVG plots and the full grid.\n"                                        \
+  "Exit status: 0 ok, 1 runtime failure, 2 bad input or configuration.\n"
+static const dp_opts report_table = {"dptrain study", report_list, (int)(sizeof report_list / sizeof report_list[0]),
+                                     "usage: dptrain study --results FILE [FILE ...] [--out REPORT.md] [options]\n"
+                                     "       dptrain study sweep --ranks 1,2 --out-dir DIR [options] -- TRAIN OPTIONS\n" USAGE_TAIL,
+                                     0};
+static const dp_opts sweep_table = {"dptrain study sweep", sweep_list, (int)(sizeof sweep_list / sizeof sweep_list[0]),
+                                    "usage: dptrain study sweep --ranks 1,2[,4...] --out-dir DIR [options] -- TRAIN OPTIONS\n"
+                                    "Runs `dptrain train TRAIN OPTIONS --out DIR/np<N>` at each rank count (the 1-rank run is\n"
+                                    "the others' --baseline), then writes the report over those runs (and any --results).\n" USAGE_TAIL,
+                                    0};
 
 static int parse_ranks(const char *s, int *r, int *n) {
   *n = 0;
-  for (const char *p = s; *p && *n < 16;) {
+  for (const char *p = s; *p;) {
     char *end;
     long v = strtol(p, &end, 10);
-    if (end == p || v < 1 || v > 4096) return -1;
+    if (end == p || v < 1 || v > 65536 || *n >= 16 || (*end && *end != ',')) return -1;
     r[(*n)++] = (int)v;
-    p = *end == ',' ? end + 1 : end;
-    if (*end && *end != ',') return -1;
+    p = *end ? end + 1 : end;
   }
   return *n ? 0 : -1;
 }
 
-static int num_arg(const char *opt, const char *v, double lo, double *out) {
-  char *end;
-  double x = strtod(v, &end);
-  if (end == v || *end || !(x >= lo)) {
-    fprintf(stderr, "dptrain study: bad configuration: setting '%s': '%s' is not a number >= %g\n", opt + 2, v, lo);
-    return -1;
-  }
-  *out = x;
-  return 0;
-}
-
 int cmd_study(int argc, char **argv) {
-  study_opts o;
-  study_opts_defaults(&o);
-  sweep_opts sw;
-  memset(&sw, 0, sizeof sw);
-  sw.launcher = getenv("DPTRAIN_LAUNCHER") ? getenv("DPTRAIN_LAUNCHER") : "mpirun -np {n}";
-  sw.self = "/proc/self/exe";
   int sweep = argc > 1 && !strcmp(argv[1], "sweep");
-  o.results = dp_calloc((size_t)argc + 1, sizeof(char *), "study args");
-  o.tune_batch = dp_calloc((size_t)argc + 1, sizeof(char *), "study args");
-  char cmd[2048] = "dptrain study";
+  // sweep: report options before "--", training options after it.
+  int nopt = argc, ntrain = 0;
+  char **train = NULL;
+  if (sweep) {
+    for (int i = 2; i < argc; i++)
+      if (!strcmp(argv[i], "--")) {
+        nopt = i, train = argv + i + 1, ntrain = argc - i - 1;
+        break;
+      }
+  }
+  study_args a;
+  memset(&a, 0, sizeof a);
+  snprintf(a.out, sizeof a.out, "study.md");
+  a.deadline_hours = 8, a.budget_usd = 250, a.images = 1200000, a.image_kb = 180, a.quality_target = 0.84;
+  a.max_devices = 64, a.memory_margin = 0.10, a.storage_gbps = 2, a.assume_gpu_cv = 0.02, a.assume_mfu = 0.30;
+  const char *envl = getenv("DPTRAIN_LAUNCHER");
+  snprintf(a.launcher, sizeof a.launcher, "%s", envl && *envl ? envl : "mpirun -np {n}");
+  int rc = sweep ? dp_opts_parse(&sweep_table, &a, nopt - 1, argv + 1) : dp_opts_parse(&report_table, &a, argc, argv);
+  char cmd[4096] = "dptrain study";
   for (int i = 1; i < argc; i++) {
     size_t l = strlen(cmd);
     snprintf(cmd + l, sizeof cmd - l, " %s", argv[i]);
   }
-  o.command = cmd;
-  int rc = 2;
-  for (int i = sweep ? 2 : 1; i < argc; i++) {
-    const char *a = argv[i];
-    double x = 0;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      rc = 0;
-      goto out;
-    }
-    if (sweep && !strcmp(a, "--")) {
-      sw.train_args = argv + i + 1;
-      sw.ntrain_args = argc - i - 1;
-      break;
-    }
-    if (!strcmp(a, "--results") || !strcmp(a, "--tune-batch")) {
-      int tb = !strcmp(a, "--tune-batch");
-      while (i + 1 < argc && strncmp(argv[i + 1], "--", 2))
-        (tb ? o.tune_batch : o.results)[tb ? o.ntune_batch++ : o.nresults++] = argv[++i];
-      continue;
-    }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "dptrain study: '%s' needs a value\n", a);
-      goto out;
-    }
-    const char *v = argv[++i];
-    int bad = 0;
-    if (!strcmp(a, "--out")) o.out = v;
-    else if (!strcmp(a, "--json")) o.json = v;
-    else if (!strcmp(a, "--hardware-table")) o.hardware_table = v;
-    else if (!strcmp(a, "--scenarios")) o.scenarios = v;
-    else if (!strcmp(a, "--published")) o.published = v;
-    else if (!strcmp(a, "--input-bench")) o.input_bench = v;
-    else if (!strcmp(a, "--deadline-hours")) bad = num_arg(a, v, 1e-6, &o.dc.deadline_h);
-    else if (!strcmp(a, "--budget-usd")) bad = num_arg(a, v, 1e-6, &o.dc.budget_usd);
-    else if (!strcmp(a, "--images")) bad = num_arg(a, v, 1, &o.dc.images);
-    else if (!strcmp(a, "--image-kb")) bad = num_arg(a, v, 0, &x), o.dc.image_bytes = x * 1024;
-    else if (!strcmp(a, "--quality-target")) bad = num_arg(a, v, 0, &o.quality_target);
-    else if (!strcmp(a, "--memory-margin")) bad = num_arg(a, v, 0, &o.dc.memory_margin) || o.dc.memory_margin >= 1;
-    else if (!strcmp(a, "--storage-gbps")) bad = num_arg(a, v, 1e-6, &x), o.dc.default_storage_bps = x * 1e9;
-    else if (!strcmp(a, "--assume-gpu-cv")) bad = num_arg(a, v, 0, &o.dc.assume_gpu_cv);
-    else if (!strcmp(a, "--assume-mfu")) bad = num_arg(a, v, 1e-6, &o.dc.assume_mfu) || o.dc.assume_mfu > 1;
-    else if (!strcmp(a, "--max-devices")) bad = num_arg(a, v, 1, &x), o.dc.max_devices = (int)x;
-    else if (sweep && !strcmp(a, "--ranks")) bad = parse_ranks(v, sw.ranks, &sw.nranks);
-    else if (sweep && !strcmp(a, "--out-dir")) sw.out_dir = v;
-    else if (sweep && !strcmp(a, "--launcher")) sw.launcher = v;
-    else if (sweep && !strcmp(a, "--remeasure")) bad = num_arg(a, v, 0, &x), sw.remeasure = (int)x;
-    else if (sweep && !strcmp(a, "--keep-binding")) bad = num_arg(a, v, 0, &x), sw.keep_binding = x != 0;
-    else {
-      fprintf(stderr, "dptrain study: unknown option '%s'\n", a);
-      usage(stderr);
-      goto out;
-    }
-    if (bad) {
-      fprintf(stderr, "dptrain study: bad configuration: setting '%s': '%s' is out of range\n", a + 2, v);
-      goto out;
-    }
-  }
-  if (sweep) {
-    static char default_out[1100];
-    if (sw.out_dir && !strcmp(o.out, "study.md")) {   // the report goes with the runs unless --out says otherwise
-      snprintf(default_out, sizeof default_out, "%s/study.md", sw.out_dir);
-      o.out = default_out;
-    }
-    if (!sw.nranks || !sw.out_dir || !sw.ntrain_args) {
-      fprintf(stderr, "dptrain study sweep: bad configuration: --ranks, --out-dir and '-- TRAIN OPTIONS' are required\n");
-      goto out;
-    }
-    char **paths = NULL;
-    int src = study_sweep(&sw, &paths);
-    for (int k = 0; !src && k < sw.nranks; k++) o.results[o.nresults++] = paths[k];
-    if (!src) rc = study_report(&o);
-    else rc = src == 2 ? 2 : 1;
-    for (int k = 0; paths && k < sw.nranks; k++) free(paths[k]);
-    free(paths);
+  sweep_opts sw;
+  memset(&sw, 0, sizeof sw);
+  char **paths = NULL;
+  if (rc) {
+    rc = rc > 0 ? 0 : 2;
     goto out;
   }
+  if (!sweep && a.nresults == 0) {
+    fprintf(stderr, "dptrain study: setting 'results': give at least one results.json\n");
+    rc = 2;
+    goto out;
+  }
+  if (sweep && (parse_ranks(a.ranks, sw.ranks, &sw.nranks) || !ntrain)) {
+    fprintf(stderr, "dptrain study sweep: setting '%s': %s\n", ntrain ? "ranks" : "--",
+            ntrain ? "give rank counts like 1,2,4" : "give the training options after '--'");
+    rc = 2;
+    goto out;
+  }
+  study_opts o;
+  study_opts_defaults(&o);
+  o.command = cmd;
+  static char sweep_out[1100];
+  if (sweep && !strcmp(a.out, "study.md")) {   // the report goes with the runs unless --out says otherwise
+    snprintf(sweep_out, sizeof sweep_out, "%s/study.md", a.out_dir);
+    o.out = sweep_out;
+  } else {
+    o.out = a.out;
+  }
+  o.json = a.json[0] ? a.json : NULL;
+  o.hardware_table = a.hardware_table[0] ? a.hardware_table : NULL;
+  o.scenarios = a.scenarios[0] ? a.scenarios : NULL;
+  o.published = a.published[0] ? a.published : NULL;
+  o.input_bench = !strcmp(a.input_bench, "none") ? "" : a.input_bench[0] ? a.input_bench : NULL;
+  o.tune_batch = a.tune_batch;
+  o.ntune_batch = a.ntune_batch;
+  o.dc.deadline_h = a.deadline_hours;
+  o.dc.budget_usd = a.budget_usd;
+  o.dc.images = a.images;
+  o.dc.image_bytes = a.image_kb * 1024;
+  o.dc.max_devices = a.max_devices;
+  o.dc.memory_margin = a.memory_margin;
+  o.dc.default_storage_bps = a.storage_gbps * 1e9;
+  o.dc.assume_gpu_cv = a.assume_gpu_cv;
+  o.dc.assume_mfu = a.assume_mfu;
+  o.quality_target = a.quality_target;
+  const char **all = dp_calloc((size_t)(a.nresults + sw.nranks + 1), sizeof(char *), "study results");
+  for (int i = 0; i < a.nresults; i++) all[i] = a.results[i];
+  o.results = all;
+  o.nresults = a.nresults;
+  if (sweep) {
+    sw.out_dir = a.out_dir;
+    sw.launcher = a.launcher;
+    sw.self = "/proc/self/exe";
+    sw.train_args = train;
+    sw.ntrain_args = ntrain;
+    sw.remeasure = a.remeasure;
+    sw.keep_binding = a.keep_binding;
+    int src = study_sweep(&sw, &paths);
+    if (src) {
+      rc = src == 2 ? 2 : 1;
+      free(all);
+      goto out;
+    }
+    for (int k = 0; k < sw.nranks; k++) all[o.nresults++] = paths[k];
+  }
   rc = study_report(&o);
+  free(all);
 out:
-  free(o.results);
-  free(o.tune_batch);
+  for (int k = 0; paths && k < sw.nranks; k++) free(paths[k]);
+  free(paths);
+  free((void *)a.results);
+  free((void *)a.tune_batch);
   return rc;
 }

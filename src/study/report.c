@@ -263,7 +263,7 @@ int study_report(const study_opts *o) {
            o->json ? o->json : "");
   goto done;
 bad:
-  fprintf(stderr, "dptrain study: %s\n", err);
+  fprintf(stderr, "dptrain study: bad input: %s\n", err);
 done:
   for (int i = 0; i < a.ns; i++) {
     dc_grid_free(&a.s[i].g);
