@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "core/check.h"
@@ -166,7 +167,17 @@ int cmd_study(int argc, char **argv) {
   if (sweep) {
     sw.out_dir = a.out_dir;
     sw.launcher = a.launcher;
-    sw.self = "/proc/self/exe";
+    // The launcher runs another program: it needs this binary's real path.
+    static char self[4096];
+    ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (sl <= 0) {
+      fprintf(stderr, "dptrain study sweep: cannot resolve /proc/self/exe: %s\n", dp_errno_str());
+      rc = 1;
+      free(all);
+      goto out;
+    }
+    self[sl] = 0;
+    sw.self = self;
     sw.train_args = train;
     sw.ntrain_args = ntrain;
     sw.remeasure = a.remeasure;

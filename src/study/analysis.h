@@ -8,7 +8,7 @@
 #include "study/decide.h"
 #include "study/report.h"
 
-#define SA_MAX_VARIANTS 12
+#define SA_MAX_VARIANTS 16
 
 typedef struct {
   char change[96];

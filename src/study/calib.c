@@ -38,6 +38,9 @@ int cal_build(dc_ctx *x, cal_row **rows) {
     in->devices_per_node = r->nodes > 0 ? (r->world + r->nodes - 1) / r->nodes : r->world;
     in->peak_flops = r->peak_flops_per_rank;
     in->mfu = c->mfu_from ? c->mfu.v : NAN;
+    // The share of its cores this run got on the shared machine (measured in
+    // the run, like its link): the model predicts the rate at that share.
+    in->cpu_share = r->cpu_share;
     // The loader shares the cores and its cost at the synthetic data's JPEG
     // size is inside the measured MFU; storage reads hit the page cache.
     in->input_rate_per_core = 0;

@@ -127,7 +127,7 @@ static int measured_mfu(dc_ctx *x, const char *model, const char *family, int64_
       continue;
     double score = (strcmp(r->model, model) ? 100 : 0) + fabs(log((double)r->image_size / (double)size));
     if (fabs(score - best_score) > 1e-9) continue;
-    v[nv++] = r->mfu;
+    v[nv++] = r->mfu_core;
     tx_append(files, sizeof files, "%s%s", files[0] ? ", " : "", r->path);
   }
   double m = median(v, nv);
@@ -135,8 +135,13 @@ static int measured_mfu(dc_ctx *x, const char *model, const char *family, int64_
   if (strcmp(best->model, model) || best->image_size != size)
     snprintf(how, sizeof how, "; transferred from %s at %lld px to %s at %lld px", best->model,
              (long long)best->image_size, model, (long long)size);
-  *out = pv(m, PV_MEASURED, "measured: %s at %lld px, 1 rank of %s on %s (%s), %d run(s)%s: %s", best->model,
-            (long long)best->image_size, best->hardware, best->host, best->cpu_model, nv, how, files);
+  char share[120] = "";
+  if (best->cpu_share > 0 && best->cpu_share < 1)
+    tx_set(share, sizeof share, " (MFU of the CPU time received: the run got %.0f %% of its cores)", 100 * best->cpu_share);
+  tx_set(out->src, sizeof out->src, "measured: %s at %lld px, 1 rank of %s on %s (%s), %d run(s)%s%s: %s", best->model,
+         (long long)best->image_size, best->hardware, best->host, best->cpu_model, nv, share, how, files);
+  out->v = m;
+  out->kind = PV_MEASURED;
   if (from) *from = best;
   return 1;
 }
@@ -277,6 +282,13 @@ static void eval_config(dc_ctx *x, const sc_scenario *sc, const dc_variant *v, c
   int unit_core = !strcmp(e->unit, "core");
 
   c->mfu = dc_mfu(x, sc->model, c->image_size, e, NULL, NULL);
+  double mult = v ? (cpu ? v->cpu_mfu_mult : v->gpu_mfu_mult) : 0;
+  if (mult > 0) {
+    char buf[sizeof c->mfu.src];
+    snprintf(buf, sizeof buf, "%s", c->mfu.src);
+    tx_set(c->mfu.src, sizeof c->mfu.src, "sensitivity: x%g of %s", mult, buf);
+    c->mfu.v *= mult;
+  }
   double ir = ib_rate(&x->src->ib, c->image_size, !cpu);
   if (isfinite(ir))
     c->input_rate = pv(ir, PV_MEASURED,
@@ -346,6 +358,7 @@ static void eval_config(dc_ctx *x, const sc_scenario *sc, const dc_variant *v, c
     if (c->mfu.kind != PV_MEASURED) add_risk(c, 0, "GPU speed from %s figure", c->mfu.kind == PV_PUBLISHED ? "a published" : "an assumed");
   }
   if (c->res.nodes > 1) add_risk(c, 1, "multi-node (%d nodes): needs a fast interconnect", c->res.nodes);
+  if (cpu && !unit_core && c->mfu.kind == PV_MEASURED) add_risk(c, 0, "socket speed from a 1-core measurement");
   if (c->res.binding == SM_INPUT && !cpu) add_risk(c, 0, "JPEG decode on host cores (dptrain has no GPU decoder)");
   if (!c->res.feasible)
     add_risk(c, 0, "infeasible: batch %lld does not fit (largest %lld)", (long long)c->batch, (long long)in->max_batch);

@@ -50,6 +50,7 @@ typedef struct {
   int64_t image_size;
   double batch_mult;
   double cores_per_device;      // GPU/TPU rows only
+  double cpu_mfu_mult, gpu_mfu_mult;   // scale the MFU of CPU / GPU+TPU rows
 } dc_variant;
 
 typedef enum { OC_CPU, OC_GPU1, OC_GPU_NODE, OC_MULTINODE, OC_TPU, OC_N } dc_class;

@@ -141,6 +141,12 @@ static int analyse(sa_study *a, char *err, int err_sz) {
       snprintf(c, sizeof c, "%.0f host cores per GPU/TPU for the input pipeline", cores[k]);
       add_variant(s, c, v);
     }
+    memset(&v, 0, sizeof v);
+    v.cpu_mfu_mult = 0.5;
+    add_variant(s, "CPU sockets at half the per-core efficiency measured on 1 core", v);
+    memset(&v, 0, sizeof v);
+    v.gpu_mfu_mult = 0.5;
+    add_variant(s, "GPU/TPU MFU x0.5 (dptrain's CUDA path below the tuned published frameworks)", v);
     for (int k = 0; k < s->nvar; k++)
       if (dc_grid_build(&a->x, s->sc, &s->var[k].v, &s->var[k].g, err, err_sz)) return -1;
   }

@@ -188,13 +188,15 @@ static void calibration(const sa_study *a, FILE *f) {
   int ok = 0, pred = 0;
   for (int i = 0; i < a->ncal; i++) pred += isfinite(a->cal[i].predicted), ok += a->cal[i].within;
   fprintf(f,
-          "Each run is predicted from the *other* runs (leave-one-out): MFU from the 1-rank run of the family at the "
-          "nearest image size, hidden communication and step-time spread from the other runs, the link bandwidth the "
-          "run measured at start-up. **%d of %d** predictions are within +-%.0f %% (%d run(s) had no other run to "
+          "Each run is predicted from the *other* runs (leave-one-out): MFU (of the CPU time received) from the 1-rank "
+          "run of the family at the nearest image size, hidden communication and step-time spread from the other runs; "
+          "from the run itself only what describes the machine at that moment, as a hardware row would: the link "
+          "bandwidth it measured at start-up and the share of its cores it got (CPU seconds / wall seconds, other "
+          "jobs took the rest). **%d of %d** predictions are within +-%.0f %% (%d run(s) had no other run to "
           "predict from).\n\n",
           ok, a->ncal, 100 * CAL_TOLERANCE, a->ncal - pred);
-  fprintf(f, "| run | model | px | ranks | measured img/s | predicted img/s (modelled) | error | within +-%.0f %% | MFU from "
-             "| binding | run flags |\n|---|---|---:|---:|---:|---:|---:|:---:|---|---|---|\n",
+  fprintf(f, "| run | model | px | ranks | measured img/s | CPU share (measured) | predicted img/s (modelled) | error "
+             "| within +-%.0f %% | MFU from | binding | run flags |\n|---|---|---:|---:|---:|---:|---:|---:|:---:|---|---|---|\n",
           100 * CAL_TOLERANCE);
   char b[4][64], fl[700];
   for (int i = 0; i < a->ncal; i++) {
@@ -206,8 +208,9 @@ static void calibration(const sa_study *a, FILE *f) {
                (long long)c->mfu_from->image_size, 100 * c->mfu.v);
     else
       snprintf(from, sizeof from, "no other run");
-    fprintf(f, "| %s | %s | %lld | %d | %s | %s | %s | %s | %s | %s | %s |\n", r->path, r->model, (long long)r->image_size,
-            r->world, num(r->img_s, "%.1f", b[0], 64), num(c->predicted, "%.1f", b[1], 64),
+    fprintf(f, "| %s | %s | %lld | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->path, r->model, (long long)r->image_size,
+            r->world, num(r->img_s, "%.1f", b[0], 64), num(100 * r->cpu_share, "%.0f %%", b[3], 64),
+            num(c->predicted, "%.1f", b[1], 64),
             num(100 * c->error, "%+.1f %%", b[2], 64), !isfinite(c->error) ? "-" : c->within ? "yes" : "**no**", from,
             isfinite(c->predicted) ? sm_term_name(c->res.binding) : "-", cell(r->flags[0] ? r->flags : "-", fl, sizeof fl));
   }

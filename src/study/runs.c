@@ -118,6 +118,8 @@ static int load_one(sr_run *r, const char *path, char *err, int err_sz) {
   r->img_s = jv_num(v, "images_per_s", NAN);
   r->mfu = r->peak_flops_per_rank > 0 && r->flops_fwd > 0 && r->img_s > 0
                ? 3 * r->flops_fwd * r->img_s / ((double)r->world * r->peak_flops_per_rank) : NAN;
+  r->cpu_share = jv_num(v, "machine.cpu_share_mean", NAN);
+  r->mfu_core = r->cpu_share > 0 && !strcmp(r->hw_kind, "cpu") ? r->mfu / r->cpu_share : r->mfu;
   r->eff = jv_num(v, "scaling_efficiency", NAN);
   r->hidden = jv_num(v, "comm_hidden_fraction", NAN);
   r->step_cv = jv_num(v, "step_stats.cv", NAN);

@@ -21,6 +21,8 @@ typedef struct {
   double peak_flops_per_rank, price_per_rank_hour;
   double flops_fwd, params, grad_bytes;
   double img_s, mfu;          // mfu recomputed from this run's own FLOPs and peak
+  double cpu_share;           // share of its cores the ranks got (machine.cpu_share_mean; NAN: not recorded)
+  double mfu_core;            // CPU runs: mfu / cpu_share, the MFU of the CPU time actually received
   double eff, hidden;         // file's efficiency and hidden communication (NAN: none)
   double step_cv, step_mean_s, baseline_cv, baseline_img_s;
   char baseline_source[1024];

@@ -50,7 +50,8 @@ void sm_evaluate(const sm_input *in, sm_result *o) {
   double B = (double)in->batch, imgs = (double)n * B;
   o->feasible = !(in->max_batch >= 0 && in->batch > in->max_batch);
 
-  double tc = in->peak_flops > 0 && in->mfu > 0 ? B * 3.0 * in->flops_fwd / (in->peak_flops * in->mfu) : INFINITY;
+  double share = in->cpu_share > 0 && in->cpu_share <= 1 ? in->cpu_share : 1;
+  double tc = in->peak_flops > 0 && in->mfu > 0 ? B * 3.0 * in->flops_fwd / (in->peak_flops * in->mfu * share) : INFINITY;
   double ts = tc * (in->step_cv > 0 ? in->step_cv : 0) * sm_expected_max_normal(n);
   o->bus_bps = o->nodes > 1 ? fmin(in->intra_bps > 0 ? in->intra_bps : INFINITY, in->inter_bps)
                             : in->intra_bps;
@@ -60,7 +61,7 @@ void sm_evaluate(const sm_input *in, sm_result *o) {
     tm = (1 - h) * sm_ring_allreduce_s(in->grad_bytes, n, o->bus_bps);
   }
   double ti = in->input_rate_per_core > 0 && in->cores_per_device > 0
-                  ? B / (in->cores_per_device * in->input_rate_per_core) : 0;
+                  ? B / (in->cores_per_device * in->input_rate_per_core * (in->input_shares_compute ? share : 1)) : 0;
   double tr = in->storage_bps > 0 ? imgs * in->bytes_per_image / ((double)o->nodes * in->storage_bps) : 0;
   o->t[SM_COMPUTE] = tc, o->t[SM_SYNC] = ts, o->t[SM_COMM] = tm, o->t[SM_INPUT] = ti, o->t[SM_STORAGE] = tr;
   for (int k = 0; k < SM_NTERMS; k++) o->cap[k] = k == SM_MEMORY ? INFINITY : cap_of(imgs, o->t[k]);

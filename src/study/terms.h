@@ -4,7 +4,8 @@
 // the calibration and the tests call the same function.
 //
 // Per optimizer step of N devices x B images (seconds):
-//   compute  t_c = B x 3 x F / (peak x MFU)                 F = forward FLOPs per image
+//   compute  t_c = B x 3 x F / (peak x MFU x share)         F = forward FLOPs per image, share = the
+//                                                           cores' share the ranks get (1 when dedicated)
 //   sync     t_s = t_c x CV x E[max of N standard normals]  stragglers: each step waits for the slowest rank
 //   comm     t_m = (1 - hidden) x 2 (N-1)/N x G / bw       ring all-reduce of G gradient bytes
 //   input    t_i = B / (cores x decode+augment rate per core)
@@ -32,7 +33,8 @@ typedef struct {
   int devices;
   int devices_per_node;      // > 0
   double peak_flops;         // per device at the run's precision
-  double mfu;                // model FLOPs utilisation (0, 1]
+  double mfu;                // model FLOPs utilisation (0, 1] of a dedicated device
+  double cpu_share;          // share of the cores the ranks get (shared machine; <= 0 or NAN: 1)
   double cores_per_device;   // host cores decoding for one device
   double input_rate_per_core;   // decode + augment img/s per core (<= 0: term not modelled)
   int input_shares_compute;  // 1: CPU rows, the loader runs on the compute cores

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/check.h"
@@ -62,6 +63,19 @@ double run_load_average_1m(void) {
   return a;
 }
 
+double run_process_cpu_s(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return NAN;
+  return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+         1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+double run_cpu_share(double cpu_s, double wall_s, int cores) {
+  if (!(cpu_s >= 0) || !(wall_s > 0) || cores < 1) return NAN;
+  double s = cpu_s / (wall_s * (double)cores);
+  return s > 1 ? 1 : s;
+}
+
 void run_results_init(run_results *r) {
   memset(r, 0, sizeof *r);
   r->kind = "train";
@@ -77,6 +91,7 @@ void run_results_init(run_results *r) {
   r->peak_flops_per_rank = NAN;
   r->price_per_rank_hour = NAN;
   r->load_start = NAN;
+  r->cpu_share_mean = r->cpu_share_min = NAN;
   snprintf(r->device, sizeof r->device, "cpu");
   snprintf(r->precision, sizeof r->precision, "fp32");
 }
@@ -205,6 +220,10 @@ static void study_fields(dp_json *j, const run_results *r) {
     if (fscanf(f, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3) la[0] = la[1] = la[2] = NAN;
     fclose(f);
   }
+  // CPU seconds the ranks got in the training loop / (loop wall x cores):
+  // below 1 on a shared machine (other jobs took the rest).
+  dp_json_kv_double(j, "cpu_share_mean", r->cpu_share_mean);
+  dp_json_kv_double(j, "cpu_share_min", r->cpu_share_min);
   dp_json_kv_double(j, "load_1m_start", r->load_start);
   dp_json_kv_double(j, "load_1m_end", la[0]);
   dp_json_kv_double(j, "load_5m_end", la[1]);

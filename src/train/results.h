@@ -35,6 +35,11 @@ step_stats step_series_stats(const step_series *s);
 
 // The 1-minute load average (/proc/loadavg); NAN if unreadable.
 double run_load_average_1m(void);
+// CPU seconds this process has used (all threads, getrusage); NAN if unavailable.
+double run_process_cpu_s(void);
+// cpu_s / (wall_s x cores), clamped to [0, 1]: the share of its cores a rank
+// actually got (1 on a dedicated machine); NAN when not measurable.
+double run_cpu_share(double cpu_s, double wall_s, int cores);
 
 typedef struct {
   const char *kind;            // "train" or "eval"
@@ -73,6 +78,8 @@ typedef struct {
   step_series baseline_hist;   // in-job baseline step times (timed ones)
   double comm_ref_s;           // blocking all-reduce of the gradients at start-up, s (0: none)
   double load_start;           // 1-minute load average when the run started
+  double cpu_loop_s;           // this rank's CPU seconds in the training loop
+  double cpu_share_mean, cpu_share_min;   // over ranks (rank 0)
   // Memory, data.
   int64_t peak_rss_bytes;      // max over ranks
   int64_t decoded, skipped;

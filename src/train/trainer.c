@@ -574,6 +574,11 @@ static void finish_results(trainer *t, int64_t decoded, int64_t skipped) {
     }
     free(hosts);
   }
+  // study: the share of its cores each rank got (a shared machine gives less than 1).
+  double share = run_cpu_share(r->cpu_loop_s, r->train_wall_s, d->cores), share_sum = 0;
+  MPI_CHECK(MPI_Reduce(&share, &share_sum, 1, MPI_DOUBLE, MPI_SUM, 0, d->comm), "study: summing CPU shares");
+  MPI_CHECK(MPI_Reduce(&share, &r->cpu_share_min, 1, MPI_DOUBLE, MPI_MIN, 0, d->comm), "study: least CPU share");
+  r->cpu_share_mean = share_sum / d->world;
   double mine[2] = {t->td->reduce_hidden_fraction(t->td), (double)dp_peak_rss_bytes()};
   double *all = d->rank == 0 ? dp_malloc(sizeof(double) * 2 * (size_t)d->world, "gather") : NULL;
   MPI_CHECK(MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, d->comm), "gathering memory figures");
@@ -764,7 +769,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   t->td->optim_freezing(t->td, t->st.opt, t->g, 0);
   t->last_eval_step = -1;
   int64_t decoded = 0, skipped = 0;
-  double loop0 = dp_now();
+  double loop0 = dp_now(), cpu0 = run_process_cpu_s();   // study: CPU time of the loop
   while (t->st.step < t->total_steps && !t->st.stop) {
     maybe_inject_fault(t);
     step_vals s = train_step(t, t->train, t->st.opt, &t->ns, 1, 1);
@@ -786,6 +791,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     }
   }
   t->res.train_wall_s = dp_now() - loop0;
+  t->res.cpu_loop_s = run_process_cpu_s() - cpu0;   // study
   progress_break(&t->prog);
   if (t->st.batch_in_epoch != 0) check_skips(t, &decoded, &skipped);   // else done at the epoch end
   if (t->val && t->last_eval_step != t->st.step) do_eval(t);

@@ -113,6 +113,12 @@ static void test_terms(void) {
   TU_CHECK(near(sm_expected_max_normal(10), 1.5388, 0.01), "E[max 10] %g", sm_expected_max_normal(10));
   TU_CHECK(sm_expected_max_normal(1) == 0, "E[max 1]");
 
+  // A shared machine: half the cores' time -> half the compute rate.
+  in = base_input();
+  in.cpu_share = 0.5;
+  sm_evaluate(&in, &r);
+  TU_CHECK(near(r.rate, 10 / 0.12, 1e-12), "CPU share 0.5: rate %g", r.rate);
+
   // Memory: batch 10 > the 8 that fit -> infeasible, never slow.
   in = base_input();
   in.max_batch = 8;
