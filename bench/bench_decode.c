@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <turbojpeg.h>
 
 #include <unistd.h>
@@ -84,6 +85,12 @@ static double tune_noise(tjhandle tc, int w, int h, int q, double target) {
 }
 
 #define MAX_OUT 8
+
+static double thread_cpu_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 typedef struct {
   int n, size, width, height, quality;
@@ -179,16 +186,21 @@ int main(int argc, char **argv) {
   const int rounds = 8;
   double raw_rate = 0, el;
   double fused_rate[MAX_OUT][2] = {{0}}, best_dec[MAX_OUT][2] = {{0}}, best_aug[MAX_OUT][2] = {{0}};
+  // Also per CPU-second of this thread: what one core does when it has the
+  // CPU, whatever else runs on a shared machine (the study's per-core rate).
+  double fused_cpu_rate[MAX_OUT][2] = {{0}}, raw_cpu_rate = 0;
   int64_t seq = 0;
   for (int round = 0; round < rounds; round++) {
     int64_t cnt = 0;
-    double t0 = dp_now();
+    double t0 = dp_now(), c0 = thread_cpu_s();
     do {
       for (int i = 0; i < n; i++, cnt++)
         if (tjDecompress2(td, jp[i], (unsigned long)len[i], rgb, width, 0, height, TJPF_RGB, 0))
           DP_FATAL("tjDecompress2", "bench", "%s", tjGetErrorStr2(td));
     } while ((el = dp_now() - t0) < seconds / rounds);
     if (cnt / el > raw_rate) raw_rate = cnt / el;
+    double cel = thread_cpu_s() - c0;
+    if (cel > 0 && cnt / cel > raw_cpu_rate) raw_cpu_rate = cnt / cel;
     for (int k = 0; k < nout; k++)
       for (int m = 0; m < 2; m++) {
         // Two outputs: float NHWC normalised (CPU training), uint8 NHWC (GPU path).
@@ -198,6 +210,7 @@ int main(int argc, char **argv) {
         double tdec = 0, taug = 0;
         cnt = 0;
         t0 = dp_now();
+        double c1 = thread_cpu_s();
         do {
           for (int i = 0; i < n; i++, cnt++, seq++) {
             dp_rng r = dp_rng_stream3(1, 0, (uint64_t)seq);
@@ -219,6 +232,8 @@ int main(int argc, char **argv) {
           }
         } while ((el = dp_now() - t0) < seconds / rounds);
         aug_scratch_destroy(as);
+        double cel = thread_cpu_s() - c1;
+        if (cel > 0 && cnt / cel > fused_cpu_rate[k][m]) fused_cpu_rate[k][m] = cnt / cel;
         if (cnt / el > fused_rate[k][m]) {
           fused_rate[k][m] = cnt / el;
           best_dec[k][m] = tdec / cnt;
@@ -226,7 +241,8 @@ int main(int argc, char **argv) {
         }
       }
   }
-  printf("raw tjDecompress2, 1 thread: %.0f img/s (best of %d windows)\n", raw_rate, rounds);
+  printf("raw tjDecompress2, 1 thread: %.0f img/s (best of %d windows); %.0f img/s per CPU-second\n", raw_rate, rounds,
+         raw_cpu_rate);
   for (int k = 0; k < nout; k++) {
     char tag[32] = "";   // the default single 224 px output keeps bench_input.sh's line format
     if (nout > 1 || out_sizes[k] != 224) snprintf(tag, sizeof tag, " to %d px", out_sizes[k]);
@@ -236,6 +252,8 @@ int main(int argc, char **argv) {
     printf("fused decode+RRC+flip to uint8%s, 1 thread: %.0f img/s (%.1f%% of raw); "
            "per image: header+decode %.1f us, crop/resize/flip %.1f us\n",
            tag, fused_rate[k][1], 100.0 * fused_rate[k][1] / raw_rate, 1e6 * best_dec[k][1], 1e6 * best_aug[k][1]);
+    printf("  per CPU-second of the thread%s: float %.0f img/s, uint8 %.0f img/s\n", tag, fused_cpu_rate[k][0],
+           fused_cpu_rate[k][1]);
   }
   tjDestroy(td);
   decoder_destroy(d);
@@ -351,17 +369,22 @@ int main(int argc, char **argv) {
                 "\"load_1m_end\": %.2f},\n", cpu, sysconf(_SC_NPROCESSORS_ONLN), la);
     fprintf(jf, "  \"jpeg\": {\"count\": %d, \"width\": %d, \"height\": %d, \"quality\": %d, \"subsampling\": \"4:2:0\", "
                 "\"noise\": %.3f, \"mean_bytes\": %.0f},\n", n, width, height, quality, noise, mean_bytes);
-    fprintf(jf, "  \"raw_decode_img_s_per_core\": %.1f,\n  \"fused\": [", raw_rate);
+    // Per core = per CPU-second of the decoding thread (robust to other jobs);
+    // the wall-clock best windows are kept for comparison.
+    fprintf(jf, "  \"raw_decode_img_s_per_core\": %.1f,\n  \"raw_decode_img_s_wall\": %.1f,\n  \"fused\": [", raw_cpu_rate,
+            raw_rate);
     for (int k = 0; k < nout; k++)
-      fprintf(jf, "%s\n    {\"out_size\": %d, \"float_img_s_per_core\": %.1f, \"uint8_img_s_per_core\": %.1f}",
-              k ? "," : "", out_sizes[k], fused_rate[k][0], fused_rate[k][1]);
+      fprintf(jf,
+              "%s\n    {\"out_size\": %d, \"float_img_s_per_core\": %.1f, \"uint8_img_s_per_core\": %.1f, "
+              "\"float_img_s_wall\": %.1f, \"uint8_img_s_wall\": %.1f}",
+              k ? "," : "", out_sizes[k], fused_cpu_rate[k][0], fused_cpu_rate[k][1], fused_rate[k][0], fused_rate[k][1]);
     fprintf(jf, "\n  ],\n  \"loader\": [");
     for (int k = 0; k < nload; k++)
       fprintf(jf, "%s\n    {\"threads\": %d, \"out_size\": %d, \"img_s\": %.1f}", k ? "," : "", loader_threads[k],
               out_sizes[0], loader_rate[k]);
     fprintf(jf, "\n  ],\n  \"record_read_MBps\": {\"pread\": %.1f, \"h5dread\": %.1f},\n", read_mbps[0], read_mbps[1]);
     fprintf(jf, "  \"method\": \"fused = header + RandomResizedCrop params + DCT-scaled tjDecompress2 + crop/resize/flip "
-                "(+ normalise for float) on one thread, best of %d alternating windows of %.3f s\"\n}\n",
+                "(+ normalise for float) on one thread; per core = images per CPU-second of the thread, best of %d alternating windows of %.3f s\"\n}\n",
             rounds, seconds / rounds);
     if (dp_afile_commit(af, &je)) DP_FATAL("writing --json", "disk full?", "%s", je.msg);
     printf("wrote %s\n", json);

@@ -18,7 +18,8 @@ build=$(cd "${1:-$here/../build}" && pwd)
 out=${2:-$here/results/study}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-runs=$out/runs
+cd "$out"     # the report names its runs relative to itself
+runs=runs
 data=${STUDY_DATA:-/tmp/dp_study_data}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 dp=$build/dptrain
@@ -50,5 +51,6 @@ if [ -z "${STUDY_SKIP_BIG:-}" ]; then
 fi
 find "$runs" -name model.safetensors -delete
 find "$runs" -name study.md -delete -o -name 'study-*.svg' -delete
-"$dp" study --results $(find "$runs" -name results.json | sort) --out "$out/study.md" --json "$out/study.json"
+"$dp" study --results $(find "$runs" -name results.json | sort) --out study.md --json study.json \
+  --input-bench "$(realpath --relative-to=. "$here/results/input_180kb.json")"
 echo "wrote $out/study.md"

@@ -23,7 +23,7 @@ typedef struct {
   int max_devices;
   // sweep only
   char ranks[256], out_dir[1024], launcher[512];
-  int remeasure, keep_binding;
+  int remeasure, keep_binding, per_node;
 } study_args;
 
 #define SA study_args
@@ -57,7 +57,10 @@ static const dp_opt sweep_list[] = {
     REPORT_OPTS,
     DP_OPT_S(SA, "ranks", ranks, DP_OPT_REQUIRED, "rank counts, comma-separated (1,2,4)"),
     DP_OPT_S(SA, "out-dir", out_dir, DP_OPT_REQUIRED, "runs go to DIR/np<N>/, the report to DIR/study.md"),
-    DP_OPT_S(SA, "launcher", launcher, 0, "launch command, {n} = ranks (env DPTRAIN_LAUNCHER; srun --mpi=pmix -n {n})"),
+    DP_OPT_S(SA, "launcher", launcher, 0,
+             "launch command: {n} = ranks, {nodes} = ceil(n / per-node) (env DPTRAIN_LAUNCHER; "
+             "in Slurm: srun --mpi=pmix -n {n} -N {nodes})"),
+    DP_OPT_I(SA, "per-node", DP_OPT_INT, per_node, 0, 65536, 0, "ranks per node, for {nodes}"),
     DP_OPT_I(SA, "remeasure", DP_OPT_INT, remeasure, 0, 5, 0, "run a noisy run again up to this many times"),
     DP_OPT_I(SA, "keep-binding", DP_OPT_INT, keep_binding, 0, 1, 0,
              "keep the launcher's core binding (1 core per rank under mpirun -np <= 2)"),
@@ -182,6 +185,7 @@ int cmd_study(int argc, char **argv) {
     sw.ntrain_args = ntrain;
     sw.remeasure = a.remeasure;
     sw.keep_binding = a.keep_binding;
+    sw.per_node = a.per_node;
     int src = study_sweep(&sw, &paths);
     if (src) {
       rc = src == 2 ? 2 : 1;

@@ -15,6 +15,7 @@ typedef struct {
   double W, H, L, R, T, B;
   double x0, x1, y0, y1;   // data range (log10 when log)
   int logx, logy;
+  int integer_x;   // x ticks at whole numbers (ranks)
 } frame;
 
 static double fx(const frame *f, double x) {
@@ -40,14 +41,18 @@ static void axes(FILE *s, const frame *f, const char *title, const char *xl, con
   for (int ax = 0; ax < 2; ax++) {
     int lg = ax ? f->logy : f->logx;
     double a = ax ? f->y0 : f->x0, b = ax ? f->y1 : f->x1;
-    double step = lg ? 1 : (b - a) / 5;
-    double t0 = lg ? ceil(a) : a;
+    double step = 1;
+    if (!lg) {   // a round step (1, 2 or 5 x 10^k) giving about 5 ticks
+      double raw = (b - a) / 5, p10 = pow(10, floor(log10(raw)));
+      step = raw / p10 < 1.5 ? p10 : raw / p10 < 3.5 ? 2 * p10 : raw / p10 < 7.5 ? 5 * p10 : 10 * p10;
+      if (ax == 0 && f->integer_x && step < 1) step = 1;
+    }
+    double t0 = lg ? ceil(a) : ceil(a / step) * step;
     for (double t = t0; t <= b + 1e-9; t += step) {
       double val = lg ? pow(10, t) : t;
       char lab[32];
-      if (val >= 1000) snprintf(lab, sizeof lab, "%.0fk", val / 1000);
-      else if (val >= 1) snprintf(lab, sizeof lab, "%.0f", val);
-      else snprintf(lab, sizeof lab, "%.2g", val);
+      if (val >= 1000) snprintf(lab, sizeof lab, "%gk", val / 1000);
+      else snprintf(lab, sizeof lab, "%g", fabs(val) < 1e-12 ? 0.0 : val);
       if (ax) {
         double y = fy(f, val);
         fprintf(s, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>", f->L, y, f->W - f->R, y);
@@ -105,7 +110,7 @@ int plot_cost_time(const char *path, const char *title, const dc_grid *g, const 
     double t = c->res.time_s / 3600, cost = c->res.cost_usd;
     tmin = fmin(tmin, t), tmax = fmax(tmax, t), cmin = fmin(cmin, cost), cmax = fmax(cmax, cost);
   }
-  frame f = {760, 480, 70, 200, 30, 45, floor(log10(tmin)), ceil(log10(tmax)), floor(log10(cmin)), ceil(log10(cmax)), 1, 1};
+  frame f = {760, 480, 70, 200, 30, 45, floor(log10(tmin)), ceil(log10(tmax)), floor(log10(cmin)), ceil(log10(cmax)), 1, 1, 0};
   if (f.x1 <= f.x0) f.x1 = f.x0 + 1;
   if (f.y1 <= f.y0) f.y1 = f.y0 + 1;
   dp_err e;
@@ -183,7 +188,7 @@ int plot_scaling(const char *path, const sr_set *runs, char *err, int err_sz) {
     free(rep);
     return 0;
   }
-  frame f = {760, 440, 70, 260, 30, 45, 0, xmax + 1, 0, ymax * 1.25, 0, 0};
+  frame f = {760, 440, 70, 260, 30, 45, 0, xmax + 1, 0, ymax * 1.25, 0, 0, 1};
   dp_err e;
   dp_err_clear(&e);
   dp_afile *a = dp_afile_open(path, &e);

@@ -92,11 +92,11 @@ static void find_quality(sa_study *a, sa_scenario *s) {
   }
   s->q.kind = PV_MEASURED;
   tx_set(s->q.src, sizeof s->q.src,
-           "measured: macro-F1 %.3f (accuracy %.3f) on %lld evaluation images, %s%s at %lld px after %lld epoch(s), "
-           "%s; %s the %.2f target (a small run, not the full dataset)",
-           best->macro_f1, best->accuracy, (long long)best->eval_samples, same ? "" : "family proxy ", best->model,
-           (long long)best->image_size, (long long)best->epochs_done, best->path,
-           best->macro_f1 >= t ? "meets" : "below", t);
+         "measured: macro-F1 %.3f (accuracy %.3f) on %lld evaluation images, %s%s at %lld px after %lld training "
+         "images (%lld steps), %s; %s the %.2f target (a small run, not the full dataset)",
+         best->macro_f1, best->accuracy, (long long)best->eval_samples, same ? "" : "family proxy ", best->model,
+         (long long)best->image_size, (long long)best->images_seen, (long long)best->steps, best->path,
+         best->macro_f1 >= t ? "meets" : "below", t);
 }
 
 static void add_variant(sa_scenario *s, const char *change, dc_variant v) {

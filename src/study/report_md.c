@@ -151,6 +151,32 @@ static void runs_section(const sa_study *a, FILE *f) {
   }
   fprintf(f, "Each row is one results.json (**measured**). Runs at different image sizes, batches or models are "
              "separate series and never merged; efficiency is against the 1-rank run of the same series only.\n\n");
+  // Where the measurements come from: each distinct machine with its load and CPU share range.
+  for (int i = 0; i < a->runs.n; i++) {
+    const sr_run *r = &a->runs.r[i];
+    int seen = 0;
+    for (int k = 0; k < i && !seen; k++) seen = !strcmp(a->runs.r[k].host, r->host) && !strcmp(a->runs.r[k].cpu_model, r->cpu_model);
+    if (seen) continue;
+    double lo = INFINITY, hi = -INFINITY, slo = INFINITY, shi = -INFINITY;
+    int n = 0;
+    for (int k = i; k < a->runs.n; k++) {
+      const sr_run *q = &a->runs.r[k];
+      if (strcmp(q->host, r->host) || strcmp(q->cpu_model, r->cpu_model)) continue;
+      n++;
+      if (isfinite(q->load_start)) lo = fmin(lo, q->load_start), hi = fmax(hi, q->load_start);
+      if (isfinite(q->load_end)) lo = fmin(lo, q->load_end), hi = fmax(hi, q->load_end);
+      if (isfinite(q->cpu_share)) slo = fmin(slo, q->cpu_share), shi = fmax(shi, q->cpu_share);
+    }
+    char b1[32], b2[32], b3[32], b4[32];
+    fprintf(f, "- Machine `%s` (%s, %d CPUs online): %d run(s), load average %s-%s during them, CPU share the ranks got "
+               "%s-%s.\n",
+            r->host, r->cpu_model, r->cpus_online, n, num(lo, "%.1f", b1, 32), num(hi, "%.1f", b2, 32),
+            num(100 * slo, "%.0f %%", b3, 32), num(100 * shi, "%.0f %%", b4, 32));
+  }
+  if (a->src.ib.loaded)
+    fprintf(f, "- Input bench `%s`: %s, %d CPUs, load average %.1f at its end.\n", a->src.ib.path, a->src.ib.cpu_model,
+            a->src.ib.cpus, a->src.ib.load);
+  fprintf(f, "\n");
   fprintf(f, "| file | model | px | batch/rank | ranks | hardware | img/s | MFU | efficiency (file / series) | comm hidden "
              "| step CV | macro-F1 | host, CPU, load | flags |\n");
   fprintf(f, "|---|---|---:|---:|---:|---|---:|---:|---|---:|---:|---:|---|---|\n");
@@ -293,8 +319,10 @@ int sa_write_markdown(const sa_study *a, FILE *f) {
     if (p) snprintf(ps, sizeof ps, "%d x %s: %.2f h, $%.0f", p->devices, p->row->name, p->res.time_s / 3600, p->res.cost_usd);
     if (fb) snprintf(fs, sizeof fs, "%d x %s: %.2f h, $%.0f", fb->devices, fb->row->name, fb->res.time_s / 3600, fb->res.cost_usd);
     char q[200];
-    if (s->q.run) snprintf(q, sizeof q, "%.3f measured on a small synthetic run (%s)", s->q.run->macro_f1,
-                           s->q.run->macro_f1 >= o->quality_target ? "meets" : "below target");
+    if (s->q.run)
+      snprintf(q, sizeof q, "%.3f measured after %lld training images of a small synthetic set (%s %.2f)",
+               s->q.run->macro_f1, (long long)s->q.run->images_seen,
+               s->q.run->macro_f1 >= o->quality_target ? "meets" : "below the target", o->quality_target);
     else snprintf(q, sizeof q, "not measured");
     fprintf(f, "| %s | %s | %s | %s | %s |\n", s->sc->name, cell(ps, b1, sizeof b1), cell(fs, b2, sizeof b2),
             p ? sm_term_name(p->res.binding) : "-", cell(q, b3, sizeof b3));

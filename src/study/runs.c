@@ -138,6 +138,8 @@ static int load_one(sr_run *r, const char *path, char *err, int err_sz) {
   r->accuracy = jv_num(v, "accuracy", NAN);
   r->eval_samples = (int64_t)jv_num(v, "quality.samples", 0);
   r->epochs_done = (int64_t)jv_num(v, "throughput.epochs_done", 0);
+  r->images_seen = (int64_t)jv_num(v, "throughput.images", 0);
+  r->steps = (int64_t)jv_num(v, "throughput.steps", 0);
   const jv *cn = jv_path(v, "quality.class_names");
   r->classes = cn && cn->type == JV_ARR ? cn->n : 0;
   copy_str(r->host, sizeof r->host, v, "hardware.hosts", "?");

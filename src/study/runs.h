@@ -32,7 +32,7 @@ typedef struct {
   // Quality.
   int evaluated;
   double macro_f1, accuracy;
-  int64_t eval_samples, epochs_done;
+  int64_t eval_samples, epochs_done, images_seen, steps;
   // Where and when.
   char host[128], cpu_model[128], created[32];
   int cpus_online;

@@ -44,15 +44,16 @@ static int run_argv(char **argv, int keep_binding) {
 }
 
 static int one_run(const sweep_opts *s, int n, const char *dir, const char *baseline) {
-  char nbuf[16];
+  char nbuf[16], nodes[16];
   snprintf(nbuf, sizeof nbuf, "%d", n);
+  snprintf(nodes, sizeof nodes, "%d", s->per_node > 0 ? (n + s->per_node - 1) / s->per_node : 1);
   char *lt = strdup(s->launcher);
   PTR_CHECK(lt, "launcher");
   char **argv = dp_calloc((size_t)(64 + s->ntrain_args), sizeof(char *), "sweep argv");
   int k = 0;
   char *save = NULL;
   for (char *t = strtok_r(lt, " \t", &save); t && k < 48; t = strtok_r(NULL, " \t", &save))
-    argv[k++] = !strcmp(t, "{n}") ? nbuf : t;
+    argv[k++] = !strcmp(t, "{n}") ? nbuf : !strcmp(t, "{nodes}") ? nodes : t;
   argv[k++] = (char *)s->self;
   argv[k++] = "train";
   for (int i = 0; i < s->ntrain_args; i++) argv[k++] = s->train_args[i];

@@ -10,7 +10,8 @@ typedef struct {
   int ranks[16];
   int nranks;
   const char *out_dir;
-  const char *launcher;      // tokens; "{n}" becomes the rank count
+  const char *launcher;      // tokens; "{n}" becomes the rank count, "{nodes}" ceil(n / per_node)
+  int per_node;              // ranks per node for {nodes} (<= 0: 1 node)
   const char *self;          // the dptrain binary
   char **train_args;         // passed to `dptrain train` (without --out)
   int ntrain_args;
