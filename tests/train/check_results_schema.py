@@ -67,7 +67,9 @@ TRAIN_REQUIRED = {
     "data.decoded": (int,),
     "data.skipped": (int,),
     "data.skip_rate": NUM,
-    # Study fields (docs/study.md): step-time spread, link, build, machine.
+}
+# Study fields of training runs (docs/study.md): workload, step-time spread, link, build, machine.
+STUDY = {
     "model.image_size": (int,),
     "model.batch_per_rank": (int,),
     "step_stats.n": (int,),
@@ -117,6 +119,8 @@ def check(doc, kind=None, world=None):
     errs = []
     k = kind or doc.get("kind")
     req = dict(TRAIN_REQUIRED if k == "train" else EVAL_REQUIRED)
+    if k == "train":
+        req.update(STUDY)
     if doc.get("quality", {}).get("evaluated"):
         req.update(QUALITY)
     for path, types in req.items():
