@@ -29,6 +29,7 @@ static void fill_meta(const trainer *t, weights_meta *wm) {
   wm->model = t->mc;
   memcpy(wm->mean, t->train_lc.mean, sizeof wm->mean);
   memcpy(wm->std, t->train_lc.std, sizeof wm->std);
+  wm->eval_resize_ratio = t->train_lc.eval_resize_ratio;   // what the val loader used
   wm->num_classes = t->num_classes;
   wm->steps = t->st.step;
   wm->class_names = dp_calloc((size_t)t->num_classes, sizeof(char *), "class names");

@@ -11,8 +11,17 @@
 #include "core/check.h"
 #include "core/safetensors.h"
 #include "nn/models/models.h"
+#include "input/loader.h"
 
 static const char *bn_suffix = ".running_mean";
+
+// The eval transform's resize ratio when the caller leaves it 0 (and when an
+// older file has none): the loader's default, one source of truth.
+static float default_resize_ratio(void) {
+  loader_cfg d;
+  loader_cfg_defaults(&d);
+  return d.eval_resize_ratio;
+}
 
 // "<bn>.running_mean" -> "<bn>.num_batches_tracked" in key; 0 if nm is not a running mean.
 static int nbt_name(const char *nm, char *key, size_t n) {
@@ -40,6 +49,14 @@ int weights_pack_add(st_pack *pk, const nn_graph *g, const float *params, const 
                (double)meta->mean[2]);
   st_pack_meta(pk, "dptrain.std", "%.9g,%.9g,%.9g", (double)meta->std[0], (double)meta->std[1],
                (double)meta->std[2]);
+  // The eval transform (src/input/augment.c, aug_eval_params): resize the
+  // shorter side to int(image_size / ratio), bilinear with half-pixel centres
+  // and no antialiasing, then center-crop image_size x image_size.
+  st_pack_meta(pk, "dptrain.eval_resize_ratio", "%.9g",
+               (double)(meta->eval_resize_ratio > 0 ? meta->eval_resize_ratio : default_resize_ratio()));
+  st_pack_meta(pk, "dptrain.eval_resize_filter", "bilinear");
+  st_pack_meta(pk, "dptrain.eval_resize_antialias", "0");
+  st_pack_meta(pk, "dptrain.eval_crop", "center");
   // Class names joined by '\n' (shard_open refuses names with control characters).
   char *names = NULL;
   size_t names_len = 0;
@@ -194,6 +211,13 @@ int weights_read_meta(const char *path, weights_meta *meta, char *err, int err_s
       snprintf(err, err_sz, "'%s': metadata dptrain.std has a non-positive value", path);
       goto done;
     }
+  meta->eval_resize_ratio = default_resize_ratio();
+  if (meta_floats(f, "dptrain.eval_resize_ratio", &meta->eval_resize_ratio, 1, err, err_sz)) goto done;
+  if (!(meta->eval_resize_ratio > 0 && meta->eval_resize_ratio <= 1)) {
+    snprintf(err, err_sz, "'%s': metadata dptrain.eval_resize_ratio = %g is not in (0, 1]", path,
+             (double)meta->eval_resize_ratio);
+    goto done;
+  }
   const char *names = md_str(f, "dptrain.class_names", NULL);
   if (names) {
     int count = 1;

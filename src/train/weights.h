@@ -4,8 +4,10 @@
 // module, "<bn>.num_batches_tracked" (I64 scalar), so torch's
 // model.load_state_dict(safetensors.torch.load_file(path)) accepts it.
 // The "__metadata__" map holds the model configuration ("dptrain.model",
-// "dptrain.image_size", ...), the class names and the input normalisation,
-// so `dptrain eval --weights FILE` can rebuild the same model.
+// "dptrain.image_size", ...), the class names, the input normalisation and
+// the evaluation transform (resize ratio, filter, crop), so `dptrain eval
+// --weights FILE` and a scoring job (python/dptrain, docs/weights.md) can
+// rebuild the same model and feed it the same input.
 #ifndef DP_TRAIN_WEIGHTS_H
 #define DP_TRAIN_WEIGHTS_H
 #include <stdint.h>
@@ -17,6 +19,8 @@
 typedef struct {
   model_cfg model;
   float mean[3], std[3];
+  float eval_resize_ratio;   // eval: shorter side -> image_size / ratio, then center crop
+                             // (0 on save: the loader's default, 0.875)
   int num_classes;
   char **class_names;    // (num_classes) or NULL
   int64_t steps;         // optimizer steps trained
