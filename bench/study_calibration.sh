@@ -41,15 +41,16 @@ sweep cnn64 cnn 64 --val "$data/val-*.h5"
 sweep cnn96 cnn 96
 sweep resnet18-64 resnet18 64 --val "$data/val-*.h5"
 sweep resnet18-96 resnet18 96
-one() {     # name model size batch steps
-  SLURM_CPU_BIND_TYPE=cores mpirun -np 1 "$dp" train --model "$2" --image-size "$3" --batch "$4" --steps "$5" \
-    --train "$data/train-*.h5" --threads 1 --loader-threads 1 --lr 0.01 --log-every 5 --hardware "$hw" --out "$runs/$1/np1"
+one() {     # name model size batch steps: 1 rank only (CPU MFU of the scenario models)
+  "$dp" study sweep --ranks 1 --out-dir "$runs/$1" --keep-binding 1 --remeasure 2 --out "$runs/$1/study.md" \
+    --input-bench none -- --model "$2" --image-size "$3" --batch "$4" --steps "$5" --train "$data/train-*.h5" \
+    --threads 1 --loader-threads 1 --lr 0.01 --log-every 5 --hardware "$hw"
 }
 if [ -z "${STUDY_SKIP_BIG:-}" ]; then
   one resnet50-224 resnet50 224 8 12
-  one vit_b16-224 vit_b16 224 8 10
+  one vit_b16-224 vit_b16 224 8 16
 fi
-find "$runs" -name model.safetensors -delete
+find "$runs" -name "*.safetensors" -delete   # weights (model, model-last, checkpoints)
 find "$runs" -name study.md -delete -o -name 'study-*.svg' -delete
 "$dp" study --results $(find "$runs" -name results.json | sort) --out study.md --json study.json \
   --input-bench "$(realpath --relative-to=. "$here/results/input_180kb.json")"

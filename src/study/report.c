@@ -164,6 +164,23 @@ static void plot_path(const char *out, const char *name, char *buf, size_t n) {
   snprintf(buf + l, n - l, "-%s.svg", name);
 }
 
+// One output file through core/afile.h; 0, or 1 after printing why.
+static int write_atomic(const char *path, int (*render)(const sa_study *, FILE *), const sa_study *a) {
+  dp_err e;
+  dp_err_clear(&e);
+  dp_afile *f = dp_afile_open(path, &e);
+  if (!f) {
+    fprintf(stderr, "dptrain study: %s\n", e.msg);
+    return 1;
+  }
+  render(a, dp_afile_stream(f));
+  if (dp_afile_commit(f, &e)) {
+    fprintf(stderr, "dptrain study: %s\n", e.msg);
+    return 1;
+  }
+  return 0;
+}
+
 static int write_outputs(sa_study *a) {
   const study_opts *o = a->o;
   char err[1200];
@@ -199,34 +216,9 @@ static int write_outputs(sa_study *a) {
     }
     if (ns == 0) a->scaling_svg[0] = 0;
   }
-  dp_err e;
-  dp_err_clear(&e);
-  if (!strcmp(o->out, "-")) {
-    sa_write_markdown(a, stdout);
-  } else {
-    dp_afile *f = dp_afile_open(o->out, &e);
-    if (!f) {
-      fprintf(stderr, "dptrain study: %s\n", e.msg);
-      return 1;
-    }
-    sa_write_markdown(a, dp_afile_stream(f));
-    if (dp_afile_commit(f, &e)) {
-      fprintf(stderr, "dptrain study: %s\n", e.msg);
-      return 1;
-    }
-  }
-  if (o->json) {
-    dp_afile *f = dp_afile_open(o->json, &e);
-    if (!f) {
-      fprintf(stderr, "dptrain study: %s\n", e.msg);
-      return 1;
-    }
-    sa_write_json(a, dp_afile_stream(f));
-    if (dp_afile_commit(f, &e)) {
-      fprintf(stderr, "dptrain study: %s\n", e.msg);
-      return 1;
-    }
-  }
+  if (!strcmp(o->out, "-")) sa_write_markdown(a, stdout);
+  else if (write_atomic(o->out, sa_write_markdown, a)) return 1;
+  if (o->json && write_atomic(o->json, sa_write_json, a)) return 1;
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // The machine-readable study (`dptrain study --json FILE`): the same content
-// as the Markdown, with every input's value, label and source.
+// as the Markdown; the production and fallback picks with every input's
+// value, label and source, the grid with its terms and MFU.
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,7 +39,7 @@ static void config_obj(dp_json *j, const char *key, const dc_config *c, int full
   dp_json_kv_bool(j, "meets", c->meets);
   dp_json_kv_int(j, "risk", c->risk);
   dp_json_kv_string(j, "risks", c->risks);
-  if (full) {
+  if (full >= 1) {   // the terms; full >= 2: every input with its label and source
     dp_json_key(j, "step_s");
     dp_json_begin_object(j);
     for (int k = 0; k < SM_MEMORY; k++) dp_json_kv_double(j, sm_term_name(k), c->res.t[k]);
@@ -47,6 +48,13 @@ static void config_obj(dp_json *j, const char *key, const dc_config *c, int full
     dp_json_begin_object(j);
     for (int k = 0; k < SM_MEMORY; k++) dp_json_kv_double(j, sm_term_name(k), c->res.cap[k]);
     dp_json_end_object(j);
+    if (full < 2) {
+      dp_json_kv_double(j, "mfu", c->mfu.v);
+      dp_json_kv_string(j, "mfu_label", pv_name(c->mfu.kind));
+      dp_json_kv_double(j, "max_batch", c->max_batch.v);
+      dp_json_end_object(j);
+      return;
+    }
     pv_obj(j, "mfu", &c->mfu);
     pv_obj(j, "input_rate_per_core", &c->input_rate);
     pv_obj(j, "cores_per_device", &c->cores);
@@ -106,9 +114,9 @@ int sa_write_json(const sa_study *a, FILE *f) {
       dp_json_end_object(&j);
     }
     dp_json_end_object(&j);
-    config_obj(&j, "production", s->g.production >= 0 ? &s->g.c[s->g.production] : NULL, 1);
+    config_obj(&j, "production", s->g.production >= 0 ? &s->g.c[s->g.production] : NULL, 2);
     dp_json_kv_string(&j, "production_reason", s->g.production_why);
-    config_obj(&j, "fallback", s->g.fallback >= 0 ? &s->g.c[s->g.fallback] : NULL, 1);
+    config_obj(&j, "fallback", s->g.fallback >= 0 ? &s->g.c[s->g.fallback] : NULL, 2);
     dp_json_kv_string(&j, "fallback_reason", s->g.fallback_why);
     dp_json_key(&j, "quality");
     dp_json_begin_object(&j);

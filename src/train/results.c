@@ -169,12 +169,9 @@ static void cpu_model_name(char *out, size_t n) {
   fclose(f);
 }
 
-// What the study needs to judge a measurement: the step-time spread, the
-// link the gradients crossed, which binary ran on which device, and the
-// machine and its load (a shared machine gives noisy figures).
-static void study_fields(dp_json *j, const run_results *r) {
-  step_stats st = step_series_stats(&r->steps_hist);
-  dp_json_key(j, "step_stats");   // slowest-rank step time over the timed steps
+static void stats_obj(dp_json *j, const char *key, const step_series *series) {
+  step_stats st = step_series_stats(series);
+  dp_json_key(j, key);
   dp_json_begin_object(j);
   dp_json_kv_int(j, "n", st.n);
   dp_json_kv_double(j, "mean_s", st.mean);
@@ -182,15 +179,14 @@ static void study_fields(dp_json *j, const run_results *r) {
   dp_json_kv_double(j, "median_s", st.median);
   dp_json_kv_double(j, "p95_s", st.p95);
   dp_json_end_object(j);
-  step_stats bs = step_series_stats(&r->baseline_hist);
-  dp_json_key(j, "baseline_step_stats");   // the in-job baseline's timed steps (n = 0 without one)
-  dp_json_begin_object(j);
-  dp_json_kv_int(j, "n", bs.n);
-  dp_json_kv_double(j, "mean_s", bs.mean);
-  dp_json_kv_double(j, "cv", bs.cv);
-  dp_json_kv_double(j, "median_s", bs.median);
-  dp_json_kv_double(j, "p95_s", bs.p95);
-  dp_json_end_object(j);
+}
+
+// What the study needs to judge a measurement: the step-time spread, the
+// link the gradients crossed, which binary ran on which device, and the
+// machine and its load (a shared machine gives noisy figures).
+static void study_fields(dp_json *j, const run_results *r) {
+  stats_obj(j, "step_stats", &r->steps_hist);            // slowest-rank step time over the timed steps
+  stats_obj(j, "baseline_step_stats", &r->baseline_hist); // the in-job baseline's timed steps (n = 0 without one)
 
   dp_json_key(j, "comm");
   dp_json_begin_object(j);
