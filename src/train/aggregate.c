@@ -17,6 +17,7 @@
 #include "dist/watchdog.h"
 #include "train/progress.h"
 #include "train/run.h"
+#include "train/tracking.h"
 
 void agg_init(trainer *t) {
   step_agg *a = &t->agg;
@@ -83,6 +84,7 @@ void agg_record_step(trainer *t, const step_vals *s, int64_t epoch) {
     a->csv_rows++;
   }
   progress_update(&t->prog, epoch, t->st.step, loss, img_s, t->st.last_lr);
+  run_tracking_step(t->trk, t->st.step, epoch, loss, img_s, t->st.last_lr);   // MLflow: per log interval
   free(all);
 }
 

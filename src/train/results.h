@@ -91,7 +91,7 @@ typedef struct {
   double eval_wall_s, checkpoint_stall_s;
   int segments;                // 1 + number of restarts from a checkpoint
   char resumed_from[1100];     // checkpoint of the last restart ("" fresh)
-  char config_hash[32], data_fingerprint[32];
+  char config_hash[64], data_fingerprint[160];
   // Checkpoints.
   int64_t checkpoints_written, checkpoint_failures, checkpoint_last_bytes;
   double checkpoint_last_write_s, checkpoint_max_write_s, checkpoint_max_snapshot_s;

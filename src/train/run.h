@@ -85,7 +85,8 @@ typedef struct trainer {
   int num_classes;
   float *class_weights;
   int64_t steps_per_epoch, total_steps;
-  char config_hash[32], data_fingerprint[32];
+  char config_hash[64], data_fingerprint[160];   // train/lineage.h
+  struct run_tracking *trk;   // MLflow hooks (train/tracking.h; rank 0, NULL when off)
   // Hardware.
   hw_table hw;
   const hw_entry *hwe;

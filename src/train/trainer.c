@@ -17,6 +17,7 @@
 #include "dist/watchdog.h"
 #include "train/eval.h"
 #include "train/run.h"
+#include "train/tracking.h"
 
 static void out_path(const trainer *t, const char *name, char *buf, size_t n) {
   snprintf(buf, n, "%s/%s", t->cfg->out, name);
@@ -32,6 +33,8 @@ static void fatal_report(const char *msg) {
   // Only the failing rank writes (it may not be rank 0: rank 0 is then
   // aborted by MPI before it could say anything).
   run_results_write_failed(path, t->cfg, msg, t->d->rank, t->d->host, t->st.step);
+  run_tracking_close(t->trk, "FAILED");   // bounded wait; NULL on ranks without tracking
+  t->trk = NULL;
 }
 
 // ---- evaluation and early stopping --------------------------------------------------
@@ -78,6 +81,7 @@ static int do_eval(trainer *t) {
              c->patience, t->st.best_metric, (long long)t->st.best_step);
     fflush(stdout);
   }
+  run_tracking_eval(t->trk, t->st.step, &m);
   if (t->res.evaluated) class_metrics_free(&t->res.q);
   t->res.q = m;
   t->res.evaluated = 1;
@@ -188,6 +192,7 @@ static void write_results(trainer *t, const char *status, int64_t decoded, int64
   free(names);
   r->class_names = NULL;
   if (rc) DP_FATAL("writing results.json", "check --out and free space", "see above");
+  run_tracking_results(t->trk, r);
 }
 
 // ---- the step boundary ------------------------------------------------------------------
@@ -309,6 +314,15 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     LOG_INFO("train: per-rank batch %lld x accum %d x %d ranks = global batch %lld", (long long)cfg->batch, cfg->accum,
              d->world, (long long)(cfg->batch * cfg->accum * d->world));
   }
+  {   // lineage.json on rank 0; MLflow params and tags when a tracking URI is set
+    const char **names = dp_calloc((size_t)t->num_classes, sizeof(char *), "class names");
+    for (int k = 0; k < t->num_classes; k++) names[k] = trainer_class_name(t, k);
+    run_tracking_info ti = {t->train_paths, t->ntrain, t->val_paths, t->nval, t->hw_name, t->td->name,
+                            t->td->precision, d->world, d->node_count, t->num_classes, names, t->total_steps,
+                            resuming == 1, t->ck.resumed_from};
+    t->trk = run_tracking_open(cfg, d->rank, &ti);
+    free(names);
+  }
   if (cfg->baseline_steps > 0 && resuming != 1) run_baseline(t);
 
   progress_init(&t->prog, stdout, t->total_steps, cfg->log_every);
@@ -374,6 +388,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     g_fatal_trainer = NULL;
     optim_snapshot_free(&t->ck.opt_snap);
     setup_teardown(t);
+    run_tracking_close(t->trk, NULL);   // the MLflow run stays RUNNING: the resumed job continues it
     dist_watchdog_free(d);
     return TRAIN_EXIT_PREEMPTED;
   }
@@ -395,6 +410,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   g_fatal_trainer = NULL;
   optim_snapshot_free(&t->ck.opt_snap);
   setup_teardown(t);
+  run_tracking_close(t->trk, "FINISHED");   // files and status; bounded wait for the shipper
   dist_watchdog_free(d);
   return 0;
 }
