@@ -103,6 +103,7 @@ typedef struct trainer {
   FILE *dump;                 // --dump-ids
   progress prog;
   double t_start, loop_start;
+  double loop_cpu0;          // study: process CPU seconds when this segment's loop started
   int inject_rank;
   int64_t inject_step;
 } trainer;

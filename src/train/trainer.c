@@ -246,6 +246,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   t->ck.best_ckpt_step = -1;
   t->ck.csv_bytes = -1;
   run_results_init(&t->res);
+  t->res.load_start = run_load_average_1m();   // study: machine load
   fault_parse(t);
   signals_install();
   dist_watchdog_init(d, cfg->collective_timeout);
@@ -328,6 +329,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   start_epoch(t);
   int64_t decoded = 0, skipped = 0;
   t->loop_start = dp_now();
+  t->loop_cpu0 = run_process_cpu_s();   // study: CPU share of the loop
   t->ck.last_time = t->loop_start;
   t->agg.first_step = t->st.step;   // warm-up steps are counted from each (re)start
   int stop_sig = 0;
