@@ -2,7 +2,7 @@
 """Multi-rank tests of `dptrain train` on loopback (mpirun --oversubscribe).
 
 usage: mpi_tests.py TEST DPTRAIN SHARD_DIR WORK_DIR
-TEST: equivalence | equivalence_bn | lossconfig | noise | coverage | fault | badconfig | skips | torchload
+TEST: equivalence | equivalence_bn | lossconfig | schedule | noise | coverage | fault | badconfig | skips | torchload
 Each test exits 0 on success, 1 on failure (with the reason), 77 to skip.
 """
 import json
@@ -20,6 +20,7 @@ import check_results_schema  # noqa: E402
 from mpi_util import ENV, fail, run  # noqa: E402
 import equivalence  # noqa: E402
 import loss_config  # noqa: E402
+import schedule_check  # noqa: E402
 
 
 def common(shards, extra):
@@ -222,6 +223,8 @@ def main():
         equivalence.bn(dptrain, shards, work)
     elif test == "lossconfig":
         loss_config.lossconfig(dptrain, work)
+    elif test == "schedule":
+        schedule_check.schedule(dptrain, shards, work)
     elif test == "noise":
         # Measures the fp32 noise behind the equivalence tolerances (label long).
         equivalence.noise(dptrain, shards, work)
