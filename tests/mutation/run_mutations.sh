@@ -160,7 +160,12 @@ for i in "${!NAMES[@]}"; do
     RAN+=("$ran") FAILED+=("$fl")
     if [ -n "$fl" ]; then RESULT+=("caught"); else RESULT+=("NOT CAUGHT"); status=1; fi
     # What the failing tests said (their FAIL lines), for the report.
-    grep -E '^FAIL|FAIL:|^FAIL ' "$LOGS/tests_$name.log" | cut -c1-300 | head -12 > "$LOGS/details_$name.txt" || true
+    # ctest prints a failed test's output after its status line: up to 3 FAIL
+    # lines per test.
+    awk -v tree="$TREE/" '
+      /Test +#[0-9]+: / { for (k = 1; k <= NF; k++) if ($k ~ /^#[0-9]+:$/) cur = $(k + 1); n = 0; next }
+      /^FAIL|FAIL:/ && cur != "" && n < 3 { gsub(tree, ""); print cur ": " substr($0, 1, 240); n++ }
+    ' "$LOGS/tests_$name.log" > "$LOGS/details_$name.txt" || true
   fi
   mv "$TREE/$file.mutation-orig" "$TREE/$file"
   touch "$TREE/$file"
