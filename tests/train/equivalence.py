@@ -21,7 +21,8 @@ passed at tolerance 0.1.
 Tolerances come from the fp32 noise of the same comparison, measured by
 `noise` (ctest test_train_noise, label long): it reruns each reference with the
 samples of every batch (micro-batch) in another order -- the same sums taken in
-another order, the maths unchanged -- 8 times, and with 2 compute threads
+another order, the maths unchanged -- in 5 other orders (EQ_NOISE_ORDERS; the
+table used 8), and with 2 compute threads
 instead of 1. Measured on the 2-core AMD EPYC (AVX2) development machine,
 2026-12-01 (max over the reruns; worst tensor / all parameters L2):
 

@@ -7,17 +7,15 @@ Each test exits 0 on success, 1 on failure (with the reason), 77 to skip.
 """
 import json
 import os
-import struct
 import subprocess
 import sys
 
-import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import check_results_schema  # noqa: E402
 
-from mpi_util import ENV, fail, run  # noqa: E402
+from mpi_util import ENV, fail, read_safetensors, run  # noqa: E402
 import equivalence  # noqa: E402
 import loss_config  # noqa: E402
 import schedule_check  # noqa: E402
@@ -192,19 +190,8 @@ def torchload(dptrain, shards, work):
                          "--out", out_dir] + common(shards, ["--batch", "4"]))
     if rc:
         fail(f"resnet18 run exited {rc}", out)
-    path = f"{out_dir}/model.safetensors"
-    with open(path, "rb") as f:
-        b = f.read()
-    n = struct.unpack("<Q", b[:8])[0]
-    hdr = json.loads(b[8:8 + n])
-    sd = {}
-    for k, v in hdr.items():
-        if k == "__metadata__":
-            continue
-        lo, hi = v["data_offsets"]
-        dt = {"F32": np.float32, "I64": np.int64}[v["dtype"]]
-        sd[k] = torch.from_numpy(np.frombuffer(b[8 + n + lo:8 + n + hi], dtype=dt).reshape(v["shape"]).copy())
-    meta = hdr["__metadata__"]
+    tensors, meta = read_safetensors(f"{out_dir}/model.safetensors")
+    sd = {k: torch.from_numpy(v.copy()) for k, v in tensors.items()}
     m = torchvision.models.resnet18(num_classes=int(meta["dptrain.classes"]))
     res = m.load_state_dict(sd, strict=True)
     print(f"torchload: {len(sd)} tensors loaded into torchvision resnet18 (strict): {res}")

@@ -21,18 +21,25 @@ def run(np_, args, env=None, timeout=120):
     return p.returncode, p.stdout, time.time() - t0
 
 
-def load_safetensors(path):
+def read_safetensors(path):
+    """({name: array} for every F32 and I64 tensor, the __metadata__ dict)."""
     with open(path, "rb") as f:
         b = f.read()
     n = struct.unpack("<Q", b[:8])[0]
     hdr = json.loads(b[8:8 + n])
     out = {}
     for k, v in hdr.items():
-        if k == "__metadata__" or v["dtype"] != "F32":
+        if k == "__metadata__":
             continue
         lo, hi = v["data_offsets"]
-        out[k] = np.frombuffer(b[8 + n + lo:8 + n + hi], dtype=np.float32).reshape(v["shape"])
-    return out
+        dt = {"F32": np.float32, "I64": np.int64}[v["dtype"]]
+        out[k] = np.frombuffer(b[8 + n + lo:8 + n + hi], dtype=dt).reshape(v["shape"])
+    return out, hdr.get("__metadata__", {})
+
+
+def load_safetensors(path):
+    """The float32 tensors only (parameters and BN statistics)."""
+    return {k: v for k, v in read_safetensors(path)[0].items() if v.dtype == np.float32}
 
 
 def fail(msg, out=""):
