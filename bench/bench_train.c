@@ -19,30 +19,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "core/rng.h"
+#include "core/sysinfo.h"
 #include "core/timer.h"
 #include "nn/graph.h"
 #include "nn/models/models.h"
 #include "nn/ops.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 #ifdef DP_HAVE_CUDA
+#include "backend/cuda/cuda.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_optim.h"
 #include "nn/backend.h"
 #endif
 
-// Resident-set sizes from /proc/self/status (kB -> bytes); -1 if unreadable.
-static int64_t status_bytes(const char *key) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  int64_t v = -1;
-  size_t kl = strlen(key);
-  while (fgets(line, sizeof line, f))
-    if (!strncmp(line, key, kl) && line[kl] == ':') v = strtoll(line + kl + 1, NULL, 10) * 1024;
-  fclose(f);
-  return v;
-}
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -73,7 +64,7 @@ static int bench_cuda(const model_cfg *cfg, int64_t batch, int64_t classes, cons
   CUDA_CHECK(cudaFree(0), "creating the CUDA context");
   int64_t used0 = cuda_mem_used();   // the CUDA context itself is not ours
   cuda_backend_configure(0, prec, 0, 0);
-  nn_graph *g = nn_graph_create(NN_BACKEND_CUDA, batch, 1);
+  nn_graph *g = nn_graph_create(cuda_backend(), batch, 1);
   model_build(g, cfg);
   nn_xent_cfg xc = {.label_smoothing = 0, .class_weights = NULL, .num_classes = classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);
@@ -88,11 +79,12 @@ static int bench_cuda(const model_cfg *cfg, int64_t batch, int64_t classes, cons
   dp_rng r = dp_rng_stream(7, 0);
   for (int64_t i = 0; i < in->numel; i++) xh[i] = (float)dp_rng_normal(&r);
   for (int64_t i = 0; i < batch; i++) lh[i] = (int32_t)dp_rng_below(&r, (uint64_t)classes);
-  nn_backend_upload(g->backend, g->backend_ctx, in->data, xh, (size_t)in->numel * sizeof *xh);
+  nn_backend_upload(g, in->data, xh, (size_t)in->numel * sizeof *xh);
   int32_t *ld = cuda_malloc_tracked(cx, batch * (int64_t)sizeof *ld, "labels");
-  nn_backend_upload(g->backend, g->backend_ctx, ld, lh, (size_t)batch * sizeof *lh);
-  g->labels = ld;
-  g->num_valid = batch;
+  nn_backend_upload(g, ld, lh, (size_t)batch * sizeof *lh);
+  nn_step st;
+  nn_step_init(&st, g);
+  st.labels = ld;
 
   optim_cfg oc;
   optim_cfg_defaults(&oc, okind);
@@ -102,25 +94,26 @@ static int bench_cuda(const model_cfg *cfg, int64_t batch, int64_t classes, cons
   cuda_optimizer o;
   cuda_optim_init(&o, cx, &oc, g, prec == CUDA_PREC_FP16, NULL);
   for (int s = 0; s < warmup; s++) {
-    nn_forward(g);
-    nn_backward(g);
-    cuda_optim_step(&o, g, NULL);
+    nn_forward(g, &st);
+    nn_backward(g, &st);
+    cuda_optim_step(&o, g, NULL, NULL);
   }
   CUDA_CHECK(cudaDeviceSynchronize(), "warmup");
   double t0 = dp_now();
   for (int s = 0; s < steps; s++) {
-    nn_forward(g);
-    nn_backward(g);
-    cuda_optim_step(&o, g, NULL);
+    nn_forward(g, &st);
+    nn_backward(g, &st);
+    cuda_optim_step(&o, g, NULL, NULL);
   }
   CUDA_CHECK(cudaDeviceSynchronize(), "timed steps");
   double dt = dp_now() - t0;
   int64_t used = cuda_mem_used() - used0;
+  float loss = st.loss;
   double ips = (double)batch * steps / dt;
   double fwd_gflop = (double)nn_flops_per_image(g) / 1e9;
-  printf("dptrain %s %s b%lld on %s: setup %.1f s, %.2f ms/step, %.1f img/s, loss %.4f, %.1f TFLOP/s\n",
-         cfg->name, cuda_precision_name(cx->precision), (long long)batch, "cuda", t_build, 1e3 * dt / steps, ips,
-         (double)g->loss, 3.0 * fwd_gflop * ips / 1e3);
+  printf("dptrain %s %s b%lld on cuda: setup %.1f s, %.2f ms/step, %.1f img/s, loss %.4f, %.1f TFLOP/s\n",
+         cfg->name, cuda_precision_name(cx->precision), (long long)batch, t_build, 1e3 * dt / steps, ips,
+         (double)loss, 3.0 * fwd_gflop * ips / 1e3);
   printf("memory: planned %.1f MiB (graph %.1f, optimizer %.1f, backend %.1f), measured %.1f MiB device use "
          "(%+.1f %%), backend tally peak %.1f MiB\n",
          mp.total_bytes / 1048576.0, (mp.total_bytes - mp.optimizer_bytes - mp.backend_bytes) / 1048576.0,
@@ -130,7 +123,7 @@ static int bench_cuda(const model_cfg *cfg, int64_t batch, int64_t classes, cons
          "\"steps\": %d, \"img_per_s\": %.2f, \"step_ms\": %.3f, \"fwd_gflop_per_img\": %.4f, "
          "\"planned_bytes\": %lld, \"measured_bytes\": %lld, \"tracked_peak_bytes\": %lld, \"loss\": %.6f}\n",
          cfg->name, cuda_precision_name(cx->precision), (long long)batch, steps, ips, 1e3 * dt / steps, fwd_gflop,
-         (long long)mp.total_bytes, (long long)used, (long long)cx->peak_bytes, (double)g->loss);
+         (long long)mp.total_bytes, (long long)used, (long long)cx->peak_bytes, (double)loss);
   cuda_optim_free(&o);
   cuda_free_tracked(cx, ld, batch * (int64_t)sizeof *ld);
   nn_graph_destroy(g);
@@ -188,12 +181,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   omp_set_num_threads(threads);
-  int64_t rss0 = status_bytes("VmRSS");
+  int64_t rss0 = dp_proc_status_bytes("VmRSS");
 
   model_cfg cfg;
   model_cfg_default(&cfg, model, size, 3, classes);
   cfg.small_stem = small_stem;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 1);
+  nn_graph *g = nn_graph_create(cpu_backend(), batch, 1);
   model_build(g, &cfg);
   nn_xent_cfg xc = {.label_smoothing = 0, .class_weights = NULL, .num_classes = classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);
@@ -206,7 +199,9 @@ int main(int argc, char **argv) {
   for (int64_t i = 0; i < in->numel; i++) in->data[i] = (float)dp_rng_normal(&r);
   int32_t *labels = malloc((size_t)batch * sizeof *labels);
   for (int64_t i = 0; i < batch; i++) labels[i] = (int32_t)dp_rng_below(&r, (uint64_t)classes);
-  g->labels = labels;
+  nn_step st;
+  nn_step_init(&st, g);
+  st.labels = labels;
   optim_cfg oc;
   optim_cfg_defaults(&oc, OPTIM_SGD);
   oc.lr = 0.01f;
@@ -215,8 +210,8 @@ int main(int argc, char **argv) {
   double *t = malloc((size_t)steps * sizeof *t);
   for (int s = 0; s < warmup + steps; s++) {
     double t0 = dp_now();
-    nn_forward(g);
-    nn_backward(g);
+    nn_forward(g, &st);
+    nn_backward(g, &st);
     optim_step(o, g);
     if (s >= warmup) t[s - warmup] = dp_now() - t0;
   }
@@ -226,9 +221,9 @@ int main(int argc, char **argv) {
   printf("dptrain %s %lldpx b%lld, %d threads: setup %.1f s, step median %.3f s (min %.3f, max %.3f), "
          "loss %.3f, %.1f GFLOP/s\n",
          model, (long long)size, (long long)batch, threads, t_build, med, t[0], t[steps - 1],
-         (double)g->loss, gflop / med);
+         (double)st.loss, gflop / med);
   nn_memory_plan mp = nn_graph_memory_plan(g, optim_state_copies(OPTIM_SGD));
-  int64_t grown = status_bytes("VmHWM") - rss0;
+  int64_t grown = dp_proc_status_bytes("VmHWM") - rss0;
   printf("memory: planned %.1f MiB (params+grads+momentum %.1f, activations+grads %.1f, extras %.1f, "
          "workspace %.1f), measured peak RSS growth %.1f MiB (%+.1f %%)\n",
          mp.total_bytes / 1048576.0, (mp.params_bytes + mp.grads_bytes + mp.optimizer_bytes) / 1048576.0,

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "cli/commands.h"
 #include "core/log.h"
 #include "core/timer.h"
@@ -108,7 +109,7 @@ int cmd_eval(int argc, char **argv) {
   if (loader_num_classes(l) != wm.num_classes)
     DP_FATAL("checking the evaluation shards", "evaluate on shards with the training classes",
              "setting 'data': shards have %d classes, the weights %d", loader_num_classes(l), wm.num_classes);
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 1);
+  nn_graph *g = nn_graph_create(cpu_backend(), batch, 1);
   model_build(g, &wm.model);
   nn_xent_cfg xc = {0.0f, NULL, wm.num_classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);

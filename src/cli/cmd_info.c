@@ -6,11 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "cli/commands.h"
 #include "nn/graph.h"
 #include "nn/models/models.h"
 #include "nn/ops.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -108,7 +109,7 @@ int cmd_info(int argc, char **argv) {
   if (patch) cfg.patch = (int)patch;
   if (width) cfg.cnn_width = (int)width;
 
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 0);
+  nn_graph *g = nn_graph_create(cpu_backend(), batch, 0);
   model_build(g, &cfg);
   nn_xent_cfg xc = {.label_smoothing = 0, .class_weights = NULL, .num_classes = classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);

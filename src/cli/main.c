@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "data/data_tools.h"
 
 typedef struct {
   const char *name;
