@@ -173,7 +173,7 @@ int main(int argc, char **argv) {
     gcfg.small_stem = small_stem;
     return bench_cuda(&gcfg, batch, classes, precision, strcmp(opt, "sgd") ? OPTIM_ADAMW : OPTIM_SGD, warmup, steps);
 #else
-    fprintf(stderr, "bench_train: --device cuda needs a CUDA build\n");
+    fprintf(stderr, "bench_train: --device cuda (--precision %s) needs a CUDA build\n", precision);
     return 2;
 #endif
   } else if (strcmp(device, "cpu")) {

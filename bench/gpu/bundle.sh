@@ -76,6 +76,8 @@ for t in d["tests"]:
         continue
     if "gpu" not in labels and "/tests/gpu/" not in cmd[0]:
         continue
+    if os.path.basename(cmd[0]) in ("mpiexec", "mpirun", "orterun"):
+        continue   # multi-rank entries: run_all.sh launches them itself (mpirun ... ./dp TEST)
     args = cmd[1:]
     for a in args:
         if sys.argv[1] in a:

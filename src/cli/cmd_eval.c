@@ -127,7 +127,7 @@ int cmd_eval(int argc, char **argv) {
     r.nodes = d.node_count;
     r.cores_per_rank = d.cores;
     snprintf(r.model, sizeof r.model, "%s", wm.model.name);
-    r.params = g->nparam_elems;
+    r.params = nn_param_count(g);
     r.flops_per_image_fwd = nn_flops_per_image(g);
     r.class_names = wm.class_names;
     r.total_wall_s = dp_now() - t0;

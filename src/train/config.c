@@ -80,7 +80,7 @@ static const opt_desc opts[] = {
     O_("price-per-hour", T_DOUBLE, price_per_hour, "USD per rank-hour (< 0: from the hardware table)"),
     O_("max-skip-rate", T_DOUBLE, max_skip_rate, "fail when more than this fraction of records is skipped"),
     O_STR("device", device, "cpu | cuda | auto (auto: a GPU per rank when one is found, else CPU)"),
-    O_STR("precision", precision, "auto | fp32 | tf32 | bf16 | fp16 (GPU; auto = bf16 on sm_80+; CPU is fp32)"),
+    O_STR("precision", precision, "auto | fp32 | tf32 | bf16 | fp16 (GPU; auto = tf32 (bf16 once measured faster); CPU is fp32)"),
     O_STR("dump-ids", dump_ids, "debug: write consumed sample ids to FILE.rank<r>"),
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))

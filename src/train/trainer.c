@@ -288,6 +288,7 @@ static void setup_model(trainer *t) {
   // Reducer before the optimizer: on a GPU the memory plan below then holds
   // exactly the graph, the context and the NCCL staging, not optimizer state.
   nn_step_init(&t->ns, g);
+  t->ns.defer_loss = t->td->loss_submit != NULL;   // GPU: no host wait on each forward
   t->td->reduce_attach(t->td, g, &t->ns, (int64_t)(c->bucket_mb * 1048576.0));
   if (!nn_graph_host_memory(g) && t->d->rank == 0) {
     nn_memory_plan m = nn_graph_memory_plan(g, optim_state_copies(oc->kind));
@@ -312,6 +313,15 @@ static void dump_batch(trainer *t, const loader_batch *b) {
     fprintf(t->dump, "%lld %lld %lld\n", (long long)t->st.epoch, (long long)b->sample_index[i], (long long)b->ids[i]);
 }
 
+// Adds one micro-step's loss to the step's mean; a non-finite loss ends the run.
+static void add_loss(trainer *t, step_vals *s, float loss, int accum) {
+  s->v[V_LOSS] += loss / accum;
+  if (!isfinite(loss))
+    DP_FATAL("training", "lower --lr, add --warmup-steps or --clip-grad-norm", "loss is %f at step %lld",
+             (double)loss, (long long)t->st.step);
+}
+#define LOSS_SLOTS 8   // train_device.loss_submit slots in flight
+
 // Runs accum micro-steps and one optimizer update on graph g with optimizer o.
 // reduce = 0 for the single-rank baseline (no communication).
 static step_vals train_step(trainer *t, loader *l, void *o, nn_step *ns, int reduce, int dump) {
@@ -320,6 +330,8 @@ static step_vals train_step(trainer *t, loader *l, void *o, nn_step *ns, int red
   int accum = t->cfg->accum;
   step_vals s;
   memset(&s, 0, sizeof s);
+  unsigned pending = 0;        // loss slots submitted and not yet collected (deferred losses)
+  int slot_m[LOSS_SLOTS] = {0};   // the micro-step each pending slot holds
   double s0 = dp_now();
   for (int m = 0; m < accum; m++) {
     double d0 = dp_now();
@@ -340,15 +352,23 @@ static step_vals train_step(trainer *t, loader *l, void *o, nn_step *ns, int red
       s.v[V_FB] += dp_now() - f0;
       continue;
     }
+    int k = m % LOSS_SLOTS;
+    if (ns->defer_loss && (pending >> k & 1)) {
+      // The slot is reused: collect the micro-step that holds it.
+      add_loss(t, &s, td->loss_result(td, slot_m[k]), accum);
+      pending &= ~(1u << k);
+    }
     nn_forward(g, ns);
+    if (ns->defer_loss) {
+      td->loss_submit(td, g, m);
+      slot_m[k] = m;
+      pending |= 1u << k;
+    }
     ns->loss_scale = loss_scaler_scale(&t->st.scaler);   // 1 unless fp16 on a GPU
     nn_backward(g, ns);
     s.v[V_FB] += dp_now() - f0;
-    s.v[V_LOSS] += ns->loss / accum;
     s.v[V_IMAGES] += (double)b->n;
-    if (!isfinite(ns->loss))
-      DP_FATAL("training", "lower --lr, add --warmup-steps or --clip-grad-norm", "loss is %f at step %lld",
-               (double)ns->loss, (long long)t->st.step);
+    if (!ns->defer_loss) add_loss(t, &s, ns->loss, accum);
   }
   double c0 = dp_now();
   if (reduce) s.v[V_SPAN] = td->reduce_wait(td);
@@ -356,6 +376,13 @@ static step_vals train_step(trainer *t, loader *l, void *o, nn_step *ns, int red
   double o0 = dp_now();
   s.v[V_COMM] = o0 - c0;
   t->st.last_lr = td->optim_step(td, o, g);
+  // Deferred losses: by now the step's work is queued, so waiting for a
+  // forward's copy leaves the GPU busy with the backward and optimizer.
+  for (int k = 0; pending && k < LOSS_SLOTS; k++)
+    if (pending >> k & 1) {
+      add_loss(t, &s, td->loss_result(td, slot_m[k]), accum);
+      pending &= ~(1u << k);
+    }
   double e = dp_now();
   s.v[V_OPT] = e - o0;
   s.v[V_STEP] = e - s0;
@@ -402,6 +429,7 @@ static void run_baseline(trainer *t) {
     t->td->optim_freezing(t->td, o, g, 0);
     nn_step bs;   // no gradient hook: the baseline does not communicate
     nn_step_init(&bs, g);
+    bs.defer_loss = t->td->loss_submit != NULL;
     loader_start_epoch(l, 0);
     int64_t per_epoch = loader_batches_per_epoch(l) / t->cfg->accum, in_epoch = 0, epoch = 0;
     int64_t warm = K >= 2 ? 1 : 0;   // the first step pays for cold caches and thread start-up
@@ -581,7 +609,7 @@ static void finish_results(trainer *t, int64_t decoded, int64_t skipped) {
   r->world_size = d->world;
   r->nodes = d->node_count;
   snprintf(r->model, sizeof r->model, "%s", c->model);
-  r->params = t->g->nparam_elems;
+  r->params = nn_param_count(t->g);
   r->flops_per_image_fwd = nn_flops_per_image(t->g);
   r->cores_per_rank = d->cores;
   r->threads_per_rank = d->threads;
@@ -746,7 +774,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   t->warm_steps = t->total_steps >= 10 ? 2 : (t->total_steps >= 3 ? 1 : 0);
   if (d->rank == 0) {
     LOG_INFO("train: model %s (%lld params, %.3f GFLOP/img fwd), %d classes, %lld samples, %lld steps/epoch, %lld steps",
-             cfg->model, (long long)t->g->nparam_elems, (double)nn_flops_per_image(t->g) / 1e9, t->num_classes,
+             cfg->model, (long long)nn_param_count(t->g), (double)nn_flops_per_image(t->g) / 1e9, t->num_classes,
              (long long)loader_total_samples(t->train), (long long)t->steps_per_epoch, (long long)t->total_steps);
     LOG_INFO("train: per-rank batch %lld x accum %d x %d ranks = global batch %lld", (long long)cfg->batch, cfg->accum,
              d->world, (long long)(cfg->batch * cfg->accum * d->world));
