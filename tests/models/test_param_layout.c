@@ -181,7 +181,7 @@ static void check_training(const char *model, int64_t size, int ch, int patch, o
   TU_CHECK(weights_save(path, g, &meta, err, sizeof err) == 0, "%s: save: %s", model, err);
   nn_graph *h = mf_build(&mc, 2);
   nn_graph_finalize(h);
-  TU_CHECK(weights_load(path, h, err, sizeof err) == 0, "%s: load: %s", model, err);
+  TU_CHECK(weights_load(path, h, 0, err, sizeof err) == 0, "%s: load: %s", model, err);
   TU_CHECK(memcmp(h->params_data, g->params_data, (size_t)g->nparam_elems * 4) == 0,
            "%s: flat buffer differs after a weights round trip", model);
   unlink(path);
