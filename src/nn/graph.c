@@ -363,8 +363,15 @@ void nn_backward(nn_graph *g, nn_step *s) {
   for (int32_t i = 0; i < g->ntensors; i++) g->tensors[i].grad_written = 0;
   nn_tensor *l = &g->tensors[g->loss_tensor];
   if (l->grad) {
-    // The seed is the loss scale (fp16 scaling multiplies the seed, not the loss).
-    nn_backend_upload(g, l->grad, &s->loss_scale, sizeof(float));
+    // The seed is the loss scale (fp16 scaling multiplies the seed, not the
+    // loss). The loss gradient is nobody else's memory, so it is uploaded only
+    // when the scale changes: on a GPU an upload waits for the stream, and a
+    // per-step one would stall every backward behind its forward.
+    if (!g->loss_seed_set || g->loss_seed != s->loss_scale) {
+      nn_backend_upload(g, l->grad, &s->loss_scale, sizeof(float));
+      g->loss_seed = s->loss_scale;
+      g->loss_seed_set = 1;
+    }
     l->grad_written = 1;
   }
   for (int32_t i = g->nops - 1; i >= 0; i--) {

@@ -182,6 +182,8 @@ struct nn_graph {
   nn_tid input;              // image or token input tensor (the caller fills its data)
   nn_tid logits;             // set by the builder
   nn_tid loss_tensor;        // scalar (1 element), set by the loss op
+  float loss_seed;           // value held by the loss tensor's gradient (the backward seed)
+  int loss_seed_set;         // 0 until nn_backward first uploads it
   uint64_t seed;             // for dropout and init
 
   void *backend_ctx;         // oneDNN engine/stream or CUDA handles

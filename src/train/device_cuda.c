@@ -89,8 +89,10 @@ static void cu_feed(train_device *td, nn_graph *g, nn_step *s, const loader_batc
       c->soft = cuda_malloc_tracked(cx, ne * 4, "soft targets");
       c->soft_elems = ne;
     }
-    // Synchronous on the compute stream: mixed batches only, (N, C) floats.
-    cuda_backend_upload(cx, c->soft, b->soft_targets, (size_t)ne * 4);
+    // Queued on the compute stream, no host wait: a copy from pageable memory
+    // is staged before the call returns, so the loader may reuse its buffer.
+    CUDA_CHECK(cudaMemcpyAsync(c->soft, b->soft_targets, (size_t)ne * 4, cudaMemcpyHostToDevice, cx->compute),
+               "uploading soft targets");
     s->soft_targets = c->soft;
   }
   s->num_valid = nvalid;
