@@ -51,8 +51,7 @@ ldd_check() {
       case $line in
         *"not found"*) echo "UNRESOLVED $f: $line"; bad=1 ;;
         *"=>"*)
-          name=$(echo "$line" | awk '{print $1}')
-          path=$(echo "$line" | awk '{print $3}')
+          read -r name _ path _ <<<"$line"
           case $name in
             ld-linux-x86-64.so.2|libc.so.6|libm.so.6|libmvec.so.1|libdl.so.2|libpthread.so.0|librt.so.1|\
             libresolv.so.2|libutil.so.1|libanl.so.1|libnss_*) continue ;;
