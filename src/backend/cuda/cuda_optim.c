@@ -67,6 +67,7 @@ void cuda_optim_refresh_segments(cuda_optimizer *o, nn_graph *g) {
   DP_CHECK(g->nparams == o->nparams, "GPU optimizer", "use the graph the optimizer was made for");
   // Tensors with different step counts (one unfrozen later) get their own
   // segments: their AdamW bias corrections differ.
+  o->segs_stale = 0;
   o->nsegs = cuda_optim_segments(g->params, g->nparams, o->param_step, o->cfg.weight_decay, o->cfg.no_decay_norm_bias,
                                  o->cfg.backbone_lr_mult, o->hsegs);
   upload_segments(o);
@@ -89,6 +90,7 @@ static int local_flag(cuda_optimizer *o) {
 
 int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_flag_any_fn flag_any, void *flag_ctx) {
   cudaStream_t s = o->cx->compute;
+  if (o->segs_stale) cuda_optim_refresh_segments(o, g);
   // Backward writes every gradient, frozen tensors' too: they must not count
   // in the norm or the overflow check (the CPU optimizer skips them).
   for (int i = 0; i < o->nsegs; i++)

@@ -19,6 +19,7 @@ typedef struct {
   dp_optim_segment *hsegs;       // host table (AdamW bias corrections are rewritten every step)
   int nsegs, nparams;
   int64_t *param_step;           // (nparams) steps taken per tensor, as nn/optim.c counts them
+  int segs_stale;                // 1: param_step was replaced (checkpoint): rebuild segments first
   double *norm_scratch;
   float *norm, *gscale;          // device scalars
   int32_t *found;                // device overflow flag
