@@ -8,7 +8,8 @@ PKGS="cmake build-essential pkg-config libopenmpi-dev openmpi-bin libhdf5-dev hd
 libturbojpeg0-dev libjpeg-dev libhwloc-dev hwloc libopenblas-dev libdnnl-dev libcmocka-dev
 ocl-icd-opencl-dev opencl-c-headers zlib1g-dev libcurl4-openssl-dev
 python3 python3-venv python3-torch python3-torchvision python3-numpy python3-h5py python3-pil
-dataset-fashion-mnist debootstrap"
+dataset-fashion-mnist debootstrap
+slurm-wlm slurm-wlm-basic-plugins munge"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

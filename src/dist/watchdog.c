@@ -29,7 +29,15 @@ struct dist_watchdog {
   char *hosts;              // (world * HOST_LEN)
   double *heard;            // (world) when the last beat of each rank arrived (dp_now)
   int progressed;           // a beat with a new position arrived since the flag was cleared
+  volatile const int *stop; // stop request (dist_watchdog_set_stop), or NULL
+  double stop_grace_s;
 };
+
+void dist_watchdog_set_stop(dist_ctx *d, volatile const int *flag, double grace_s) {
+  if (!d->wd) return;
+  d->wd->stop = flag;
+  d->wd->stop_grace_s = grace_s > 10 ? grace_s : 10;
+}
 
 static int64_t pos(int64_t step, wd_phase ph) { return step * WD_PHASES + (int64_t)ph; }
 
@@ -198,6 +206,15 @@ _Noreturn static void expire(dist_ctx *d, const char *what, double waited) {
            "for the missing rank)", what, waited + GRACE_S, here);
 }
 
+// Is a rank this one waits on silent (rank 0: any other; others: rank 0)?
+static int any_silent(const dist_ctx *d, double now) {
+  const struct dist_watchdog *w = d->wd;
+  if (d->rank != 0) return now - w->heard[0] > STALE_S;
+  for (int r = 1; r < d->world; r++)
+    if (now - w->heard[r] > STALE_S) return 1;
+  return 0;
+}
+
 // Poll loop with backoff: spin briefly (latency of the gradient wait), then
 // sleep in growing steps up to 1 ms.
 static int wait_core(dist_ctx *d, int n, MPI_Request *reqs, int any, const char *what) {
@@ -228,6 +245,8 @@ static int wait_core(dist_ctx *d, int n, MPI_Request *reqs, int any, const char 
       }
     }
     if (now - last_progress > w->timeout_s) expire(d, what, now - last_progress);
+    if (w->stop && *w->stop && now - last_progress > w->stop_grace_s && any_silent(d, now))
+      expire(d, what, now - last_progress);
     if (spins > 2000) {
       sleep_ns = sleep_ns ? (sleep_ns * 2 < 1000000 ? sleep_ns * 2 : 1000000) : 1000;
       struct timespec ts = {0, sleep_ns};

@@ -154,6 +154,7 @@ int ckpt_due(trainer *t);
 // signals.c
 void signals_install(void);
 int signals_pending(void);               // the signal that asked to stop (0: none)
+volatile const int *signals_flag(void);  // the same, for the watchdog (dist_watchdog_set_stop)
 // Fault injection for tests (DPTRAIN_INJECT_FAULT=R:S, DPTRAIN_INJECT_KILL=R:S[:ckpt]).
 void fault_parse(trainer *t);
 void fault_maybe(trainer *t, int during_checkpoint);

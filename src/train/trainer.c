@@ -250,6 +250,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   fault_parse(t);
   signals_install();
   dist_watchdog_init(d, cfg->collective_timeout);
+  dist_watchdog_set_stop(d, signals_flag(), 10);
   // The device comes first: it decides the loaders' pixel format, and on a
   // GPU sets the device and binding before any graph or loader thread exists.
   // Collective; `--device cuda` without a usable GPU stops here with the reason.
@@ -340,6 +341,8 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     t->st.images_seen += (int64_t)s.v[V_IMAGES];
     t->st.batch_in_epoch += cfg->accum;
     agg_record_step(t, &s, t->st.epoch);
+    // Once a stop was requested, a wait gives up after 3 steps' time of silence.
+    dist_watchdog_set_stop(d, signals_flag(), 3 * s.v[V_STEP]);
     int epoch_end = t->st.batch_in_epoch + cfg->accum > loader_batches_this_epoch(t->train);
     int best = 0;
     if ((epoch_end && cfg->eval_every == 0) || (cfg->eval_every > 0 && t->st.step % cfg->eval_every == 0))
