@@ -81,18 +81,24 @@ int64_t st_pack_data_bytes(const st_pack *p) {
   return b;
 }
 
-static int cmp_entry_name(const void *a, const void *b) {
-  return strcmp((*(const st_entry *const *)a)->name, (*(const st_entry *const *)b)->name);
+typedef struct {
+  const char *name;
+  const unsigned char *data;
+  int64_t bytes;
+} named_range;
+
+static int cmp_range_name(const void *a, const void *b) {
+  return strcmp(((const named_range *)a)->name, ((const named_range *)b)->name);
 }
 
-uint32_t st_pack_data_crc32(const st_pack *p) {
-  const st_entry **v = dp_calloc((size_t)p->n + 1, sizeof *v, "checksum order");
-  for (int i = 0; i < p->n; i++) v[i] = &p->e[i];
-  qsort(v, (size_t)p->n, sizeof *v, cmp_entry_name);
+uint32_t st_crc32_by_name(int n, const char *const *names, const void *const *data, const int64_t *bytes) {
+  named_range *v = dp_calloc((size_t)n + 1, sizeof *v, "checksum order");
+  for (int i = 0; i < n; i++) v[i] = (named_range){names[i], data[i], bytes[i]};
+  qsort(v, (size_t)n, sizeof *v, cmp_range_name);
   uLong crc = crc32(0L, Z_NULL, 0);
-  for (int i = 0; i < p->n; i++) {
-    const unsigned char *d = v[i]->data;
-    for (int64_t left = entry_bytes(v[i]); left > 0;) {
+  for (int i = 0; i < n; i++) {
+    const unsigned char *d = v[i].data;
+    for (int64_t left = v[i].bytes; left > 0;) {   // zlib takes 32-bit lengths
       uInt c = left > (1 << 30) ? (1u << 30) : (uInt)left;
       crc = crc32(crc, d, c);
       d += c;
@@ -101,6 +107,18 @@ uint32_t st_pack_data_crc32(const st_pack *p) {
   }
   free(v);
   return (uint32_t)crc;
+}
+
+uint32_t st_pack_data_crc32(const st_pack *p) {
+  const char **names = dp_calloc((size_t)p->n + 1, sizeof *names, "checksum");
+  const void **data = dp_calloc((size_t)p->n + 1, sizeof *data, "checksum");
+  int64_t *bytes = dp_calloc((size_t)p->n + 1, sizeof *bytes, "checksum");
+  for (int i = 0; i < p->n; i++) names[i] = p->e[i].name, data[i] = p->e[i].data, bytes[i] = entry_bytes(&p->e[i]);
+  uint32_t c = st_crc32_by_name(p->n, names, data, bytes);
+  free(names);
+  free(data);
+  free(bytes);
+  return c;
 }
 
 int st_pack_write(const st_pack *p, const char *path, dp_err *err) {

@@ -30,7 +30,10 @@ void st_pack_meta(st_pack *p, const char *key, const char *fmt, ...) __attribute
 void st_pack_meta_str(st_pack *p, const char *key, const char *value);
 // Bytes of the data section (sum of the tensors' sizes).
 int64_t st_pack_data_bytes(const st_pack *p);
-// CRC-32 (zlib) over the tensors' bytes, in the order the writer lays them out.
+// CRC-32 (zlib) over the tensors' bytes in name order: the checksum a
+// checkpoint carries (the same function checks a file that was read back).
 uint32_t st_pack_data_crc32(const st_pack *p);
+// The same checksum over n named byte ranges.
+uint32_t st_crc32_by_name(int n, const char *const *names, const void *const *data, const int64_t *bytes);
 int st_pack_write(const st_pack *p, const char *path, dp_err *err);
 #endif

@@ -11,7 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "core/afile.h"
 #include "core/log.h"
@@ -295,27 +294,20 @@ void ckpt_writer_destroy(ckpt_writer *w) {
 }
 
 // ---- reading -----------------------------------------------------------------------
-static int cmp_tensor_name(const void *a, const void *b) {
-  return strcmp((*(const st_tensor *const *)a)->name, (*(const st_tensor *const *)b)->name);
-}
-
 static uint32_t file_crc(const st_file *f) {
   int n = st_count(f);
-  const st_tensor **v = dp_calloc((size_t)n + 1, sizeof *v, "checksum order");
-  for (int i = 0; i < n; i++) v[i] = st_at(f, i);
-  qsort(v, (size_t)n, sizeof *v, cmp_tensor_name);
-  uLong crc = crc32(0L, Z_NULL, 0);
+  const char **names = dp_calloc((size_t)n + 1, sizeof *names, "checksum");
+  const void **data = dp_calloc((size_t)n + 1, sizeof *data, "checksum");
+  int64_t *bytes = dp_calloc((size_t)n + 1, sizeof *bytes, "checksum");
   for (int i = 0; i < n; i++) {
-    const unsigned char *d = st_data(f, v[i]);
-    for (int64_t left = v[i]->end - v[i]->begin; left > 0;) {
-      uInt c = left > (1 << 30) ? (1u << 30) : (uInt)left;
-      crc = crc32(crc, d, c);
-      d += c;
-      left -= c;
-    }
+    const st_tensor *t = st_at(f, i);
+    names[i] = t->name, data[i] = st_data(f, t), bytes[i] = t->end - t->begin;
   }
-  free(v);
-  return (uint32_t)crc;
+  uint32_t c = st_crc32_by_name(n, names, data, bytes);
+  free(names);
+  free(data);
+  free(bytes);
+  return c;
 }
 
 int ckpt_open(const char *path, ckpt_file *cf, dp_err *err) {
