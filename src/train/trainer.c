@@ -13,6 +13,7 @@
 
 #include "core/afile.h"
 #include "core/log.h"
+#include "core/outguard.h"
 #include "core/timer.h"
 #include "dist/watchdog.h"
 #include "train/eval.h"
@@ -249,6 +250,9 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   t->res.load_start = run_load_average_1m();   // study: machine load
   fault_parse(t);
   signals_install();
+  // A launcher that stops reading our output (mpirun after SIGTERM) must not
+  // keep a rank from its preemption checkpoint.
+  if (dp_outguard_stdio(signals_flag()) != 0) LOG_WARN("output guard unavailable: a stalled stdout reader can delay a stop");
   dist_watchdog_init(d, cfg->collective_timeout);
   dist_watchdog_set_stop(d, signals_flag(), 10);
   // The device comes first: it decides the loaders' pixel format, and on a
@@ -393,6 +397,9 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     setup_teardown(t);
     run_tracking_close(t->trk, NULL);   // the MLflow run stays RUNNING: the resumed job continues it
     dist_watchdog_free(d);
+    if (dp_outguard_dropped())
+      LOG_WARN("%llu bytes of output dropped: the launcher stopped reading while the stop was pending",
+               (unsigned long long)dp_outguard_dropped());
     return TRAIN_EXIT_PREEMPTED;
   }
   if (t->st.batch_in_epoch != 0) check_skips(t, &decoded, &skipped);   // else done at the epoch end
