@@ -1,8 +1,19 @@
 // dptrain: data-parallel image-classifier training. Dispatches subcommands.
+//
+// Exit status of every command: 0 ok, 1 runtime failure (I/O, MPI, a
+// machine problem), 2 bad input or configuration (an unknown or out-of-range
+// option, a shard/weights/config file that fails validation, data that does
+// not fit the run). See README "Exit codes".
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/commands.h"
+
+// The project version comes from CMake (project(VERSION)) when it defines
+// DPTRAIN_VERSION; a build without it says so rather than inventing one.
+#ifndef DPTRAIN_VERSION
+#define DPTRAIN_VERSION "0.0.0-unversioned"
+#endif
 
 typedef struct {
   const char *name;
@@ -17,22 +28,53 @@ static const command commands[] = {
     {"data", cmd_data, "dataset tools: synth, pack, import-idx, verify, inspect"},
     {"study", cmd_study, "aggregate results.json files into a scaling/cost report"},
 };
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: dptrain <command> [options]\n\ncommands:\n");
-  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].help);
-  fprintf(f, "\n'dptrain <command> --help' shows a command's options.\n");
+  fprintf(f, "usage: dptrain <command> [options]\n       dptrain help [command] | --version\n\ncommands:\n");
+  for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].help);
+  fprintf(f,
+          "\n'dptrain <command> --help' (or 'dptrain help <command>') shows a command's options.\n"
+          "Exit status: 0 ok, 1 runtime failure, 2 bad input or configuration.\n");
+}
+
+static const command *find(const char *name) {
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    if (!strcmp(name, commands[i].name)) return &commands[i];
+  return NULL;
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
   }
-  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "dptrain: unknown command '%s'\n\n", argv[1]);
+  const char *a = argv[1];
+  if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(a, "--version") || !strcmp(a, "version")) {
+    printf("dptrain %s\n", DPTRAIN_VERSION);
+    return 0;
+  }
+  if (!strcmp(a, "help")) {
+    if (argc < 3) {
+      usage(stdout);
+      return 0;
+    }
+    const command *c = find(argv[2]);
+    if (!c) {
+      fprintf(stderr, "dptrain: unknown command '%s'\n\n", argv[2]);
+      usage(stderr);
+      return 2;
+    }
+    char *hargv[3] = {argv[2], "--help", NULL};
+    return c->fn(2, hargv);
+  }
+  const command *c = find(a);
+  if (c) return c->fn(argc - 1, argv + 1);
+  fprintf(stderr, "dptrain: unknown command '%s'\n\n", a);
   usage(stderr);
   return 2;
 }

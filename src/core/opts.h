@@ -28,12 +28,15 @@ typedef enum {
   DP_OPT_FLOAT,   // float
   DP_OPT_DOUBLE,  // double
   DP_OPT_LIST,    // const char ** of values up to the next "--flag" (command line only);
-                  // `size` holds the offset of its int count
+                  // `size` holds the offset of its int count. The array is malloc'd
+                  // by the parser (argv strings, not copied): free it.
 } dp_opt_type;
 
 enum {
-  DP_OPT_BARE = 1,      // 0/1 setting that may be given without a value ("--small-stem")
-  DP_OPT_POS = 2,       // also accepted as a positional argument, in table order
+  DP_OPT_BARE = 1,      // 0/1 setting that may be given without a value ("--small-stem"
+                        // = 1); only a following "0"/"1" (or "=0") is read as its value
+  DP_OPT_POS = 2,       // also accepted as a positional argument, in table order; a LIST
+                        // with DP_OPT_POS takes every positional left (e.g. FILE...)
   DP_OPT_CORES = 4,     // upper bound: the CPUs online (sysconf)
   DP_OPT_LO_OPEN = 8,   // float range excludes its lower bound
   DP_OPT_HI_OPEN = 16,  // float range excludes its upper bound

@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/afile.h"
+
 const char *const shard_meta_names[META_NCOLS] = {
     "category", "seller_tier", "image_source", "upload_region", "width", "height"};
 
@@ -663,6 +665,7 @@ void shard_paths_free(char **paths, int n) {
 // ---- writer -------------------------------------------------------------------
 struct shard_writer {
   char path[1024];
+  char tmp[1100];     // written here, renamed to path by shard_writer_close
   shard_writer_cfg cfg;
   char **names;
   uint8_t *blob;
@@ -690,15 +693,20 @@ shard_writer *shard_writer_create(const char *path, const shard_writer_cfg *cfg,
     dp_err_set(err, 1, "%s: codec=raw needs raw_h, raw_w >= 1 and raw_c 1 or 3", path);
     return NULL;
   }
-  // Fail early (not after buffering a whole shard) if the file cannot be made.
-  FILE *probe = fopen(path, "wb");
-  if (!probe) {
-    dp_err_set(err, 1, "%s: cannot create: %s", path, strerror(errno));
-    return NULL;
-  }
-  fclose(probe);
+  // The shard is written to a temp file in the same directory and renamed
+  // over `path` only when complete (core/afile.h), so a reader or a restarted
+  // job never sees half a shard. Creating the temp file now fails early, not
+  // after buffering a whole shard.
   shard_writer *w = dp_calloc(1, sizeof *w, "shard writer");
   snprintf(w->path, sizeof w->path, "%s", path);
+  dp_tmp_path_for(path, w->tmp, sizeof w->tmp);
+  int pfd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (pfd < 0) {
+    dp_err_set(err, 1, "%s: cannot create (temp file %s): %s", path, w->tmp, strerror(errno));
+    free(w);
+    return NULL;
+  }
+  close(pfd);
   w->cfg = *cfg;
   w->names = dp_calloc((size_t)cfg->num_classes, sizeof(char *), "class names");
   for (int i = 0; i < cfg->num_classes; i++) {
@@ -812,6 +820,7 @@ fail:
 }
 
 static void writer_free(shard_writer *w) {
+  unlink(w->tmp);   // still there only when the shard was not committed
   for (int i = 0; i < w->cfg.num_classes; i++) free(w->names[i]);
   free(w->names);
   free(w->blob);
@@ -830,7 +839,7 @@ int shard_writer_close(shard_writer *w, dp_err *err) {
   H5_CHECK(fcpl = H5Pcreate(H5P_FILE_CREATE), "create fcpl");
   H5_CHECK(gcpl = H5Pcreate(H5P_GROUP_CREATE), "create gcpl");
   H5_CHECK(H5Pset_obj_track_times(gcpl, 0), "disable timestamps");
-  H5_CHECK(f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), "create file");
+  H5_CHECK(f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), "create file");
   {
     int32_t v = SHARD_SCHEMA_VERSION;
     if (write_int_attr(f, "schema_version", &v, 1, 1, path, err)) goto fail;
@@ -862,7 +871,7 @@ int shard_writer_close(shard_writer *w, dp_err *err) {
   }
   H5_CHECK(H5Fclose(f), "close file");
   f = -1;
-  rc = 0;
+  rc = dp_commit_file(w->tmp, w->path, err);   // fsync, rename over path, fsync the directory
 fail:
   close_id(g);
   close_id(f);

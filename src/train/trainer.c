@@ -21,6 +21,7 @@
 #include "train/eval.h"
 #include "train/optim.h"
 #include "train/progress.h"
+#include "train/skiplog.h"   // [inputs] OUT/skipped.csv
 #include "train/state.h"
 #include "train/weights.h"
 
@@ -62,6 +63,7 @@ typedef struct {
   char hw_name[64];
   run_results res;
   char cfg_msg[1024];
+  skiplog skips;             // [inputs] OUT/skipped.csv
 } trainer;
 
 static int64_t peak_rss_bytes(void) {
@@ -207,6 +209,7 @@ static int setup_loaders(trainer *t) {
   lc.cutmix_alpha = c->cutmix;
   lc.num_classes = 0;   // from the shards, so a mismatch with --classes is caught below
   lc.out_uint8 = t->td->loader_uint8;   // a GPU normalises on the device
+  lc.min_batches = c->accum;   // [inputs] batch vs data checked before any batch buffer exists
   t->train_lc = lc;
   t->train = loader_create(&lc, &err);
   if (!t->train) CFG_FAIL("train", "%s", err.msg);
@@ -225,8 +228,13 @@ static int setup_loaders(trainer *t) {
     vc.mixup_alpha = vc.cutmix_alpha = 0;
     t->val = loader_create(&vc, &err);
     if (!t->val) CFG_FAIL("val", "%s", err.msg);
-    if (loader_num_classes(t->val) != t->num_classes)
-      CFG_FAIL("val", "val shards have %d classes, training shards %d", loader_num_classes(t->val), t->num_classes);
+    // [inputs] names, not just the count: permuted class names would score
+    // every prediction against the wrong label.
+    char why[700];
+    if (shard_class_names_diff(loader_class_names(t->train), t->num_classes, "the training shards",
+                               loader_class_names(t->val), loader_num_classes(t->val), "the val shards", why,
+                               sizeof why))
+      CFG_FAIL("val", "%s", why);
   }
   t->batches_per_epoch = loader_batches_per_epoch(t->train);
   t->steps_per_epoch = t->batches_per_epoch / c->accum;
@@ -541,20 +549,28 @@ static void do_eval(trainer *t) {
   t->res.evaluated = 1;
 }
 
-static void check_skips(trainer *t, int64_t *decoded, int64_t *skipped) {
+// [inputs] Collective. Every skip since the last call goes to OUT/skipped.csv;
+// the rate is judged at every log interval once 1000 records were read (a few
+// corrupt records in the first batches must not stop a run) and always at an
+// epoch end. Too many skips is bad input data: exit code 2.
+#define SKIP_RATE_MIN_RECORDS 1000
+static void check_skips(trainer *t, int64_t *decoded, int64_t *skipped, int epoch_end) {
+  dp_err e;
+  dp_err_clear(&e);
+  if (skiplog_collect(&t->skips, t->train, t->d, t->st.step, decoded, skipped, &e))
+    DP_FATAL("writing skipped.csv", "check --out (disk full?)", "%s", e.msg);
   loader_stats ls = loader_get_stats(t->train);
-  int64_t v[2] = {ls.decoded, ls.skipped};
-  dist_allreduce_sum_i64(t->d, v, 2);
-  *decoded = v[0];
-  *skipped = v[1];
-  int64_t tot = v[0] + v[1];
-  double rate = tot ? (double)v[1] / (double)tot : 0;
-  if (v[1] > 0 && t->d->rank == 0) LOG_WARN("skipped %lld of %lld records so far (%.3f %%)", (long long)v[1], (long long)tot, 100 * rate);
-  if (rate > t->cfg->max_skip_rate)
-    DP_FATAL("reading training data", "inspect the shards with `dptrain data verify`, or raise --max-skip-rate",
-             "%lld of %lld records (%.2f %%) were skipped as corrupt, above --max-skip-rate %.2f %% (this rank's last: %s)",
-             (long long)v[1], (long long)tot, 100 * rate, 100 * t->cfg->max_skip_rate,
-             ls.last_error[0] ? ls.last_error : "none here");
+  int64_t tot = *decoded + *skipped;
+  double rate = tot ? (double)*skipped / (double)tot : 0;
+  if (epoch_end && *skipped > 0 && t->d->rank == 0)
+    LOG_WARN("skipped %lld of %lld records so far (%.3f %%; every one is listed in %s/skipped.csv)",
+             (long long)*skipped, (long long)tot, 100 * rate, t->cfg->out);
+  if ((epoch_end || tot >= SKIP_RATE_MIN_RECORDS) && rate > t->cfg->max_skip_rate)
+    DP_BAD_INPUT("reading training data", "inspect the shards with `dptrain data verify`, or raise --max-skip-rate",
+                 "%lld of %lld records (%.2f %%) were skipped as corrupt by step %lld, above --max-skip-rate %.2f %% "
+                 "(listed in %s/skipped.csv; this rank's last: %s)",
+                 (long long)*skipped, (long long)tot, 100 * rate, (long long)t->st.step, 100 * t->cfg->max_skip_rate,
+                 t->cfg->out, ls.last_error[0] ? ls.last_error : "none here");
 }
 
 static void maybe_inject_fault(trainer *t) {
@@ -695,6 +711,7 @@ static void teardown(trainer *t) {
   if (t->val_paths) shard_paths_free(t->val_paths, t->nval);
   if (t->dump) fclose(t->dump);
   if (t->csv) fclose(t->csv);
+  skiplog_close(&t->skips, NULL);   // [inputs]
   free(t->class_weights);
   free(t->rank_sums);
   hw_table_free(&t->hw);
@@ -748,6 +765,12 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     fputc('\n', t->csv);
     t->rank_sums = dp_calloc((size_t)d->world * NV, sizeof(double), "step sums");
   }
+  {   // [inputs] OUT/skipped.csv (rank 0 writes; every rank takes part in collecting)
+    dp_err e;
+    dp_err_clear(&e);
+    out_path(t, "skipped.csv", path, sizeof path);
+    if (skiplog_open(&t->skips, path, d->rank, &e)) DP_FATAL("creating skipped.csv", "check --out", "%s", e.msg);
+  }
   if (cfg->dump_ids[0]) {
     snprintf(path, sizeof path, "%s.rank%d", cfg->dump_ids, d->rank);
     t->dump = fopen(path, "w");
@@ -782,10 +805,11 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     t->st.batch_in_epoch += cfg->accum;
     record_step(t, &s, t->st.epoch);
     int epoch_end = t->st.batch_in_epoch >= t->steps_per_epoch * cfg->accum;
+    if (!epoch_end && t->st.step % t->prog.every == 0) check_skips(t, &decoded, &skipped, 0);   // [inputs]
     if ((epoch_end && cfg->eval_every == 0) || (cfg->eval_every > 0 && t->st.step % cfg->eval_every == 0))
       do_eval(t);
     if (epoch_end) {
-      check_skips(t, &decoded, &skipped);
+      check_skips(t, &decoded, &skipped, 1);   // [inputs]
       t->st.epoch++;
       t->st.batch_in_epoch = 0;
       if (t->st.step < t->total_steps && !t->st.stop) {
@@ -796,7 +820,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   }
   t->res.train_wall_s = dp_now() - loop0;
   progress_break(&t->prog);
-  if (t->st.batch_in_epoch != 0) check_skips(t, &decoded, &skipped);   // else done at the epoch end
+  if (t->st.batch_in_epoch != 0) check_skips(t, &decoded, &skipped, 1);   // else done at the epoch end [inputs]
   if (t->val && t->last_eval_step != t->st.step) do_eval(t);
   average_bn(t);
   if (d->rank == 0) {
@@ -823,7 +847,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     out_path(t, "results.json", path, sizeof path);
     int rc = run_results_write_json(&t->res, cfg, path);
     run_results_print_summary(&t->res, stdout);
-    printf("outputs: %s/{results.json, steps.csv, config.ini, model.safetensors}\n", cfg->out);
+    printf("outputs: %s/{results.json, steps.csv, config.ini, model.safetensors, skipped.csv}\n", cfg->out);
     fflush(stdout);
     free(names);
     t->res.class_names = NULL;
