@@ -124,7 +124,7 @@ int cmd_eval(int argc, char **argv) {
   dp_err lerr;
   dp_err_clear(&lerr);
   loader *l = loader_create(&lc, &lerr);
-  if (!l) EVAL_BAD("setting 'data': %s", lerr.msg);
+  if (!l) EVAL_BAD("setting '%s': %s", lerr.code == LOADER_ERR_BATCH ? "batch" : "data", lerr.msg);
   else if (shard_class_names_diff((const char *const *)wm.class_names, wm.num_classes, weights, loader_class_names(l),
                                   loader_num_classes(l), "the evaluation shards", err, sizeof err) &&
            (wm.class_names || loader_num_classes(l) != wm.num_classes))

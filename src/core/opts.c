@@ -245,6 +245,13 @@ int dp_opts_read_file(const dp_opts *t, void *dst, const char *path) {
 // ---- command line -------------------------------------------------------------
 static int is_flag(const char *a) { return a[0] == '-' && a[1] == '-' && a[2]; }
 
+static int looks_numeric(const char *a) {
+  char *end = NULL;
+  if (!*a) return 0;
+  (void)strtod(a, &end);
+  return end != a && *end == 0;
+}
+
 int dp_opts_parse(const dp_opts *t, void *dst, int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -339,11 +346,10 @@ int dp_opts_parse(const dp_opts *t, void *dst, int argc, char **argv) {
       }
       continue;
     }
-    // A 0/1 setting takes a following "0" or "1" as its value; given bare
-    // it means 1 (so "--strict FILE..." keeps FILE as a positional).
-    if (!val && (o->flags & DP_OPT_BARE) &&
-        (i + 1 >= argc || (strcmp(argv[i + 1], "0") && strcmp(argv[i + 1], "1"))))
-      val = "1";
+    // A 0/1 setting takes a following number as its value (range-checked:
+    // "--small-stem 2" is an error); given bare it means 1, so "--strict
+    // FILE..." keeps FILE as a positional.
+    if (!val && (o->flags & DP_OPT_BARE) && (i + 1 >= argc || !looks_numeric(argv[i + 1]))) val = "1";
     if (!val) {
       if (i + 1 >= argc) {
         fprintf(stderr, "%s: setting '%s' needs a value\n", t->prog, o->name);

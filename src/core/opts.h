@@ -34,7 +34,7 @@ typedef enum {
 
 enum {
   DP_OPT_BARE = 1,      // 0/1 setting that may be given without a value ("--small-stem"
-                        // = 1); only a following "0"/"1" (or "=0") is read as its value
+                        // = 1); only a following number (or "=0") is read as its value
   DP_OPT_POS = 2,       // also accepted as a positional argument, in table order; a LIST
                         // with DP_OPT_POS takes every positional left (e.g. FILE...)
   DP_OPT_CORES = 4,     // upper bound: the CPUs online (sysconf)

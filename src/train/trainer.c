@@ -212,7 +212,7 @@ static int setup_loaders(trainer *t) {
   lc.min_batches = c->accum;   // [inputs] batch vs data checked before any batch buffer exists
   t->train_lc = lc;
   t->train = loader_create(&lc, &err);
-  if (!t->train) CFG_FAIL("train", "%s", err.msg);
+  if (!t->train) CFG_FAIL(err.code == LOADER_ERR_BATCH ? "batch" : "train", "%s", err.msg);   // [inputs]
   t->num_classes = loader_num_classes(t->train);
   if (c->classes > 0 && c->classes != t->num_classes)
     CFG_FAIL("classes", "--classes %lld but the training shards have %d classes", (long long)c->classes,
@@ -226,6 +226,7 @@ static int setup_loaders(trainer *t) {
     vc.shuffle = 0;
     vc.train = 0;
     vc.mixup_alpha = vc.cutmix_alpha = 0;
+    vc.min_batches = 0;   // [inputs] an empty val split is allowed (null metrics)
     t->val = loader_create(&vc, &err);
     if (!t->val) CFG_FAIL("val", "%s", err.msg);
     // [inputs] names, not just the count: permuted class names would score
