@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/opts.h"
+#include "backend/cpu/cpu.h"
 #include "core/check.h"
+#include "core/opts.h"
 #include "core/timer.h"
 #include "nn/models/models.h"
 #include "nn/ops.h"
@@ -42,14 +43,16 @@ int main(int argc, char **argv) {
     fprintf(stderr, "unknown model %s (%s)\n", name, model_names());
     return 2;
   }
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 1);
+  nn_graph *g = nn_graph_create(cpu_backend(), batch, 1);
   model_build(g, &cfg);
   nn_xent_cfg xc = {0.0f, NULL, classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);
   nn_graph_finalize(g);
   int32_t *labels = dp_malloc((size_t)batch * 4, "labels");
   for (int64_t i = 0; i < batch; i++) labels[i] = (int32_t)(i % classes);
-  g->labels = labels;
+  nn_step st;
+  nn_step_init(&st, g);
+  st.labels = labels;
   nn_tensor *in = nn_t(g, g->input);
   for (int64_t i = 0; i < in->numel; i++) in->data[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
 
@@ -69,7 +72,7 @@ int main(int argc, char **argv) {
     double t0 = dp_now();
     for (int32_t i = 0; i < g->nops; i++) {
       double s = dp_now();
-      g->ops[i]->vt->forward(g->ops[i], g);
+      g->ops[i]->vt->forward(g->ops[i], g, &st);
       if (it) tf[kind_of[i]] += dp_now() - s;
     }
     for (int32_t i = 0; i < g->ntensors; i++) g->tensors[i].grad_written = 0;
@@ -78,7 +81,7 @@ int main(int argc, char **argv) {
     l->grad_written = 1;
     for (int32_t i = g->nops - 1; i >= 0; i--) {
       double s = dp_now();
-      g->ops[i]->vt->backward(g->ops[i], g);
+      g->ops[i]->vt->backward(g->ops[i], g, &st);
       if (it) tb[kind_of[i]] += dp_now() - s;
       if (it) opb[i] += dp_now() - s;
     }

@@ -10,26 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "core/opts.h"
 #include "core/rng.h"
+#include "core/sysinfo.h"
 #include "core/timer.h"
 #include "nn/graph.h"
 #include "nn/models/models.h"
 #include "nn/ops.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 
-// Resident-set sizes from /proc/self/status (kB -> bytes); -1 if unreadable.
-static int64_t status_bytes(const char *key) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  int64_t v = -1;
-  size_t kl = strlen(key);
-  while (fgets(line, sizeof line, f))
-    if (!strncmp(line, key, kl) && line[kl] == ':') v = strtoll(line + kl + 1, NULL, 10) * 1024;
-  fclose(f);
-  return v;
-}
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -66,12 +56,12 @@ int main(int argc, char **argv) {
     return 2;
   }
   omp_set_num_threads(threads);
-  int64_t rss0 = status_bytes("VmRSS");
+  int64_t rss0 = dp_proc_status_bytes("VmRSS");
 
   model_cfg cfg;
   model_cfg_default(&cfg, model, size, 3, classes);
   cfg.small_stem = small_stem;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 1);
+  nn_graph *g = nn_graph_create(cpu_backend(), batch, 1);
   model_build(g, &cfg);
   nn_xent_cfg xc = {.label_smoothing = 0, .class_weights = NULL, .num_classes = classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);
@@ -84,7 +74,9 @@ int main(int argc, char **argv) {
   for (int64_t i = 0; i < in->numel; i++) in->data[i] = (float)dp_rng_normal(&r);
   int32_t *labels = malloc((size_t)batch * sizeof *labels);
   for (int64_t i = 0; i < batch; i++) labels[i] = (int32_t)dp_rng_below(&r, (uint64_t)classes);
-  g->labels = labels;
+  nn_step st;
+  nn_step_init(&st, g);
+  st.labels = labels;
   optim_cfg oc;
   optim_cfg_defaults(&oc, OPTIM_SGD);
   oc.lr = 0.01f;
@@ -93,8 +85,8 @@ int main(int argc, char **argv) {
   double *t = malloc((size_t)steps * sizeof *t);
   for (int s = 0; s < warmup + steps; s++) {
     double t0 = dp_now();
-    nn_forward(g);
-    nn_backward(g);
+    nn_forward(g, &st);
+    nn_backward(g, &st);
     optim_step(o, g);
     if (s >= warmup) t[s - warmup] = dp_now() - t0;
   }
@@ -104,9 +96,9 @@ int main(int argc, char **argv) {
   printf("dptrain %s %lldpx b%lld, %d threads: setup %.1f s, step median %.3f s (min %.3f, max %.3f), "
          "loss %.3f, %.1f GFLOP/s\n",
          model, (long long)size, (long long)batch, threads, t_build, med, t[0], t[steps - 1],
-         (double)g->loss, gflop / med);
+         (double)st.loss, gflop / med);
   nn_memory_plan mp = nn_graph_memory_plan(g, optim_state_copies(OPTIM_SGD));
-  int64_t grown = status_bytes("VmHWM") - rss0;
+  int64_t grown = dp_proc_status_bytes("VmHWM") - rss0;
   printf("memory: planned %.1f MiB (params+grads+momentum %.1f, activations+grads %.1f, extras %.1f, "
          "workspace %.1f), measured peak RSS growth %.1f MiB (%+.1f %%)\n",
          mp.total_bytes / 1048576.0, (mp.params_bytes + mp.grads_bytes + mp.optimizer_bytes) / 1048576.0,

@@ -7,4 +7,6 @@ int data_pack_main(int argc, char **argv);        // data/pack.c
 int data_import_idx_main(int argc, char **argv);  // data/import_idx.c
 int data_verify_main(int argc, char **argv);      // data/verify.c
 int data_inspect_main(int argc, char **argv);     // data/inspect.c
+// `dptrain data <tool> ...` (data/data_cli.c): dispatches to the tools above.
+int cmd_data(int argc, char **argv);
 #endif

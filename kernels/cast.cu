@@ -65,34 +65,27 @@ static cudaError_t make_consts(int c_in, int c_out, const float *mean, const flo
   return cudaSuccess;
 }
 
-#define LAUNCH(kern, n, s, ...)                                                \
-  do {                                                                         \
-    if ((n) <= 0) return cudaSuccess;                                          \
-    kern<<<dp_grid_for((n), DP_THREADS), DP_THREADS, 0, (s)>>>(__VA_ARGS__);   \
-    return cudaGetLastError();                                                 \
-  } while (0)
-
 extern "C" cudaError_t dp_cuda_f32_to_bf16(const float *x, uint16_t *y, int64_t n, cudaStream_t s) {
-  LAUNCH(k_f32_to_bf16, n, s, x, y, n);
+  DP_LAUNCH(k_f32_to_bf16, n, s, x, y, n);
 }
 extern "C" cudaError_t dp_cuda_bf16_to_f32(const uint16_t *x, float *y, int64_t n, cudaStream_t s) {
-  LAUNCH(k_bf16_to_f32, n, s, x, y, n);
+  DP_LAUNCH(k_bf16_to_f32, n, s, x, y, n);
 }
 extern "C" cudaError_t dp_cuda_bf16_to_f32_acc(const uint16_t *x, float *y, int64_t n, int accumulate,
                                                 cudaStream_t s) {
   if (!accumulate) return dp_cuda_bf16_to_f32(x, y, n, s);
-  LAUNCH(k_bf16_to_f32_acc, n, s, x, y, n);
+  DP_LAUNCH(k_bf16_to_f32_acc, n, s, x, y, n);
 }
 extern "C" cudaError_t dp_cuda_f16_to_f32_acc(const uint16_t *x, float *y, int64_t n, int accumulate,
                                                cudaStream_t s) {
   if (!accumulate) return dp_cuda_f16_to_f32(x, y, n, s);
-  LAUNCH(k_f16_to_f32_acc, n, s, x, y, n);
+  DP_LAUNCH(k_f16_to_f32_acc, n, s, x, y, n);
 }
 extern "C" cudaError_t dp_cuda_f32_to_f16(const float *x, uint16_t *y, int64_t n, cudaStream_t s) {
-  LAUNCH(k_f32_to_f16, n, s, x, y, n);
+  DP_LAUNCH(k_f32_to_f16, n, s, x, y, n);
 }
 extern "C" cudaError_t dp_cuda_f16_to_f32(const uint16_t *x, float *y, int64_t n, cudaStream_t s) {
-  LAUNCH(k_f16_to_f32, n, s, x, y, n);
+  DP_LAUNCH(k_f16_to_f32, n, s, x, y, n);
 }
 extern "C" cudaError_t dp_cuda_input_u8_to_f32(const uint8_t *x, float *y, int64_t pixels, int c_in,
                                                int c_out, const float *mean, const float *std,
@@ -100,7 +93,7 @@ extern "C" cudaError_t dp_cuda_input_u8_to_f32(const uint8_t *x, float *y, int64
   norm_consts k;
   cudaError_t e = make_consts(c_in, c_out, mean, std, &k);
   if (e != cudaSuccess) return e;
-  LAUNCH(k_input_f32, pixels * c_out, s, x, y, pixels, c_in, c_out, k);
+  DP_LAUNCH(k_input_f32, pixels * c_out, s, x, y, pixels, c_in, c_out, k);
 }
 extern "C" cudaError_t dp_cuda_input_u8_to_bf16(const uint8_t *x, uint16_t *y, int64_t pixels,
                                                 int c_in, int c_out, const float *mean,
@@ -108,5 +101,5 @@ extern "C" cudaError_t dp_cuda_input_u8_to_bf16(const uint8_t *x, uint16_t *y, i
   norm_consts k;
   cudaError_t e = make_consts(c_in, c_out, mean, std, &k);
   if (e != cudaSuccess) return e;
-  LAUNCH(k_input_bf16, pixels * c_out, s, x, y, pixels, c_in, c_out, k);
+  DP_LAUNCH(k_input_bf16, pixels * c_out, s, x, y, pixels, c_in, c_out, k);
 }

@@ -15,6 +15,15 @@ static inline unsigned dp_grid_for(int64_t n, int threads) {
   return (unsigned)b;
 }
 
+// Body of an extern "C" launcher: a grid-stride kernel over n elements on
+// stream s; an empty launch succeeds, a failed one returns the launch error.
+#define DP_LAUNCH(kern, n, s, ...)                                             \
+  do {                                                                         \
+    if ((n) <= 0) return cudaSuccess;                                          \
+    kern<<<dp_grid_for((n), DP_THREADS), DP_THREADS, 0, (s)>>>(__VA_ARGS__);   \
+    return cudaGetLastError();                                                 \
+  } while (0)
+
 #define DP_GRID_STRIDE(i, n) \
   for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (int64_t)gridDim.x * blockDim.x)
 

@@ -76,23 +76,16 @@ __global__ void k_gelu_bwd(const float *x, const float *dy, float *dx, int64_t n
   }
 }
 
-#define LAUNCH(kern, n, s, ...)                                      \
-  do {                                                               \
-    if ((n) <= 0) return cudaSuccess;                                \
-    kern<<<dp_grid_for((n), DP_THREADS), DP_THREADS, 0, (s)>>>(__VA_ARGS__); \
-    return cudaGetLastError();                                       \
-  } while (0)
-
 extern "C" cudaError_t dp_cuda_relu_fwd(const float *x, float *y, int64_t n, cudaStream_t s) {
-  LAUNCH(k_relu_fwd, n, s, x, y, n);
+  DP_LAUNCH(k_relu_fwd, n, s, x, y, n);
 }
 extern "C" cudaError_t dp_cuda_relu_bwd(const float *y, const float *dy, float *dx, int64_t n,
                                         int accumulate, cudaStream_t s) {
-  LAUNCH(k_relu_bwd, n, s, y, dy, dx, n, accumulate);
+  DP_LAUNCH(k_relu_bwd, n, s, y, dy, dx, n, accumulate);
 }
 extern "C" cudaError_t dp_cuda_add_fwd(const float *a, const float *b, float *y, int64_t n,
                                        cudaStream_t s) {
-  LAUNCH(k_add_fwd, n, s, a, b, y, n);
+  DP_LAUNCH(k_add_fwd, n, s, a, b, y, n);
 }
 extern "C" cudaError_t dp_cuda_grad_pass(const float *dy, float *dx, int64_t n, int accumulate,
                                          cudaStream_t s) {
@@ -100,34 +93,34 @@ extern "C" cudaError_t dp_cuda_grad_pass(const float *dy, float *dx, int64_t n, 
     if (n <= 0 || dx == dy) return cudaSuccess;
     return cudaMemcpyAsync(dx, dy, (size_t)n * sizeof(float), cudaMemcpyDeviceToDevice, s);
   }
-  LAUNCH(k_grad_pass, n, s, dy, dx, n, accumulate);
+  DP_LAUNCH(k_grad_pass, n, s, dy, dx, n, accumulate);
 }
 extern "C" cudaError_t dp_cuda_add_relu_fwd(const float *a, const float *b, float *y, int64_t n,
                                             cudaStream_t s) {
-  LAUNCH(k_add_relu_fwd, n, s, a, b, y, n);
+  DP_LAUNCH(k_add_relu_fwd, n, s, a, b, y, n);
 }
 extern "C" cudaError_t dp_cuda_add_relu_bwd(const float *y, const float *dy, float *da, int acc_a,
                                             float *db, int acc_b, int64_t n, cudaStream_t s) {
   if (!da && !db) return cudaSuccess;
-  LAUNCH(k_add_relu_bwd, n, s, y, dy, da, acc_a, db, acc_b, n);
+  DP_LAUNCH(k_add_relu_bwd, n, s, y, dy, da, acc_a, db, acc_b, n);
 }
 extern "C" cudaError_t dp_cuda_dropout_fwd(const float *x, float *y, uint8_t *mask, int64_t n,
                                            float p, uint64_t seed, uint64_t stream,
                                            cudaStream_t s) {
   if (!(p >= 0.f && p < 1.f)) return cudaErrorInvalidValue;
   float scale = 1.f / (1.f - p);
-  LAUNCH(k_dropout_fwd, n, s, x, y, mask, n, p, scale, seed, stream);
+  DP_LAUNCH(k_dropout_fwd, n, s, x, y, mask, n, p, scale, seed, stream);
 }
 extern "C" cudaError_t dp_cuda_dropout_bwd(const float *dy, const uint8_t *mask, float *dx,
                                            int64_t n, float p, int accumulate, cudaStream_t s) {
   if (!(p >= 0.f && p < 1.f)) return cudaErrorInvalidValue;
   float scale = 1.f / (1.f - p);
-  LAUNCH(k_dropout_bwd, n, s, dy, mask, dx, n, scale, accumulate);
+  DP_LAUNCH(k_dropout_bwd, n, s, dy, mask, dx, n, scale, accumulate);
 }
 extern "C" cudaError_t dp_cuda_gelu_fwd(const float *x, float *y, int64_t n, cudaStream_t s) {
-  LAUNCH(k_gelu_fwd, n, s, x, y, n);
+  DP_LAUNCH(k_gelu_fwd, n, s, x, y, n);
 }
 extern "C" cudaError_t dp_cuda_gelu_bwd(const float *x, const float *dy, float *dx, int64_t n,
                                         int accumulate, cudaStream_t s) {
-  LAUNCH(k_gelu_bwd, n, s, x, dy, dx, n, accumulate);
+  DP_LAUNCH(k_gelu_bwd, n, s, x, dy, dx, n, accumulate);
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backend/cpu/cpu.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "core/opts.h"
@@ -132,7 +133,7 @@ int cmd_eval(int argc, char **argv) {
   nn_graph *g = NULL;
   if (ok) {
     batch = loader_batch_size(l);
-    g = nn_graph_create(NN_BACKEND_CPU, batch, 1);
+    g = nn_graph_create(cpu_backend(), batch, 1);
     model_build(g, &wm.model);
     nn_xent_cfg xc = {0.0f, NULL, wm.num_classes};
     nn_softmax_xent(g, "loss", g->logits, &xc);

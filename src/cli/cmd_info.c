@@ -6,12 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "nn/graph.h"
 #include "nn/models/models.h"
 #include "nn/ops.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 
 typedef struct {
   char model[32], optimizer[16];
@@ -76,7 +77,7 @@ int cmd_info(int argc, char **argv) {
   if (patch) cfg.patch = (int)patch;
   if (width) cfg.cnn_width = (int)width;
 
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 0);
+  nn_graph *g = nn_graph_create(cpu_backend(), batch, 0);
   model_build(g, &cfg);
   nn_xent_cfg xc = {.label_smoothing = 0, .class_weights = NULL, .num_classes = classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "data/data_tools.h"
 
 // The project version comes from CMake (project(VERSION)) when it defines
 // DPTRAIN_VERSION; a build without it says so rather than inventing one.

@@ -12,11 +12,9 @@
 
 #include "core/check.h"
 #include "core/json.h"
+#include "core/sysinfo.h"
 
-int dp_opts_cpus(void) {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n >= 1 && n < (1L << 20) ? (int)n : 1;
-}
+int dp_opts_cpus(void) { return dp_cores_available(); }
 
 const dp_opt *dp_opts_find(const dp_opts *t, const char *name) {
   for (int i = 0; i < t->n; i++)
@@ -66,7 +64,7 @@ static int set_int(const dp_opts *t, const dp_opt *o, void *field, const char *v
   int_bounds(o, &lo, &hi);
   if (errno == ERANGE || x < lo || x > hi) {
     if ((o->flags & DP_OPT_CORES) && errno != ERANGE && x > hi)
-      FAIL("%s is more than the %d CPUs online on this machine (allowed: [%lld, %d])", v, dp_opts_cpus(),
+      FAIL("%s is more than the %d CPU(s) this process may run on (allowed: [%lld, %d])", v, dp_opts_cpus(),
            (long long)lo, dp_opts_cpus());
     FAIL("%s is out of range: must be an integer in [%lld, %lld]", v, (long long)lo, (long long)hi);
   }

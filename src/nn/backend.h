@@ -1,11 +1,12 @@
 // Backend context and memory hooks.
 //
 // Each backend creates what its ops share (oneDNN engine and stream on the
-// CPU; CUDA streams, cuDNN and cuBLAS handles on the GPU) and says where the
-// graph's flat buffers and arena live. graph.c reaches them only through
-// nn_backend_vt, so the CPU code never names a CUDA symbol: the CUDA library
-// provides its table (cuda_backend_vt) and nn/backend.c picks it up in the
-// one place guarded by DP_HAVE_CUDA.
+// CPU; CUDA streams, cuDNN and cuBLAS handles on the GPU), says where the
+// graph's flat buffers and arena live, and supplies one op table per op kind.
+// graph.c and the op constructors reach a backend only through the
+// nn_backend_vt the caller passed to nn_graph_create, so nn/ never names a
+// backend symbol (the layers above pick the backend: backend/cpu/cpu.h,
+// backend/cuda/cuda.h).
 #ifndef DP_NN_BACKEND_H
 #define DP_NN_BACKEND_H
 #include <stddef.h>
@@ -13,8 +14,10 @@
 
 #include "nn/graph.h"
 
-typedef struct {
+struct nn_backend_vt {
   const char *name;
+  nn_backend kind;
+  const nn_op_vt *const *ops;   // (NN_OP_KIND_COUNT); NULL entry: not implemented
   int host_memory;   // 1: buffers are host memory the CPU may read and write directly
   void *(*ctx_create)(void);
   void (*ctx_destroy)(void *ctx);
@@ -31,19 +34,15 @@ typedef struct {
   int64_t (*ctx_bytes)(void *ctx);
   // Device memory in use as the driver reports it; NULL on the CPU.
   int64_t (*measured_bytes)(void *ctx);
-} nn_backend_vt;
+};
 
-extern const nn_backend_vt cpu_backend_vt;
-// Dies with a message when the backend was not built in.
-const nn_backend_vt *nn_backend_get(nn_backend b);
-
-void *nn_backend_ctx_create(nn_backend b);
-void nn_backend_ctx_destroy(nn_backend b, void *ctx);
-void *nn_backend_alloc(nn_backend b, void *ctx, size_t bytes, const char *what);
-void nn_backend_free(nn_backend b, void *ctx, void *p, size_t bytes);
-void nn_backend_memset(nn_backend b, void *ctx, void *p, int value, size_t bytes);
-void nn_backend_upload(nn_backend b, void *ctx, void *dst, const void *src_host, size_t bytes);
-void nn_backend_download(nn_backend b, void *ctx, void *dst_host, const void *src, size_t bytes);
-// Threads the CPU backend may use (OpenMP and oneDNN); 0 = leave as is.
-void nn_backend_set_threads(int n);
+// Dispatch on a graph's backend (zero-byte requests are no-ops or get a
+// valid pointer, so callers never special-case empty buffers).
+void *nn_backend_alloc(const nn_graph *g, size_t bytes, const char *what);
+void nn_backend_free(const nn_graph *g, void *p, size_t bytes);
+void nn_backend_memset(const nn_graph *g, void *p, int value, size_t bytes);
+void nn_backend_upload(const nn_graph *g, void *dst, const void *src_host, size_t bytes);
+void nn_backend_download(const nn_graph *g, void *dst_host, const void *src, size_t bytes);
+// The op table of kind k on g's backend; dies naming the op when missing.
+const nn_op_vt *nn_backend_op_vt(const nn_graph *g, nn_op_kind k, const char *kind_name);
 #endif

@@ -7,18 +7,24 @@
 #include "core/check.h"
 #include "nn/backend.h"
 
-nn_graph *nn_graph_create(nn_backend backend, int64_t batch, uint64_t seed) {
+nn_graph *nn_graph_create(const nn_backend_vt *be, int64_t batch, uint64_t seed) {
   if (batch < 1) DP_FATAL("graph create", "use --batch >= 1", "batch size %lld < 1", (long long)batch);
+  if (!be) DP_FATAL("graph create", "internal error", "no backend given");
   nn_graph *g = dp_calloc(1, sizeof *g, "graph");
-  g->backend = backend;
+  g->be = be;
+  g->backend = be->kind;
   g->batch = batch;
   g->training = 1;
   g->seed = seed;
   g->input = g->logits = g->loss_tensor = -1;
-  g->num_valid = batch;
-  g->loss_scale = 1.0f;
-  g->backend_ctx = nn_backend_ctx_create(backend);
+  g->backend_ctx = be->ctx_create();
   return g;
+}
+
+void nn_step_init(nn_step *s, const nn_graph *g) {
+  memset(s, 0, sizeof *s);
+  s->num_valid = g->batch;
+  s->loss_scale = 1.0f;
 }
 
 void nn_graph_destroy(nn_graph *g) {
@@ -36,15 +42,15 @@ void nn_graph_destroy(nn_graph *g) {
   // Backend memory goes back through the hook before the context that owns
   // it (the CUDA context holds the streams the frees synchronise on).
   size_t pbytes = (size_t)(g->nparam_elems > 0 ? g->nparam_elems : 1) * 4;
-  nn_backend_free(g->backend, g->backend_ctx, g->params_data, pbytes);
-  nn_backend_free(g->backend, g->backend_ctx, g->grads, pbytes);
-  nn_backend_free(g->backend, g->backend_ctx, g->buf_data, (size_t)(g->nbuf_elems > 0 ? g->nbuf_elems : 1) * 4);
-  nn_backend_free(g->backend, g->backend_ctx, g->act.base, g->act.size);
+  nn_backend_free(g, g->params_data, pbytes);
+  nn_backend_free(g, g->grads, pbytes);
+  nn_backend_free(g, g->buf_data, (size_t)(g->nbuf_elems > 0 ? g->nbuf_elems : 1) * 4);
+  nn_backend_free(g, g->act.base, g->act.size);
   dp_arena_free(&g->act);   // external: leaves the base alone
   free(g->workspace);
   free(g->params_host);
   free(g->bufs_host);
-  nn_backend_ctx_destroy(g->backend, g->backend_ctx);
+  if (g->backend_ctx) g->be->ctx_destroy(g->backend_ctx);
   free(g);
 }
 
@@ -122,6 +128,8 @@ void nn_op_push(nn_graph *g, nn_op *op) {
   for (int32_t i = 0; i < g->nops; i++) first += g->op_param_count[i];
   g->op_param_first[g->nops] = first;
   g->op_param_count[g->nops] = g->nparams - first;
+  // The backend adds its private memory (library scratch, saved formats).
+  if (op->vt->plan) op->vt->plan(op, g);
   g->ops[g->nops++] = op;
 }
 
@@ -141,7 +149,7 @@ nn_memory_plan nn_graph_memory_plan(const nn_graph *g, int optimizer_state_copie
     if (t->needs_grad) m.activation_grads_bytes += align_elems(t->numel) * 4;
     m.extras_bytes += (t->extra_bytes + 63) / 64 * 64;
   }
-  const nn_backend_vt *vt = nn_backend_get(g->backend);
+  const nn_backend_vt *vt = g->be;
   // The CPU kernels share g->workspace; the CUDA tables never touch it (their
   // libraries use the context's bounded workspace, counted in backend_bytes).
   if (vt->host_memory)
@@ -187,13 +195,11 @@ void nn_graph_finalize(nn_graph *g) {
     op->param_lo = lo;
     op->param_hi = hi;
   }
-  nn_backend b = g->backend;
-  void *cx = g->backend_ctx;
   size_t pbytes = (size_t)(off > 0 ? off : 1) * 4, bbytes = (size_t)(g->nbuf_elems > 0 ? g->nbuf_elems : 1) * 4;
-  g->params_data = nn_backend_alloc(b, cx, pbytes, "parameter buffer");
-  g->grads = nn_backend_alloc(b, cx, pbytes, "gradient buffer");
-  nn_backend_memset(b, cx, g->grads, 0, (size_t)off * 4);
-  g->buf_data = nn_backend_alloc(b, cx, bbytes, "buffers");
+  g->params_data = nn_backend_alloc(g, pbytes, "parameter buffer");
+  g->grads = nn_backend_alloc(g, pbytes, "gradient buffer");
+  nn_backend_memset(g, g->grads, 0, (size_t)off * 4);
+  g->buf_data = nn_backend_alloc(g, bbytes, "buffers");
 
   // Activation arena: every tensor keeps its output (needed by backward) and
   // its gradient; sized by the same plan that nn_graph_memory_plan reports.
@@ -202,7 +208,7 @@ void nn_graph_finalize(nn_graph *g) {
                        (size_t)g->ntensors * 3 * DP_ARENA_ALIGN + 4096;
   // One block from the backend (one cudaMalloc on a GPU), carved exactly as
   // the plan says.
-  dp_arena_init_external(&g->act, nn_backend_alloc(b, cx, arena_bytes, "activation arena"), arena_bytes);
+  dp_arena_init_external(&g->act, nn_backend_alloc(g, arena_bytes, "activation arena"), arena_bytes);
   g->backend_alloc_bytes = (int64_t)(2 * pbytes + bbytes + arena_bytes);
   for (int32_t i = 0; i < g->ntensors; i++) {
     nn_tensor *t = &g->tensors[i];
@@ -212,7 +218,7 @@ void nn_graph_finalize(nn_graph *g) {
   }
   // Touch everything now so the first step does not pay page faults and RSS
   // matches the plan from the start.
-  nn_backend_memset(b, cx, g->act.base, 0, g->act.used);
+  nn_backend_memset(g, g->act.base, 0, g->act.used);
   g->workspace_bytes = m.workspace_bytes;   // 0 on a CUDA graph (see the memory plan)
   if (g->workspace_bytes > 0) {
     g->workspace = dp_aligned_alloc(64, (size_t)g->workspace_bytes, "op workspace");
@@ -225,7 +231,7 @@ void nn_graph_finalize(nn_graph *g) {
   nn_buffers_reset(g);
 }
 
-int nn_graph_host_memory(const nn_graph *g) { return nn_backend_get(g->backend)->host_memory; }
+int nn_graph_host_memory(const nn_graph *g) { return g->be->host_memory; }
 
 // Host staging for a CUDA graph's flat buffers (kept: checkpoints reuse it).
 static float *host_copy(nn_graph *g, float **slot, int64_t n) {
@@ -240,20 +246,20 @@ static float *host_view(nn_graph *g, float **slot, float *data, int64_t n) {
   DP_CHECK(g->finalized, "reading graph buffers", "call nn_graph_finalize first");
   float *h = host_copy(g, slot, n);
   if (!h) return data;
-  nn_backend_download(g->backend, g->backend_ctx, h, data, (size_t)n * 4);
+  nn_backend_download(g, h, data, (size_t)n * 4);
   return h;
 }
 // Uploads the staging copy (edited through host_view) back; no-op on the CPU.
 static void host_push(nn_graph *g, const float *staged, float *data, int64_t n) {
   if (nn_graph_host_memory(g) || !staged) return;
-  nn_backend_upload(g->backend, g->backend_ctx, data, staged, (size_t)n * 4);
+  nn_backend_upload(g, data, staged, (size_t)n * 4);
 }
 float *nn_params_host(nn_graph *g) { return host_view(g, &g->params_host, g->params_data, g->nparam_elems); }
 void nn_params_push(nn_graph *g) { host_push(g, g->params_host, g->params_data, g->nparam_elems); }
 float *nn_bufs_host(nn_graph *g) { return host_view(g, &g->bufs_host, g->buf_data, g->nbuf_elems); }
 void nn_bufs_push(nn_graph *g) { host_push(g, g->bufs_host, g->buf_data, g->nbuf_elems); }
 void nn_graph_read(nn_graph *g, float *dst_host, const float *src, int64_t n) {
-  if (n > 0) nn_backend_download(g->backend, g->backend_ctx, dst_host, src, (size_t)n * 4);
+  if (n > 0) nn_backend_download(g, dst_host, src, (size_t)n * 4);
 }
 
 void nn_buffers_reset(nn_graph *g) {
@@ -321,29 +327,29 @@ int nn_grad_begin(nn_graph *g, nn_tid t) {
 
 void nn_graph_set_training(nn_graph *g, int training) { g->training = training; }
 
-void nn_forward(nn_graph *g) {
+void nn_forward(nn_graph *g, nn_step *s) {
   DP_CHECK(g->finalized, "forward", "call nn_graph_finalize first");
-  for (int32_t i = 0; i < g->nops; i++) g->ops[i]->vt->forward(g->ops[i], g);
+  for (int32_t i = 0; i < g->nops; i++) g->ops[i]->vt->forward(g->ops[i], g, s);
   // On a GPU this read-back is the step's one host sync (the trainer checks
   // and logs the loss every step).
-  if (g->loss_tensor >= 0) nn_graph_read(g, &g->loss, g->tensors[g->loss_tensor].data, 1);
+  if (g->loss_tensor >= 0) nn_graph_read(g, &s->loss, g->tensors[g->loss_tensor].data, 1);
 }
 
-void nn_backward(nn_graph *g) {
+void nn_backward(nn_graph *g, nn_step *s) {
   DP_CHECK(g->finalized && g->loss_tensor >= 0, "backward", "the model needs a loss op");
   for (int32_t i = 0; i < g->ntensors; i++) g->tensors[i].grad_written = 0;
   nn_tensor *l = &g->tensors[g->loss_tensor];
   if (l->grad) {
     // The seed is the loss scale (fp16 scaling multiplies the seed, not the loss).
-    nn_backend_upload(g->backend, g->backend_ctx, l->grad, &g->loss_scale, sizeof(float));
+    nn_backend_upload(g, l->grad, &s->loss_scale, sizeof(float));
     l->grad_written = 1;
   }
   for (int32_t i = g->nops - 1; i >= 0; i--) {
     nn_op *op = g->ops[i];
-    op->vt->backward(op, g);
-    if (g->grad_ready && op->param_hi > op->param_lo) g->grad_ready(g->grad_ready_ctx, op->param_hi);
+    op->vt->backward(op, g, s);
+    if (s->grad_ready && op->param_hi > op->param_lo) s->grad_ready(s->grad_ready_ctx, op->param_hi);
   }
-  if (g->grad_ready) g->grad_ready(g->grad_ready_ctx, g->nparam_elems);
+  if (s->grad_ready) s->grad_ready(s->grad_ready_ctx, g->nparam_elems);
 }
 
 int32_t nn_param_find(const nn_graph *g, const char *name) {

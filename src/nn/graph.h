@@ -19,7 +19,7 @@
 //     move to and from torch without transposes in the file format.
 //   * Activation gradients: an op's backward *adds* into an input's gradient
 //     if nn_grad_begin() says it already holds a contribution, else writes it.
-//   * Parameter gradients: written when g->accumulate_grads == 0, added when 1
+//   * Parameter gradients: written when s->accumulate_grads (nn_step) == 0, added when 1
 //     (gradient accumulation over micro-steps).
 #ifndef DP_NN_GRAPH_H
 #define DP_NN_GRAPH_H
@@ -29,6 +29,7 @@
 
 #include "core/arena.h"
 #include "core/rng.h"
+#include "nn/op_kinds.h"
 
 typedef int32_t nn_tid;   // tensor id within a graph
 #define NN_MAX_DIMS 4
@@ -88,30 +89,57 @@ typedef struct {
 
 typedef struct nn_graph nn_graph;
 typedef struct nn_op nn_op;
+typedef struct nn_backend_vt nn_backend_vt;   // nn/backend.h
+
+typedef void (*nn_grad_ready_fn)(void *ctx, int64_t ready_upto);
+
+// What changes every (micro-)step. The graph holds the tape and its memory;
+// the caller (trainer, evaluation, tests) owns one nn_step and passes it to
+// nn_forward / nn_backward.
+typedef struct {
+  // Inputs, in the graph's backend memory (device pointers on a CUDA graph).
+  const int32_t *labels;     // (N) hard labels, or NULL
+  const float *soft_targets; // (N, C) soft targets (mixup/cutmix), or NULL
+  int64_t num_valid;         // samples that count in the loss (<= batch; padding excluded)
+  float loss_scale;          // backward seed d(loss)/d(loss); 1 unless fp16 loss scaling
+  int accumulate_grads;      // 0: param grads overwritten; 1: added (micro-steps after the first)
+  uint64_t step;             // global step; dropout streams use it
+  // Called during backward each time the ready prefix of g->grads grows.
+  nn_grad_ready_fn grad_ready;
+  void *grad_ready_ctx;
+  // Output.
+  float loss;                // loss value of the last forward (host)
+} nn_step;
+// num_valid = g->batch, loss_scale = 1, everything else zero.
+void nn_step_init(nn_step *s, const nn_graph *g);
 
 // Per-backend function table of an op. Each op kind has one per backend.
 typedef struct {
-  const char *kind;                                 // "conv2d", "batchnorm2d", ...
-  void (*setup)(nn_op *op, nn_graph *g);            // after memory exists (optional)
-  void (*forward)(nn_op *op, nn_graph *g);
-  void (*backward)(nn_op *op, nn_graph *g);
-  void (*destroy)(nn_op *op);                       // free op-private resources (optional)
+  const char *kind;                                     // "conv2d", "batchnorm2d", ...
+  void (*setup)(nn_op *op, nn_graph *g);                // after memory exists (optional)
+  void (*forward)(nn_op *op, nn_graph *g, nn_step *s);
+  void (*backward)(nn_op *op, nn_graph *g, nn_step *s);
+  void (*destroy)(nn_op *op);                           // free op-private resources (optional)
+  // Adds this backend's private memory to the op's plan (workspace_bytes,
+  // extra_bytes of its outputs) when the op is pushed (optional).
+  void (*plan)(nn_op *op, nn_graph *g);
 } nn_op_vt;
 
 // Every op struct embeds this first.
 struct nn_op {
   const nn_op_vt *vt;
+  nn_op_kind kind;
   char name[NN_NAME_MAX];
   nn_tid out;                // main output tensor (for summaries)
   int64_t flops;             // forward FLOPs for the whole batch (2 per MAC)
   int64_t workspace_bytes;   // scratch this op needs during forward/backward
   int64_t param_lo, param_hi;   // element range of its params after finalize (lo == hi: none)
+  void *be_state;            // the backend's private state of this op (created in setup)
 };
 
-typedef void (*nn_grad_ready_fn)(void *ctx, int64_t ready_upto);
-
 struct nn_graph {
-  nn_backend backend;
+  const nn_backend_vt *be;   // the backend's hooks and op tables
+  nn_backend backend;        // be->kind
   int64_t batch;             // batch size the graph is planned for
   int training;              // 1: training mode (BN batch stats, dropout on)
 
@@ -141,31 +169,18 @@ struct nn_graph {
   int64_t backend_alloc_bytes;   // what finalize allocated through nn_backend_alloc
   int finalized;
 
-  // Inputs of a step, set by the caller before nn_forward.
-  nn_tid input;              // image or token input tensor
+  nn_tid input;              // image or token input tensor (the caller fills its data)
   nn_tid logits;             // set by the builder
   nn_tid loss_tensor;        // scalar (1 element), set by the loss op
-  // labels / soft_targets live in the graph's backend memory (device
-  // pointers on a CUDA graph, set by the input path).
-  const int32_t *labels;     // (N) hard labels, or NULL
-  const float *soft_targets; // (N, C) soft targets (mixup/cutmix), or NULL
-  int64_t num_valid;         // samples that count in the loss (<= batch; padding excluded)
-  float loss;                // last loss value (read back to the host after each forward)
-  float loss_scale;          // backward seed d(loss)/d(loss); 1 unless fp16 loss scaling
-
-  int accumulate_grads;      // 0: param grads overwritten; 1: added
   uint64_t seed;             // for dropout and init
-  uint64_t step;             // bumped by the trainer; dropout streams use it
-
-  // Called during backward each time the ready prefix of g->grads grows.
-  nn_grad_ready_fn grad_ready;
-  void *grad_ready_ctx;
 
   void *backend_ctx;         // oneDNN engine/stream or CUDA handles
 };
 
 // ---- building ---------------------------------------------------------------
-nn_graph *nn_graph_create(nn_backend backend, int64_t batch, uint64_t seed);
+// be: the backend (cpu_backend() in backend/cpu/cpu.h, cuda_backend() in
+// backend/cuda/cuda.h), chosen by the layer above.
+nn_graph *nn_graph_create(const nn_backend_vt *be, int64_t batch, uint64_t seed);
 void nn_graph_destroy(nn_graph *g);
 nn_tid nn_tensor_new(nn_graph *g, const char *name, int ndim, const int64_t *dim, int needs_grad);
 static inline nn_tensor *nn_t(nn_graph *g, nn_tid id) { return &g->tensors[id]; }
@@ -183,13 +198,30 @@ void nn_graph_finalize(nn_graph *g);
 static inline float *nn_param_data(nn_graph *g, int32_t pid) { return g->params_data + g->params[pid].offset; }
 static inline float *nn_param_grad(nn_graph *g, int32_t pid) { return g->grads + g->params[pid].offset; }
 static inline float *nn_buf(nn_graph *g, int32_t bid) { return g->buf_data + g->bufs[bid].offset; }
-void nn_forward(nn_graph *g);
-// Seeds d(loss)/d(loss) = g->loss_scale (1 by default) and runs the tape in reverse.
-void nn_backward(nn_graph *g);
+// Runs the tape; s->loss gets the loss when the graph has a loss op.
+void nn_forward(nn_graph *g, nn_step *s);
+// Seeds d(loss)/d(loss) = s->loss_scale and runs the tape in reverse, calling
+// s->grad_ready as parameter gradients complete.
+void nn_backward(nn_graph *g, nn_step *s);
 // Returns 1 if the gradient of tensor t already holds a contribution this
 // backward pass (so the caller must add), 0 if the caller should overwrite.
 // Marks it as written either way.
 int nn_grad_begin(nn_graph *g, nn_tid t);
+// Where an op's backward writes d(loss)/d(t): t->grad (NULL when t needs no
+// gradient), with *add = 1 if a contribution is already there.
+static inline float *nn_grad_dst(nn_graph *g, nn_tid t, int *add) {
+  nn_tensor *x = nn_t(g, t);
+  *add = 0;
+  if (!x->grad) return NULL;
+  *add = nn_grad_begin(g, t);
+  return x->grad;
+}
+// Where an op's backward writes a parameter's gradient: NULL when frozen
+// (the weight gradient is skipped).
+static inline float *nn_param_grad_dst(nn_graph *g, int32_t pid) {
+  if (pid < 0 || g->params[pid].frozen) return NULL;
+  return nn_param_grad(g, pid);
+}
 void nn_graph_set_training(nn_graph *g, int training);
 void nn_params_init(nn_graph *g, uint64_t seed);
 void nn_buffers_reset(nn_graph *g);

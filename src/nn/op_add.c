@@ -3,8 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(add);
-NN_DECLARE_VT(add_relu);
 
 static nn_tid add_build(nn_graph *g, const char *name, nn_tid a, nn_tid b, int relu) {
   const nn_tensor *ta = nn_t(g, a), *tb = nn_t(g, b);

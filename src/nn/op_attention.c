@@ -6,7 +6,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(attention);
 
 nn_tid nn_attention(nn_graph *g, const char *name, nn_tid qkv, int heads) {
   nn_tensor xt = *nn_t(g, qkv);

@@ -3,8 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(batchnorm2d);
-NN_DECLARE_VT(batchnorm2d_relu);
 
 static nn_tid bn_build(nn_graph *g, const char *name, nn_tid x, float momentum, float eps,
                        int zero_init, int relu) {
@@ -30,14 +28,11 @@ static nn_tid bn_build(nn_graph *g, const char *name, nn_tid x, float momentum, 
   nn_join_name(pn, sizeof pn, name, "running_var");
   op->rv_bid = nn_buffer_new(g, pn, c, 1.0f);
   op->y = nn_tensor_new(g, name, 4, t->dim, 1);
-  // y's extra: saved batch mean and biased var (2 * C floats), then for the
-  // fused ReLU the mask backward needs (oneDNN: 1 bit per element).
-  nn_t(g, op->y)->extra_bytes = NN_BN_STATS_BYTES(c) + (relu ? NN_BN_RELU_MASK_BYTES(t->numel) : 0);
+  // y's extra: the saved batch statistics (2 * C floats); the backend's plan
+  // hook adds what else it keeps (the CPU's fused-ReLU mask) and its scratch.
+  nn_t(g, op->y)->extra_bytes = NN_BN_STATS_BYTES(c);
   op->base.out = op->y;
   op->base.flops = (relu ? 5 : 4) * t->numel;
-  // Backward: diff_src staging when x's gradient must be added to, then the
-  // backend's scratchpad reserve.
-  op->base.workspace_bytes = (t->numel * 4 + 63) / 64 * 64 + NN_BN_SCRATCH_BYTES;
   nn_op_push(g, &op->base);
   return op->y;
 }

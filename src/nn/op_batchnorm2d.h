@@ -5,10 +5,8 @@
 #define DP_NN_OP_BATCHNORM2D_H
 #include "nn/graph.h"
 
-// Planned sizes (a backend that needs more falls back to private memory).
+// Planned size of the saved statistics in y's extra (2 * C floats).
 #define NN_BN_STATS_BYTES(c) (((c) * 8 + 63) / 64 * 64)
-#define NN_BN_RELU_MASK_BYTES(numel) (((numel) / 8 + 64 + 63) / 64 * 64)
-#define NN_BN_SCRATCH_BYTES ((int64_t)256 << 10)
 
 typedef struct {
   nn_op base;
@@ -19,6 +17,5 @@ typedef struct {
   int32_t w_pid, b_pid;     // "<name>.weight", "<name>.bias"
   int32_t rm_bid, rv_bid;   // "<name>.running_mean", "<name>.running_var"
   int fwd_training;         // mode of the last forward (backward follows it)
-  void *impl;
 } nn_batchnorm2d_op;
 #endif

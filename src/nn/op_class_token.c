@@ -3,7 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(class_token);
 
 nn_tid nn_class_token(nn_graph *g, const char *name, nn_tid x) {
   nn_tensor xt = *nn_t(g, x);

@@ -4,7 +4,6 @@
 #include "nn/op_conv2d.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(conv2d);
 
 nn_tid nn_conv2d(nn_graph *g, const char *name, nn_tid x, int64_t out_ch, int k, int stride,
                  int pad, int bias) {
@@ -42,16 +41,8 @@ nn_tid nn_conv2d(nn_graph *g, const char *name, nn_tid x, int64_t out_ch, int k,
   op->y = nn_tensor_new(g, name, 4, yd, 1);
   op->base.out = op->y;
   op->base.flops = 2 * n * oh * ow * out_ch * c * k * k;
-  // Memory plan. Workspace: backward-data staging when x's gradient must be
-  // added to (x consumed twice), then the backend's per-call buffers. On the
-  // CPU (oneDNN) those are the scratchpad (<= ~2 MB seen for ResNet-50 at
-  // batch 32), the backward-data weights and the weight-grad staging, each in
-  // a blocked format padded to at most 64 in both channel dims; the
-  // forward-format weights persist to backward in y's extra.
-  int64_t wpad = (out_ch + 63) / 64 * 64 * ((c + 63) / 64 * 64) * k * k * 4;
-  int64_t xstage = t->needs_grad ? (t->numel * 4 + 63) / 64 * 64 : 0;
-  op->base.workspace_bytes = xstage + NN_CONV2D_SCRATCH_BYTES + 2 * wpad + out_ch * 4 + 256;
-  if (g->backend == NN_BACKEND_CPU) nn_t(g, op->y)->extra_bytes = wpad;
+  // The backend's plan hook adds its workspace and saved state (e.g. the
+  // CPU's oneDNN-format weights) when the op is pushed.
   nn_op_push(g, &op->base);
   return op->y;
 }

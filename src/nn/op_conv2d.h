@@ -3,16 +3,11 @@
 #define DP_NN_OP_CONV2D_H
 #include "nn/graph.h"
 
-// Scratchpad reserve in the planned workspace (the CPU backend falls back to
-// private memory, with a warning, if oneDNN ever asks for more).
-#define NN_CONV2D_SCRATCH_BYTES ((int64_t)8 << 20)
-
 typedef struct {
   nn_op base;
   nn_tid x, y;
   int64_t in_ch, out_ch;
   int k, stride, pad, has_bias;
   int32_t w_pid, b_pid;   // b_pid = -1 without bias
-  void *impl;             // backend-private state (created in setup)
 } nn_conv2d_op;
 #endif

@@ -3,7 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(dropout);
 
 nn_tid nn_dropout(nn_graph *g, const char *name, nn_tid x, float p) {
   const nn_tensor *t = nn_t(g, x);

@@ -3,7 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(flatten);
 
 nn_tid nn_flatten(nn_graph *g, const char *name, nn_tid x) {
   const nn_tensor *t = nn_t(g, x);

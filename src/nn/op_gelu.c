@@ -3,7 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(gelu);
 
 nn_tid nn_gelu(nn_graph *g, const char *name, nn_tid x) {
   nn_gelu_op *op = NN_OP_NEW(nn_gelu_op, g, gelu, name);

@@ -3,7 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(layernorm);
 
 nn_tid nn_layernorm(nn_graph *g, const char *name, nn_tid x, float eps) {
   nn_tensor *xt = nn_t(g, x);

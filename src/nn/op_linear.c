@@ -5,7 +5,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(linear);
 
 nn_tid nn_linear(nn_graph *g, const char *name, nn_tid x, int64_t out, int bias) {
   const nn_tensor *t = nn_t(g, x);

@@ -3,7 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(maxpool2d);
 
 nn_tid nn_maxpool2d(nn_graph *g, const char *name, nn_tid x, int k, int stride, int pad) {
   const nn_tensor *t = nn_t(g, x);

@@ -5,7 +5,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(patch_embed);
 
 nn_tid nn_patch_embed(nn_graph *g, const char *name, nn_tid x, int64_t dim, int patch) {
   nn_tensor xt = *nn_t(g, x);

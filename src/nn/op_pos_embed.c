@@ -3,7 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(pos_embed);
 
 nn_tid nn_pos_embed(nn_graph *g, const char *name, nn_tid x) {
   nn_tensor xt = *nn_t(g, x);

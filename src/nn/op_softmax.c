@@ -3,7 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(softmax);
 
 nn_tid nn_softmax(nn_graph *g, const char *name, nn_tid x) {
   nn_softmax_op *op = NN_OP_NEW(nn_softmax_op, g, softmax, name);

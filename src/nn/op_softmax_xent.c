@@ -3,7 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(softmax_xent);
 
 nn_tid nn_softmax_xent(nn_graph *g, const char *name, nn_tid logits, const nn_xent_cfg *cfg) {
   const nn_tensor *t = nn_t(g, logits);

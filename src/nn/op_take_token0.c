@@ -3,7 +3,6 @@
 #include "nn/op_common.h"
 #include "nn/ops.h"
 
-NN_DECLARE_VT(take_token0);
 
 nn_tid nn_take_token0(nn_graph *g, const char *name, nn_tid x) {
   nn_tensor xt = *nn_t(g, x);

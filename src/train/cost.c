@@ -1,5 +1,7 @@
 #include "train/cost.h"
 
+#include <unistd.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -116,7 +118,9 @@ const hw_entry *hw_table_find(const hw_table *t, const char *name) {
 const char *hw_table_default_path(void) {
   const char *env = getenv("DPTRAIN_HARDWARE_TABLE");
   if (env && *env) return env;
-  return DP_SOURCE_DIR "/bench/hardware.tsv";
+  // A build tree finds the source's table; an installed binary its copy.
+  if (access(DP_SOURCE_DIR "/bench/hardware.tsv", R_OK) == 0) return DP_SOURCE_DIR "/bench/hardware.tsv";
+  return DP_INSTALL_DATADIR "/hardware.tsv";
 }
 
 double hw_rank_peak(const hw_entry *e, const char *precision, int cores) {

@@ -1,5 +1,5 @@
-// CPU training device (oneDNN graph, MPI bucketed all-reduce, train/optim.h)
-// and the device choice. The CUDA device is in backend/cuda/cuda_train.c.
+// CPU training device (oneDNN graph, MPI bucketed all-reduce, nn/optim.h)
+// and the device choice. The CUDA device is in train/device_cuda.c.
 #include "train/device.h"
 
 #include <stdio.h>
@@ -8,7 +8,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
-#include "train/eval.h"
+#include "backend/cpu/cpu.h"
 
 typedef struct {
   dist_ctx *d;
@@ -18,26 +18,34 @@ typedef struct {
   int64_t labels_n;
 } cpu_dev;
 
-static void cpu_feed(train_device *td, nn_graph *g, const loader_batch *b, int64_t nvalid) {
+// Copies the images into g's input and the labels into the staging buffer;
+// rows >= nvalid (padding) get label 0 and are excluded via s->num_valid.
+static void cpu_feed(train_device *td, nn_graph *g, nn_step *s, const loader_batch *b, int64_t nvalid) {
   cpu_dev *c = td->impl;
   if (c->labels_n < g->batch) {
     free(c->labels);
     c->labels = dp_malloc((size_t)g->batch * sizeof(int32_t), "labels");
     c->labels_n = g->batch;
   }
-  batch_to_graph(g, b, nvalid, c->labels);
+  nn_tensor *x = nn_t(g, g->input);   // (N, H, W, C)
+  DP_CHECK(x->dim[0] == g->batch, "staging a batch", "graph input batch mismatch");
+  memcpy(x->data, b->images, (size_t)x->numel * sizeof(float));
+  for (int64_t i = 0; i < g->batch; i++) c->labels[i] = i < nvalid ? b->labels[i] : 0;
+  s->labels = c->labels;
+  s->soft_targets = b->soft_targets;
+  s->num_valid = nvalid;
 }
 
 static const float *cpu_logits(train_device *td, nn_graph *g) { return nn_t(g, g->logits)->data; }
 
-static void cpu_reduce_attach(train_device *td, nn_graph *g, int64_t bucket_bytes) {
+static void cpu_reduce_attach(train_device *td, nn_graph *g, nn_step *s, int64_t bucket_bytes) {
   cpu_dev *c = td->impl;
   grad_reducer_init(&c->red, c->d, g->grads, g->nparam_elems, bucket_bytes, 0);
   grad_reducer_calibrate(&c->red, 3);
   td->comm_ref_s = c->red.ref_s;
   c->red_on = 1;
-  g->grad_ready = grad_reducer_ready;
-  g->grad_ready_ctx = &c->red;
+  s->grad_ready = grad_reducer_ready;
+  s->grad_ready_ctx = &c->red;
 }
 
 static void cpu_reduce_begin(train_device *td, int enabled) {
@@ -92,6 +100,7 @@ train_device *train_device_cpu_create(dist_ctx *d) {
   c->d = d;
   td->name = "cpu";
   td->backend = NN_BACKEND_CPU;
+  td->be = cpu_backend();
   td->loader_uint8 = 0;
   snprintf(td->precision, sizeof td->precision, "fp32");
   td->device_index = -1;

@@ -1,6 +1,6 @@
 // The compute device of a training rank, behind one small table, so the
 // training loop, the baseline and evaluation are the same code for CPU ranks
-// (oneDNN ops, MPI bucketed all-reduce, train/optim.h) and GPU ranks (cuDNN
+// (oneDNN ops, MPI bucketed all-reduce, nn/optim.h) and GPU ranks (cuDNN
 // ops, NCCL bucketed all-reduce, the fused GPU optimizer, pinned input path).
 //
 // Order of use: train_device_open (picks the GPU, sets precision and binding
@@ -11,33 +11,34 @@
 #define DP_TRAIN_DEVICE_H
 #include <stddef.h>
 
-#include "backend/cuda/loss_scaler.h"   // plain C, no CUDA types
+#include "nn/loss_scaler.h"   // plain C, no CUDA types
 #include "dist/dist.h"
 #include "input/loader.h"
 #include "nn/graph.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 
 typedef struct train_device train_device;
 struct train_device {
   const char *name;          // "cpu" | "cuda"
   nn_backend backend;
+  const nn_backend_vt *be;   // for nn_graph_create
   int loader_uint8;          // 1: loaders hand out uint8 pixels (the device normalises)
   char precision[8];         // what the graph computes in (results.json "precision")
   int device_index;          // GPU index, -1 on the CPU
-  // Puts a loader batch into g: input tensor, g->labels and g->soft_targets
-  // (memory of the graph's backend), g->num_valid = nvalid.
-  void (*feed)(train_device *td, nn_graph *g, const loader_batch *b, int64_t nvalid);
+  // Puts a loader batch into g's input tensor and the step's labels and
+  // soft_targets (memory of the graph's backend), s->num_valid = nvalid.
+  void (*feed)(train_device *td, nn_graph *g, nn_step *s, const loader_batch *b, int64_t nvalid);
   // Logits (N, C) of the last forward, as host memory valid until the next call.
   const float *(*logits)(train_device *td, nn_graph *g);
   // Gradient all-reduce over the ranks, launched bucket by bucket from the
-  // graph's grad_ready hook during backward (installed by reduce_attach).
-  void (*reduce_attach)(train_device *td, nn_graph *g, int64_t bucket_bytes);
+  // step's grad_ready hook during backward (reduce_attach installs it in s).
+  void (*reduce_attach)(train_device *td, nn_graph *g, nn_step *s, int64_t bucket_bytes);
   void (*reduce_begin)(train_device *td, int enabled);
   double (*reduce_wait)(train_device *td);             // returns the comm span in s (0: not measured)
   double (*reduce_hidden_fraction)(train_device *td);  // < 0: not measured
   double comm_ref_s;         // blocking all-reduce of the gradients, s (set by reduce_attach; 0: not calibrated)
   void (*grads_scale)(train_device *td, nn_graph *g, float a);   // g->grads *= a; a == 0 zeroes
-  // Optimizer with train/optim.h semantics. scaler (in the training state)
+  // Optimizer with nn/optim.h semantics. scaler (in the training state)
   // is initialised by the device: enabled for fp16 on the GPU, else off.
   void *(*optim_create)(train_device *td, const optim_cfg *cfg, nn_graph *g, int num_stages, loss_scaler *scaler);
   void (*optim_destroy)(train_device *td, void *opt);

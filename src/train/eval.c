@@ -8,16 +8,6 @@
 #include "core/timer.h"
 #include "train/device.h"
 
-void batch_to_graph(nn_graph *g, const loader_batch *b, int64_t nvalid, int32_t *label_buf) {
-  nn_tensor *x = nn_t(g, g->input);   // (N, H, W, C)
-  DP_CHECK(x->dim[0] == g->batch, "staging a batch", "graph input batch mismatch");
-  memcpy(x->data, b->images, (size_t)x->numel * sizeof(float));
-  for (int64_t i = 0; i < g->batch; i++) label_buf[i] = i < nvalid ? b->labels[i] : 0;
-  g->labels = label_buf;
-  g->soft_targets = b->soft_targets;
-  g->num_valid = nvalid;
-}
-
 int64_t eval_batch_valid(const loader_batch *b, int64_t batch, int64_t total, int rank, int world) {
   int64_t own = total > rank ? (total - rank + world - 1) / world : 0;   // real positions of this rank
   int64_t v = own - b->index * batch;
@@ -40,16 +30,18 @@ double eval_run_device(nn_graph *g, train_device *td, loader *l, dist_ctx *d, in
   loader_start_epoch(l, 0);
   const int64_t total = loader_total_samples(l);
   const loader_batch *b;
+  nn_step st;
+  nn_step_init(&st, g);
   while ((b = loader_next_batch(l)) != NULL) {
     int64_t nv = eval_batch_valid(b, g->batch, total, d->rank, d->world);
     if (nv <= 0) continue;
-    td->feed(td, g, b, nv);
-    g->soft_targets = NULL;   // eval never mixes
-    nn_forward(g);
+    td->feed(td, g, &st, b, nv);
+    st.soft_targets = NULL;   // eval never mixes
+    nn_forward(g, &st);
     const float *logits = td->logits(td, g);   // (N, C), host memory
     // Rows [0, nv) are real samples with their loader labels.
     confusion_add_logits(cm, num_classes, b->labels, logits, nv);
-    sums[0] += (double)g->loss * (double)nv;
+    sums[0] += (double)st.loss * (double)nv;
     sums[1] += (double)nv;
   }
   dist_allreduce_sum_i64(d, cm, (int64_t)num_classes * num_classes);
@@ -57,7 +49,6 @@ double eval_run_device(nn_graph *g, train_device *td, loader *l, dist_ctx *d, in
   class_metrics_compute(out, cm, num_classes);
   out->loss = sums[1] > 0 ? sums[0] / sums[1] : NAN;   // no samples: unknown (null)
   free(cm);
-  g->num_valid = g->batch;
   nn_graph_set_training(g, was_training);
   return dp_now() - t0;
 }

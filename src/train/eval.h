@@ -12,10 +12,6 @@
 
 typedef struct train_device train_device;
 
-// Batch staging shared with the trainer: copies images into g->input, labels
-// into a private buffer; rows >= nvalid (padding) get label 0 and are
-// excluded via g->num_valid.
-void batch_to_graph(nn_graph *g, const loader_batch *b, int64_t nvalid, int32_t *label_buf);
 // Rows of an eval batch that are real samples: the loader's positional
 // batches put sampler position k = index * B + j in row j, and positions
 // with rank + k * world >= total are the sampler's wrap-around padding.

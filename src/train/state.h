@@ -9,7 +9,7 @@
 //   * optimizer state (momentum / Adam moments and step count live in *opt,
 //     in the flat parameter layout; the LR schedule is a pure function of
 //     the optimizer config and step); opt is the training device's optimizer
-//     (train/optim.h on the CPU, the fused GPU optimizer on CUDA);
+//     (nn/optim.h on the CPU, the fused GPU optimizer on CUDA);
 //   * the loss scaler (fp16 on the GPU; disabled, scale 1, otherwise);
 //   * early-stopping state.
 // Parameters and BN buffers live in the graph (g->params_data, g->buf_data).
@@ -17,9 +17,9 @@
 #define DP_TRAIN_STATE_H
 #include <stdint.h>
 
-#include "backend/cuda/loss_scaler.h"   // plain C state, also on CPU builds
+#include "nn/loss_scaler.h"   // plain C state, also on CPU builds
 #include "core/rng.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 
 typedef struct {
   int64_t step;             // optimizer steps completed

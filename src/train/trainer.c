@@ -8,7 +8,9 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "core/afile.h"
 #include "core/log.h"
+#include "core/sysinfo.h"
 #include "core/timer.h"
 #include "input/loader.h"
 #include "input/shard.h"
@@ -19,7 +21,7 @@
 #include "train/results.h"
 #include "train/device.h"
 #include "train/eval.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 #include "train/progress.h"
 #include "train/skiplog.h"   // [inputs] OUT/skipped.csv
 #include "train/state.h"
@@ -40,6 +42,7 @@ typedef struct {
   optim_cfg oc;
   train_state st;
   train_device *td;          // CPU or CUDA: input staging, reduction, optimizer
+  nn_step ns;                // per-step inputs of the graph, with the reducer's hook
   int num_classes;
   float *class_weights;
   int64_t batches_per_epoch, steps_per_epoch, total_steps, warm_steps;
@@ -66,25 +69,6 @@ typedef struct {
   skiplog skips;             // [inputs] OUT/skipped.csv
 } trainer;
 
-static int64_t peak_rss_bytes(void) {
-  struct rusage ru;
-  if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
-  return (int64_t)ru.ru_maxrss * 1024;   // Linux: kilobytes
-}
-
-static void mkdir_p(const char *path) {
-  char tmp[TC_PATH_MAX];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(tmp, 0775) != 0 && errno != EEXIST)
-        DP_FATAL("creating the output directory", "check --out and permissions", "mkdir %s: %s", tmp, strerror(errno));
-      *p = '/';
-    }
-  if (mkdir(tmp, 0775) != 0 && errno != EEXIST)
-    DP_FATAL("creating the output directory", "check --out and permissions", "mkdir %s: %s", tmp, strerror(errno));
-}
 
 static void out_path(const trainer *t, const char *name, char *buf, size_t n) {
   snprintf(buf, n, "%s/%s", t->cfg->out, name);
@@ -272,7 +256,7 @@ static void setup_model(trainer *t) {
   if (c->patch > 0) t->mc.patch = c->patch;
   if (c->cnn_width > 0) t->mc.cnn_width = c->cnn_width;
   t->mc.dropout = c->dropout;
-  nn_graph *g = nn_graph_create(t->td->backend, c->batch, c->seed);
+  nn_graph *g = nn_graph_create(t->td->be, c->batch, c->seed);
   model_build(g, &t->mc);
   nn_xent_cfg xc = {c->label_smoothing, t->class_weights, t->num_classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);
@@ -312,7 +296,8 @@ static void setup_model(trainer *t) {
   t->st.best_metric = NAN;
   // Reducer before the optimizer: on a GPU the memory plan below then holds
   // exactly the graph, the context and the NCCL staging, not optimizer state.
-  t->td->reduce_attach(t->td, g, (int64_t)(c->bucket_mb * 1048576.0));
+  nn_step_init(&t->ns, g);
+  t->td->reduce_attach(t->td, g, &t->ns, (int64_t)(c->bucket_mb * 1048576.0));
   if (!nn_graph_host_memory(g) && t->d->rank == 0) {
     nn_memory_plan m = nn_graph_memory_plan(g, optim_state_copies(oc->kind));
     LOG_INFO("GPU memory: planned %.1f MiB (params+grads %.1f, activations %.1f, context %.1f, optimizer %.1f); "
@@ -338,7 +323,7 @@ static void dump_batch(trainer *t, const loader_batch *b) {
 
 // Runs accum micro-steps and one optimizer update on graph g with optimizer o.
 // reduce = 0 for the single-rank baseline (no communication).
-static step_vals train_step(trainer *t, loader *l, void *o, int reduce, int dump) {
+static step_vals train_step(trainer *t, loader *l, void *o, nn_step *ns, int reduce, int dump) {
   nn_graph *g = t->g;
   train_device *td = t->td;
   int accum = t->cfg->accum;
@@ -350,11 +335,11 @@ static step_vals train_step(trainer *t, loader *l, void *o, int reduce, int dump
     const loader_batch *b = loader_next_batch(l);
     if (!b) DP_FATAL("reading a training batch", "loader bug: epoch ended early", "no batch at micro-step %d", m);
     if (dump) dump_batch(t, b);
-    td->feed(td, g, b, b->n);
+    td->feed(td, g, ns, b, b->n);
     double f0 = dp_now();
     s.v[V_DATA] += f0 - d0;
-    g->accumulate_grads = m > 0;
-    g->step = (uint64_t)t->st.step;
+    ns->accumulate_grads = m > 0;
+    ns->step = (uint64_t)t->st.step;
     if (reduce) td->reduce_begin(td, m == accum - 1);
     if (b->n == 0) {
       // Every record of this batch was corrupt (the loader's rule): contribute
@@ -364,15 +349,15 @@ static step_vals train_step(trainer *t, loader *l, void *o, int reduce, int dump
       s.v[V_FB] += dp_now() - f0;
       continue;
     }
-    nn_forward(g);
-    g->loss_scale = loss_scaler_scale(&t->st.scaler);   // 1 unless fp16 on a GPU
-    nn_backward(g);
+    nn_forward(g, ns);
+    ns->loss_scale = loss_scaler_scale(&t->st.scaler);   // 1 unless fp16 on a GPU
+    nn_backward(g, ns);
     s.v[V_FB] += dp_now() - f0;
-    s.v[V_LOSS] += g->loss / accum;
+    s.v[V_LOSS] += ns->loss / accum;
     s.v[V_IMAGES] += (double)b->n;
-    if (!isfinite(g->loss))
+    if (!isfinite(ns->loss))
       DP_FATAL("training", "lower --lr, add --warmup-steps or --clip-grad-norm", "loss is %f at step %lld",
-               (double)g->loss, (long long)t->st.step);
+               (double)ns->loss, (long long)t->st.step);
   }
   double c0 = dp_now();
   if (reduce) s.v[V_SPAN] = td->reduce_wait(td);
@@ -383,7 +368,7 @@ static step_vals train_step(trainer *t, loader *l, void *o, int reduce, int dump
   double e = dp_now();
   s.v[V_OPT] = e - o0;
   s.v[V_STEP] = e - s0;
-  s.v[V_RSS] = (double)peak_rss_bytes();
+  s.v[V_RSS] = (double)dp_peak_rss_bytes();
   return s;
 }
 
@@ -424,20 +409,19 @@ static void run_baseline(trainer *t) {
     loss_scaler saved_scaler = t->st.scaler;
     void *o = t->td->optim_create(t->td, &t->oc, g, model_num_stages(&t->mc), &t->st.scaler);
     t->td->optim_freezing(t->td, o, g, 0);
-    nn_grad_ready_fn saved = g->grad_ready;
-    g->grad_ready = NULL;
+    nn_step bs;   // no gradient hook: the baseline does not communicate
+    nn_step_init(&bs, g);
     loader_start_epoch(l, 0);
     int64_t per_epoch = loader_batches_per_epoch(l) / t->cfg->accum, in_epoch = 0, epoch = 0;
     int64_t warm = K >= 2 ? 1 : 0;   // the first step pays for cold caches and thread start-up
     double tsum = 0, imgs = 0;
     for (int64_t k = 0; k < K; k++) {
       if (in_epoch >= per_epoch) loader_start_epoch(l, ++epoch), in_epoch = 0;
-      step_vals s = train_step(t, l, o, 0, 0);
+      step_vals s = train_step(t, l, o, &bs, 0, 0);
       in_epoch++;
       if (k >= warm) tsum += s.v[V_STEP], imgs += s.v[V_IMAGES];
     }
     t->base_rate = tsum > 0 ? imgs / tsum : NAN;
-    g->grad_ready = saved;
     t->td->optim_destroy(t->td, o);
     t->st.scaler = saved_scaler;
     loader_destroy(l);
@@ -605,7 +589,7 @@ static void finish_results(trainer *t, int64_t decoded, int64_t skipped) {
     }
     free(hosts);
   }
-  double mine[2] = {t->td->reduce_hidden_fraction(t->td), (double)peak_rss_bytes()};
+  double mine[2] = {t->td->reduce_hidden_fraction(t->td), (double)dp_peak_rss_bytes()};
   double *all = d->rank == 0 ? dp_malloc(sizeof(double) * 2 * (size_t)d->world, "gather") : NULL;
   MPI_CHECK(MPI_Gather(mine, 2, MPI_DOUBLE, all, 2, MPI_DOUBLE, 0, d->comm), "gathering memory figures");
   if (d->rank != 0) return;
@@ -751,7 +735,9 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   }
   char path[TC_PATH_MAX + 64];
   if (d->rank == 0) {
-    mkdir_p(cfg->out);
+    dp_err me;
+    dp_err_clear(&me);
+    if (dp_mkdir_p(cfg->out, &me)) DP_FATAL("creating the output directory", "check --out and permissions", "%s", me.msg);
     out_path(t, "config.ini", path, sizeof path);
     FILE *f = fopen(path, "w");
     PTR_CHECK(f, "writing config.ini");
@@ -800,7 +786,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   double loop0 = dp_now();
   while (t->st.step < t->total_steps && !t->st.stop) {
     maybe_inject_fault(t);
-    step_vals s = train_step(t, t->train, t->st.opt, 1, 1);
+    step_vals s = train_step(t, t->train, t->st.opt, &t->ns, 1, 1);
     t->st.step++;
     t->st.images_seen += (int64_t)s.v[V_IMAGES];
     t->st.batch_in_epoch += cfg->accum;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "dist/dist.h"
 #include "nn/graph.h"
 #include "testutil.h"
@@ -106,8 +107,8 @@ typedef struct {
 static grad_reducer *g_red;
 static int g_order_errors;
 
-static void toy_forward(nn_op *op, nn_graph *g) { (void)op; (void)g; }
-static void toy_backward(nn_op *op, nn_graph *g) {
+static void toy_forward(nn_op *op, nn_graph *g, nn_step *s) { (void)op; (void)g; (void)s; }
+static void toy_backward(nn_op *op, nn_graph *g, nn_step *s) {
   toy_op *t = (toy_op *)op;
   int expect_started = 0;
   while (expect_started < g_red->nbuckets && g_red->bucket_hi[expect_started] <= t->prefix_before) expect_started++;
@@ -116,10 +117,10 @@ static void toy_backward(nn_op *op, nn_graph *g) {
   float *gr = nn_param_grad(g, t->pid);
   for (int64_t i = 0; i < p->numel; i++) gr[i] = value(p->offset + i, t->rank);
 }
-static const nn_op_vt toy_vt = {"toy", NULL, toy_forward, toy_backward, NULL};
+static const nn_op_vt toy_vt = {"toy", NULL, toy_forward, toy_backward, NULL, NULL};
 
 static void test_backward_driven(dist_ctx *d) {
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, 1, 5);
+  nn_graph *g = nn_graph_create(cpu_backend(), 1, 5);
   const int64_t sizes[] = {3000, 17, 1, 2500, 640, 99, 4096, 5};   // registration order
   const int K = (int)(sizeof sizes / sizeof sizes[0]);
   toy_op *ops[8];
@@ -143,11 +144,13 @@ static void test_backward_driven(dist_ctx *d) {
   grad_reducer r;
   grad_reducer_init(&r, d, g->grads, g->nparam_elems, 4000, 400);
   g_red = &r;
-  g->grad_ready = grad_reducer_ready;
-  g->grad_ready_ctx = &r;
+  nn_step st;
+  nn_step_init(&st, g);
+  st.grad_ready = grad_reducer_ready;
+  st.grad_ready_ctx = &r;
   for (int step = 0; step < 2; step++) {
     grad_reducer_begin(&r, 1);
-    nn_backward(g);
+    nn_backward(g, &st);
     grad_reducer_wait(&r);
     double e = check_mean(g->grads, g->nparam_elems, d->world);
     TU_CHECK(e <= 1e-6, "backward-driven reduce: rel err %.3g", e);

@@ -19,13 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
+#include "backend/cuda/cuda.h"
 #include "gpu_util.h"
 #include "backend/cuda/cuda_optim.h"
 #include "core/rng.h"
 #include "nn/backend.h"
 #include "nn/models/models.h"
 #include "nn/ops.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 
 typedef struct {
   const char *name;
@@ -39,7 +41,7 @@ static const prec_case k_prec[] = {
     {"bf16", CUDA_PREC_BF16, 8e-2, 3e-2},
 };
 
-static nn_graph *build(nn_backend b, const model_cfg *mc, int64_t batch) {
+static nn_graph *build(const nn_backend_vt *b, const model_cfg *mc, int64_t batch) {
   nn_graph *g = nn_graph_create(b, batch, 7);
   model_build(g, mc);
   nn_xent_cfg xc = {0.0f, NULL, (int)mc->classes};
@@ -75,20 +77,20 @@ static batch make_batch(nn_graph *cpu, int64_t classes, uint64_t seed) {
   return b;
 }
 
-static void feed(nn_graph *g, batch *b) {
+static void feed(nn_graph *g, nn_step *st, batch *b) {
   nn_tensor *x = nn_t(g, g->input);
   if (g->backend == NN_BACKEND_CPU) {
     memcpy(x->data, b->x, (size_t)x->numel * 4);
-    g->labels = b->labels;
+    st->labels = b->labels;
   } else {
-    nn_backend_upload(g->backend, g->backend_ctx, x->data, b->x, (size_t)x->numel * 4);
+    nn_backend_upload(g, x->data, b->x, (size_t)x->numel * 4);
     if (!b->labels_dev) b->labels_dev = gu_poison(g->batch * 4);
     // Through the compute stream (the backend's streams are non-blocking).
-    nn_backend_upload(g->backend, g->backend_ctx, b->labels_dev, b->labels, (size_t)g->batch * 4);
-    g->labels = b->labels_dev;
+    nn_backend_upload(g, b->labels_dev, b->labels, (size_t)g->batch * 4);
+    st->labels = b->labels_dev;
   }
-  g->soft_targets = NULL;
-  g->num_valid = g->batch;
+  st->soft_targets = NULL;
+  st->num_valid = g->batch;
 }
 
 static void free_batch(batch *b) {
@@ -104,22 +106,25 @@ static void grads_vs_cpu(const char *model, int64_t size, int64_t batch_n, int p
     return;
   }
   if (patch > 0) mc.patch = patch;
-  nn_graph *cpu = build(NN_BACKEND_CPU, &mc, batch_n);
+  nn_graph *cpu = build(cpu_backend(), &mc, batch_n);
   batch b = make_batch(cpu, mc.classes, 11);
-  feed(cpu, &b);
-  nn_forward(cpu);
-  nn_backward(cpu);
+  nn_step cs, gs;
+  nn_step_init(&cs, cpu);
+  feed(cpu, &cs, &b);
+  nn_forward(cpu, &cs);
+  nn_backward(cpu, &cs);
   for (size_t pc = 0; pc < sizeof k_prec / sizeof *k_prec; pc++) {
     const prec_case *P = &k_prec[pc];
     cuda_backend_configure(0, P->prec, 1, 0);
-    nn_graph *gpu = build(NN_BACKEND_CUDA, &mc, batch_n);
+    nn_graph *gpu = build(cuda_backend(), &mc, batch_n);
     copy_weights(gpu, cpu);
-    feed(gpu, &b);
-    nn_forward(gpu);
-    nn_backward(gpu);
-    double lerr = fabs((double)gpu->loss - (double)cpu->loss) / (fabs((double)cpu->loss) + 1e-12);
+    nn_step_init(&gs, gpu);
+    feed(gpu, &gs, &b);
+    nn_forward(gpu, &gs);
+    nn_backward(gpu, &gs);
+    double lerr = fabs((double)gs.loss - (double)cs.loss) / (fabs((double)cs.loss) + 1e-12);
     TU_CHECK(lerr <= P->loss_tol, "%s %s: loss gpu %.8g cpu %.8g (rel %.3g > %.3g)", model, P->name,
-             (double)gpu->loss, (double)cpu->loss, lerr, P->loss_tol);
+             (double)gs.loss, (double)cs.loss, lerr, P->loss_tol);
     float *gg = malloc((size_t)cpu->nparam_elems * 4);
     nn_graph_read(gpu, gg, gpu->grads, cpu->nparam_elems);
     double worst = 0;
@@ -134,7 +139,7 @@ static void grads_vs_cpu(const char *model, int64_t size, int64_t batch_n, int p
       TU_CHECK(e <= P->grad_tol, "%s %s: grad of %s rel err %.3g > %.3g", model, P->name, p->name, e, P->grad_tol);
     }
     printf("%s %s: loss %.6f (cpu %.6f), worst grad %s rel err %.3g (tol %.3g)\n", model, P->name,
-           (double)gpu->loss, (double)cpu->loss, worst_name, worst, P->grad_tol);
+           (double)gs.loss, (double)cs.loss, worst_name, worst, P->grad_tol);
     free(gg);
     if (b.labels_dev) {
       cudaFree(b.labels_dev);   // belongs to this graph's device context lifetime
@@ -151,9 +156,9 @@ static void sgd_trajectory(void) {
   model_cfg_default(&mc, "cnn", 32, 3, 5);
   const int64_t B = 8;
   const int steps = 10;
-  nn_graph *cpu = build(NN_BACKEND_CPU, &mc, B);
+  nn_graph *cpu = build(cpu_backend(), &mc, B);
   cuda_backend_configure(0, CUDA_PREC_FP32, 1, 0);
-  nn_graph *gpu = build(NN_BACKEND_CUDA, &mc, B);
+  nn_graph *gpu = build(cuda_backend(), &mc, B);
   copy_weights(gpu, cpu);
   optim_cfg oc;
   optim_cfg_defaults(&oc, OPTIM_SGD);
@@ -163,20 +168,23 @@ static void sgd_trajectory(void) {
   optimizer *co = optim_create(&oc, cpu, 0);
   cuda_optimizer go;
   cuda_optim_init(&go, cuda_ctx_of(gpu->backend_ctx), &oc, gpu, 0, NULL);
+  nn_step cs, gs;
+  nn_step_init(&cs, cpu);
+  nn_step_init(&gs, gpu);
   for (int s = 0; s < steps; s++) {
     batch b = make_batch(cpu, mc.classes, 100 + (uint64_t)s);
-    feed(cpu, &b);
-    nn_forward(cpu);
-    nn_backward(cpu);
+    feed(cpu, &cs, &b);
+    nn_forward(cpu, &cs);
+    nn_backward(cpu, &cs);
     optim_step(co, cpu);
-    feed(gpu, &b);
-    nn_forward(gpu);
-    nn_backward(gpu);
-    cuda_optim_step(&go, gpu, NULL);
-    double rel = fabs((double)gpu->loss - (double)cpu->loss) / (fabs((double)cpu->loss) + 1e-12);
-    printf("cnn sgd step %d: loss gpu %.7f cpu %.7f (rel %.2g)\n", s, (double)gpu->loss, (double)cpu->loss, rel);
-    TU_CHECK(rel <= 1e-3, "cnn sgd step %d: loss gpu %.8g cpu %.8g rel %.3g > 1e-3", s, (double)gpu->loss,
-             (double)cpu->loss, rel);
+    feed(gpu, &gs, &b);
+    nn_forward(gpu, &gs);
+    nn_backward(gpu, &gs);
+    cuda_optim_step(&go, gpu, NULL, NULL);
+    double rel = fabs((double)gs.loss - (double)cs.loss) / (fabs((double)cs.loss) + 1e-12);
+    printf("cnn sgd step %d: loss gpu %.7f cpu %.7f (rel %.2g)\n", s, (double)gs.loss, (double)cs.loss, rel);
+    TU_CHECK(rel <= 1e-3, "cnn sgd step %d: loss gpu %.8g cpu %.8g rel %.3g > 1e-3", s, (double)gs.loss,
+             (double)cs.loss, rel);
     free_batch(&b);
   }
   // Final weights too (the trajectory could agree by luck on the loss alone).

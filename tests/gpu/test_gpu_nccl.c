@@ -6,7 +6,7 @@
 #include <mpi.h>
 
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/nccl_reduce.h"
+#include "dist/nccl_reduce.h"
 #include "gpu_util.h"
 
 int main(int argc, char **argv) {

@@ -9,7 +9,7 @@
 
 #include "backend/cuda/cuda_plan.h"
 #include "backend/cuda/dropout_hash.h"
-#include "backend/cuda/loss_scaler.h"
+#include "nn/loss_scaler.h"
 #include "testutil.h"
 
 static void test_scaler(void) {

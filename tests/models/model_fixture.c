@@ -1,3 +1,5 @@
+#include "core/sysinfo.h"
+#include "backend/cpu/cpu.h"
 #include "model_fixture.h"
 
 #include <hdf5.h>
@@ -9,7 +11,7 @@
 #include "testutil.h"
 
 nn_graph *mf_build(const model_cfg *cfg, int64_t batch) {
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, batch, 42);
+  nn_graph *g = nn_graph_create(cpu_backend(), batch, 42);
   model_build(g, cfg);
   nn_xent_cfg xc = {.label_smoothing = 0, .class_weights = NULL, .num_classes = cfg->classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);
@@ -62,19 +64,5 @@ void mf_set_input_nchw(nn_graph *g, const float *x) {
           t->data[((n * H + h) * W + w) * C + c] = x[((n * C + c) * H + h) * W + w];
 }
 
-static int64_t status_kb(const char *key) {
-  FILE *f = fopen("/proc/self/status", "r");
-  if (!f) return -1;
-  char line[256];
-  int64_t v = -1;
-  size_t kl = strlen(key);
-  while (fgets(line, sizeof line, f))
-    if (!strncmp(line, key, kl) && line[kl] == ':') {
-      v = strtoll(line + kl + 1, NULL, 10);
-      break;
-    }
-  fclose(f);
-  return v;
-}
-int64_t mf_vm_hwm(void) { return status_kb("VmHWM") * 1024; }
-int64_t mf_vm_rss(void) { return status_kb("VmRSS") * 1024; }
+int64_t mf_vm_hwm(void) { return dp_proc_status_bytes("VmHWM"); }
+int64_t mf_vm_rss(void) { return dp_proc_status_bytes("VmRSS"); }

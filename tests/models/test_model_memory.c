@@ -12,8 +12,11 @@
 #include <string.h>
 
 #include "model_fixture.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 #include "testutil.h"
+
+// The step state (labels, num_valid, loss) of the graph under test.
+static nn_step g_st;
 
 static double mib(int64_t b) { return (double)b / 1048576.0; }
 
@@ -35,14 +38,15 @@ int main(int argc, char **argv) {
   tu_fill_uniform(in->data, in->numel, 1);
   int32_t *labels = malloc((size_t)batch * sizeof *labels);
   for (int64_t i = 0; i < batch; i++) labels[i] = (int32_t)(i % 10);
-  g->labels = labels;
+  nn_step_init(&g_st, g);
+  g_st.labels = labels;
   optim_cfg oc;
   optim_cfg_defaults(&oc, kind);
   oc.lr = 1e-3f;
   optimizer *o = optim_create(&oc, g, 0);
   for (int s = 0; s < 2; s++) {   // the second step shows no growth after the first
-    nn_forward(g);
-    nn_backward(g);
+    nn_forward(g, &g_st);
+    nn_backward(g, &g_st);
     optim_step(o, g);
   }
   int64_t hwm1 = mf_vm_hwm(), rss1 = mf_vm_rss();
@@ -50,7 +54,7 @@ int main(int argc, char **argv) {
   int64_t measured = hwm1 - rss0;
   double rel = (double)(measured - m.total_bytes) / (double)m.total_bytes;
   printf("%s %lld px batch %lld %s, loss %.4f\n", argv[1], (long long)size, (long long)batch,
-         argv[4], (double)g->loss);
+         argv[4], (double)g_st.loss);
   printf("plan (MiB): params %.1f grads %.1f optimizer %.1f buffers %.1f activations %.1f "
          "act-grads %.1f extras %.1f workspace %.1f = total %.1f\n",
          mib(m.params_bytes), mib(m.grads_bytes), mib(m.optimizer_bytes), mib(m.buffers_bytes),

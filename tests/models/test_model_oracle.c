@@ -1,7 +1,7 @@
 // Whole-model oracle: with torch's weights and input, our logits (train and
 // eval mode), loss, EVERY parameter gradient and the updated BN running stats
 // match the float64 torch reference of make_model_fixtures.py; then SGD and
-// AdamW steps (src/train/optim.h) on the same batch give the same losses.
+// AdamW steps (src/nn/optim.h) on the same batch give the same losses.
 //
 // usage: test_model_oracle CASE MODEL SMALL_STEM GRAD_TOL FWD_TOL OPT_STEPS OPT_TOL
 //   CASE selects $DP_FIXTURE_DIR/models_CASE.h5; OPT_STEPS optimizer updates
@@ -41,8 +41,11 @@
 
 #include "core/timer.h"
 #include "model_fixture.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 #include "testutil.h"
+
+// The step state (labels, num_valid, loss) of the graph under test.
+static nn_step g_st;
 
 static char fixture[512];
 
@@ -91,15 +94,15 @@ static void run_optimizer(nn_graph *g, optim_kind kind, const char *cfg_name, co
   reset_state(g, p0, b0);
   optimizer *o = optim_create(&oc, g, 0);
   for (int64_t k = 0; k < n; k++) {
-    nn_forward(g);
-    double got = g->loss, ref = want[k];
+    nn_forward(g, &g_st);
+    double got = g_st.loss, ref = want[k];
     double tol = opt_tol * fmax(want[0], fabs(ref));
     int ok = fabs(got - ref) <= tol;
     printf("%-4s %s step %lld loss %.6f ref %.6f (|d| %.2e, tol %.1e)\n", ok ? "ok" : "FAIL",
            kind == OPTIM_SGD ? "sgd" : "adamw", (long long)k, got, ref, fabs(got - ref), tol);
     if (!ok) tu_failures++;
     if (k + 1 < n) {
-      nn_backward(g);
+      nn_backward(g, &g_st);
       optim_step(o, g);
     }
   }
@@ -139,14 +142,15 @@ int main(int argc, char **argv) {
   free(x);
   int32_t *labels = tu_h5_read_i32(fixture, "labels", &n);
   TU_CHECK(labels && n == batch, "labels");
-  g->labels = labels;
+  nn_step_init(&g_st, g);
+  g_st.labels = labels;
   float *p0 = malloc((size_t)g->nparam_elems * 4), *b0 = malloc((size_t)g->nbuf_elems * 4 + 4);
   memcpy(p0, g->params_data, (size_t)g->nparam_elems * 4);
   memcpy(b0, g->buf_data, (size_t)g->nbuf_elems * 4);
 
   // Eval mode: running statistics, nothing updated.
   nn_graph_set_training(g, 0);
-  nn_forward(g);
+  nn_forward(g, &g_st);
   float *want = need_f32("logits_eval", &n);
   tu_close("logits (eval mode)", nn_t(g, g->logits)->data, want, n, fwd_tol);
   free(want);
@@ -154,15 +158,15 @@ int main(int argc, char **argv) {
 
   // Training mode: batch statistics, running-stat update, full backward.
   nn_graph_set_training(g, 1);
-  nn_forward(g);
+  nn_forward(g, &g_st);
   want = need_f32("logits", &n);
   TU_CHECK(n == nn_t(g, g->logits)->numel, "logits size");
   tu_close("logits", nn_t(g, g->logits)->data, want, n, fwd_tol);
   free(want);
   double ref_loss = tu_h5_read_scalar(fixture, "loss");
-  float lg = g->loss, lr = (float)ref_loss;
+  float lg = g_st.loss, lr = (float)ref_loss;
   tu_close("loss", &lg, &lr, 1, fwd_tol);
-  nn_backward(g);
+  nn_backward(g, &g_st);
   double worst = 0;
   const char *worst_name = "";
   for (int32_t i = 0; i < g->nparams; i++) {

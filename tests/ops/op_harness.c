@@ -3,10 +3,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "core/rng.h"
 
+static nn_step g_step;
+
+nn_graph *oh_graph(int64_t batch, uint64_t seed) {
+  nn_graph *g = nn_graph_create(cpu_backend(), batch, seed);
+  nn_step_init(&g_step, g);
+  return g;
+}
+
+nn_step *oh_step(void) { return &g_step; }
+
 void oh_forward(nn_graph *g) {
-  for (int32_t i = 0; i < g->nops; i++) g->ops[i]->vt->forward(g->ops[i], g);
+  for (int32_t i = 0; i < g->nops; i++) g->ops[i]->vt->forward(g->ops[i], g, &g_step);
 }
 
 void oh_backward(nn_graph *g, nn_tid y, const float *dy) {
@@ -14,7 +25,7 @@ void oh_backward(nn_graph *g, nn_tid y, const float *dy) {
   nn_tensor *t = nn_t(g, y);
   memcpy(t->grad, dy, (size_t)t->numel * 4);
   t->grad_written = 1;
-  for (int32_t i = g->nops - 1; i >= 0; i--) g->ops[i]->vt->backward(g->ops[i], g);
+  for (int32_t i = g->nops - 1; i >= 0; i--) g->ops[i]->vt->backward(g->ops[i], g, &g_step);
 }
 
 double *oh_rand_d(int64_t n, uint64_t seed) {

@@ -6,6 +6,11 @@
 
 #include "nn/graph.h"
 
+// A CPU graph for op tests; resets the harness's step state (oh_step) for it.
+nn_graph *oh_graph(int64_t batch, uint64_t seed);
+// The step state (labels, num_valid, accumulate_grads, step, loss) the
+// harness passes to every op of the current oh_graph.
+nn_step *oh_step(void);
 void oh_forward(nn_graph *g);
 // Resets grad_written, writes dy into y's gradient, runs every op's backward in reverse.
 void oh_backward(nn_graph *g, nn_tid y, const float *dy);

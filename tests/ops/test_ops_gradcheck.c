@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "backend/cpu/conv_cpu.h"
 #include "backend/cpu/gemm_cpu.h"
 #include "core/check.h"
@@ -99,7 +100,7 @@ static void run_compare(fdcase *c, nn_graph *g, nn_tid y, float **gots, int fd, 
   for (int i = 0; i < c->nin; i++) gin[i] = c->in[i] ? oh_zeros(c->n[i]) : NULL;
   c->bwd(c, dy, gin);
   float *dyf = oh_f(dy, c->ny);
-  g->accumulate_grads = 0;
+  oh_step()->accumulate_grads = 0;
   oh_backward(g, y, dyf);
   char what[32];
   for (int i = 0; i < c->nin; i++) {
@@ -108,9 +109,9 @@ static void run_compare(fdcase *c, nn_graph *g, nn_tid y, float **gots, int fd, 
     cmp_f(what, c->name, gots[i], gin[i], c->n[i]);
   }
   if (acc) {
-    g->accumulate_grads = 1;
+    oh_step()->accumulate_grads = 1;
     oh_backward(g, y, dyf);
-    g->accumulate_grads = 0;
+    oh_step()->accumulate_grads = 0;
     for (int i = 0; i < c->nin; i++) {
       if (!gin[i] || !gots[i]) continue;
       if (i > 0)
@@ -161,7 +162,7 @@ static void case_conv(int64_t n, int64_t h, int64_t w, int64_t ci, int64_t o, in
   c.in[2] = bias ? oh_rand_d(o, 3) : NULL;
   c.ny = n * oh * ow * o;
   c.fwd = conv_fwd, c.bwd = conv_bwd;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, n, 1);
+  nn_graph *g = oh_graph(n, 1);
   nn_tid x = input4(g, &c.geo, NULL);
   nn_tid y = nn_conv2d(g, "conv", x, o, k, s, p, bias);
   nn_graph_finalize(g);
@@ -217,7 +218,7 @@ static void case_bn(int64_t n, int64_t h, int64_t w, int64_t ch, int training, i
   c.ny = c.n[0];
   c.fwd = bn_fwd, c.bwd = bn_bwd;
   float mom = 0.1f;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, n, 1);
+  nn_graph *g = oh_graph(n, 1);
   nn_tid x = input4(g, &c.geo, NULL);
   nn_tid y = relu ? nn_batchnorm2d_relu(g, "bn", x, mom, 1e-5f, 0) : nn_batchnorm2d(g, "bn", x, mom, 1e-5f, 0);
   nn_graph_finalize(g);
@@ -245,7 +246,7 @@ static void case_bn(int64_t n, int64_t h, int64_t w, int64_t ch, int training, i
   nn_graph_destroy(g);
   if (twice) {
     // x consumed twice: y = add_relu(bn_relu(x), x); x's grad sums both paths.
-    g = nn_graph_create(NN_BACKEND_CPU, n, 1);
+    g = oh_graph(n, 1);
     x = input4(g, &c.geo, NULL);
     nn_tid u = nn_batchnorm2d_relu(g, "bn", x, mom, 1e-5f, 0);
     y = nn_add_relu(g, "join", u, x);
@@ -284,7 +285,7 @@ static void case_conv_twice(void) {
   ref_add_forward(ny, ya, yb, 0, yr);
   ref_conv2d_backward(&qa, x, wa, dy, dx, dwa, NULL);
   ref_conv2d_backward(&qb, x, wb, dy, dx, dwb, NULL);
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, 2, 1);
+  nn_graph *g = oh_graph(2, 1);
   nn_tid t = input4(g, &qa, NULL);
   nn_tid a = nn_conv2d(g, "a", t, 16, 3, 1, 1, 0);
   nn_tid b = nn_conv2d(g, "b", t, 16, 1, 1, 0, 0);
@@ -330,7 +331,7 @@ static void case_unary(int kind, int64_t n, int64_t h, int64_t w, int64_t ch, in
   c.nin = 1;
   c.n[0] = n * h * w * ch;
   c.in[0] = oh_rand_d(c.n[0], 21);
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, n, 1);
+  nn_graph *g = oh_graph(n, 1);
   nn_tid x = input4(g, &c.geo, NULL), y;
   switch (kind) {
     case K_RELU: y = nn_relu(g, "op", x), c.fwd = relu_fwd, c.bwd = relu_bwd; break;
@@ -357,7 +358,7 @@ static void case_add(int relu) {
   c.in[1] = oh_rand_d(120, 42);
   c.relu = relu;
   c.fwd = add_fwd, c.bwd = add_bwd;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, 2, 1);
+  nn_graph *g = oh_graph(2, 1);
   nn_tid a = nn_tensor_new(g, "a", 4, d, 1), b = nn_tensor_new(g, "b", 4, d, 1);
   nn_tid y = relu ? nn_add_relu(g, "op", a, b) : nn_add(g, "op", a, b);
   nn_graph_finalize(g);
@@ -388,7 +389,7 @@ static void case_linear(int ndim, const int64_t *dims, int64_t out, int bias, in
   c.in[2] = bias ? oh_rand_d(out, 53) : NULL;
   c.ny = c.rows * out;
   c.fwd = lin_fwd, c.bwd = lin_bwd;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, dims[0], 1);
+  nn_graph *g = oh_graph(dims[0], 1);
   nn_tid x = nn_tensor_new(g, "x", ndim, dims, 1);
   nn_tid y = nn_linear(g, "fc", x, out, bias);
   nn_graph_finalize(g);
@@ -411,12 +412,12 @@ static void case_dropout(void) {
   c.in[0] = oh_rand_d(n, 61);
   c.p = (double)0.3f;
   c.fwd = drop_fwd, c.bwd = drop_bwd;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, 2, 5);
+  nn_graph *g = oh_graph(2, 5);
   nn_tid x = nn_tensor_new(g, "x", 3, d, 1);
   nn_tid y = nn_dropout(g, "drop", x, 0.3f);
   nn_graph_finalize(g);
   oh_to_f(nn_t(g, x)->data, c.in[0], n);
-  g->step = 3;
+  oh_step()->step = 3;
   oh_forward(g);
   uint8_t *m1 = malloc((size_t)n), *m2 = malloc((size_t)n);
   memcpy(m1, nn_t(g, y)->extra, (size_t)n);
@@ -429,11 +430,11 @@ static void case_dropout(void) {
   oh_forward(g);
   omp_set_num_threads(nt);
   TU_CHECK(!memcmp(m1, nn_t(g, y)->extra, (size_t)n), "dropout mask must not depend on thread count");
-  g->step = 4;
+  oh_step()->step = 4;
   oh_forward(g);
   memcpy(m2, nn_t(g, y)->extra, (size_t)n);
   TU_CHECK(memcmp(m1, m2, (size_t)n) != 0, "dropout mask must change with the step");
-  g->step = 3;
+  oh_step()->step = 3;
   c.mask = m1;
   run_compare(&c, g, y, (float *[]){nn_t(g, x)->grad}, 1, 0);
   // Eval: identity.
@@ -470,22 +471,22 @@ static void case_xent(int64_t n, int64_t cl, int64_t nv, double smooth, int weig
   }
   float *wf = oh_f(wd, cl), *sf = oh_f(sd, n * cl);
   c.xc = (ref_xent_cfg){n, cl, nv, (double)(float)smooth, weighted ? wd : NULL, labels, soft ? sd : NULL};
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, n, 1);
+  nn_graph *g = oh_graph(n, 1);
   int64_t d[2] = {n, cl};
   nn_tid x = nn_tensor_new(g, "logits", 2, d, 1);
   nn_xent_cfg cfg = {(float)smooth, weighted ? wf : NULL, cl};
   nn_tid y = nn_softmax_xent(g, "loss", x, &cfg);
   nn_graph_finalize(g);
   TU_CHECK(g->loss_tensor == y, "softmax_xent must set g->loss_tensor");
-  g->labels = labels;
-  g->soft_targets = soft ? sf : NULL;
-  g->num_valid = nv;
+  oh_step()->labels = labels;
+  oh_step()->soft_targets = soft ? sf : NULL;
+  oh_step()->num_valid = nv;
   oh_to_f(nn_t(g, x)->data, c.in[0], c.n[0]);
   run_compare(&c, g, y, (float *[]){nn_t(g, x)->grad}, 1, 0);
   // Through the real engine entry points too (loss seeded with 1).
-  nn_forward(g);
+  nn_forward(g, oh_step());
   float want = (float)ref_xent_forward(&c.xc, c.in[0]);
-  tu_close("f32 softmax_xent g->loss", &g->loss, &want, 1, TOL_F32);
+  tu_close("f32 softmax_xent g->loss", &oh_step()->loss, &want, 1, TOL_F32);
   nn_graph_destroy(g);
   free(labels), free(wd), free(sd), free(wf), free(sf), free(c.in[0]);
 }
@@ -502,7 +503,7 @@ static void case_kernels_direct(void) {
   ref_conv2d_backward(&q, x, w, dy, dx, dw, db);
   float *xf = oh_f(x, nx), *wf = oh_f(w, nw), *bf = oh_f(b, 24), *dyf = oh_f(dy, ny);
   float *yf = calloc((size_t)ny, 4), *dxf = calloc((size_t)nx, 4), *dwf = calloc((size_t)nw, 4), *dbf = calloc(24, 4);
-  void *ctx = nn_backend_ctx_create(NN_BACKEND_CPU);
+  void *ctx = cpu_backend()->ctx_create();
   cpu_conv *cv = cpu_conv_create(ctx, 2, 16, 7, 6, 24, 3, 2, 1, 1);
   cpu_conv_forward(cv, xf, wf, bf, yf, NULL, NULL);
   cpu_conv_backward(cv, xf, wf, dyf, dxf, 0, NULL, dwf, dbf, 0, NULL, NULL);
@@ -511,7 +512,7 @@ static void case_kernels_direct(void) {
   cmp_f("dw", "cpu_conv direct", dwf, dw, nw);
   cmp_f("db", "cpu_conv direct", dbf, db, 24);
   cpu_conv_destroy(cv);
-  nn_backend_ctx_destroy(NN_BACKEND_CPU, ctx);
+  cpu_backend()->ctx_destroy(ctx);
   // cpu_linear: x (6, 16) -> (6, 24) with the conv's first 24x16 weights.
   double *ly = oh_zeros(6 * 24), *ldx = oh_zeros(6 * 16), *ldw = oh_zeros(24 * 16), *ldb = oh_zeros(24);
   ref_linear_forward(6, 16, 24, x, w, b, ly);

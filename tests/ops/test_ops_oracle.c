@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "core/check.h"
 #include "nn/ops.h"
 #include "op_harness.h"
@@ -68,7 +69,7 @@ static void fwd_bwd(nn_graph *g, const char *grp, nn_tid y, const float *ywant, 
 static void case_conv(const char *grp, int64_t n, int64_t c, int64_t h, int64_t w, int64_t o, int k, int s,
                       int p, int bias) {
   int64_t oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1, nw = o * c * k * k;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, n, 1);
+  nn_graph *g = oh_graph(n, 1);
   nn_tid x = nn_tensor_new(g, "x", 4, (int64_t[]){n, h, w, c}, 1);
   nn_tid y = nn_conv2d(g, "conv", x, o, k, s, p, bias);
   nn_graph_finalize(g);
@@ -89,7 +90,7 @@ static void case_conv(const char *grp, int64_t n, int64_t c, int64_t h, int64_t 
 }
 
 static void case_bn(const char *grp, int64_t n, int64_t c, int64_t h, int64_t w, int training, int relu) {
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, n, 1);
+  nn_graph *g = oh_graph(n, 1);
   nn_tid x = nn_tensor_new(g, "x", 4, (int64_t[]){n, h, w, c}, 1);
   nn_tid y = relu ? nn_batchnorm2d_relu(g, "bn", x, 0.1f, 1e-5f, 0) : nn_batchnorm2d(g, "bn", x, 0.1f, 1e-5f, 0);
   nn_graph_finalize(g);
@@ -121,7 +122,7 @@ static void case_bn(const char *grp, int64_t n, int64_t c, int64_t h, int64_t w,
 
 enum { U_RELU, U_POOL, U_GAP, U_FLAT };
 static void case_unary(const char *grp, int kind, int64_t n, int64_t c, int64_t h, int64_t w, int k, int s, int p) {
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, n, 1);
+  nn_graph *g = oh_graph(n, 1);
   nn_tid x = nn_tensor_new(g, "x", 4, (int64_t[]){n, h, w, c}, 1), y;
   int64_t oh = h, ow = w;
   switch (kind) {
@@ -150,7 +151,7 @@ static void case_unary(const char *grp, int kind, int64_t n, int64_t c, int64_t 
 
 static void case_add(const char *grp, int relu) {
   int64_t n = 2, c = 3, h = 4, w = 5, ne = n * c * h * w;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, n, 1);
+  nn_graph *g = oh_graph(n, 1);
   nn_tid a = nn_tensor_new(g, "a", 4, (int64_t[]){n, h, w, c}, 1), b = nn_tensor_new(g, "b", 4, (int64_t[]){n, h, w, c}, 1);
   nn_tid y = relu ? nn_add_relu(g, "op", a, b) : nn_add(g, "op", a, b);
   nn_graph_finalize(g);
@@ -172,7 +173,7 @@ static void case_linear(const char *grp, int ndim, const int64_t *dims, int64_t 
   int64_t ne = 1, in = dims[ndim - 1];
   for (int i = 0; i < ndim; i++) ne *= dims[i];
   int64_t ny = ne / in * out;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, dims[0], 1);
+  nn_graph *g = oh_graph(dims[0], 1);
   nn_tid x = nn_tensor_new(g, "x", ndim, dims, 1);
   nn_tid y = nn_linear(g, "fc", x, out, bias);
   nn_graph_finalize(g);
@@ -201,14 +202,14 @@ static void case_xent(const char *grp, int64_t n, int64_t c, int64_t nv, float l
   int32_t *labels = tu_h5_read_i32(g_file, path, &nl);
   TU_CHECK(labels && nl == n, "%s: labels", grp);
   if (z && gz && loss && dl && wts && probs && labels && nl == n) {
-    nn_graph *g = nn_graph_create(NN_BACKEND_CPU, n, 1);
+    nn_graph *g = oh_graph(n, 1);
     nn_tid x = nn_tensor_new(g, "logits", 2, (int64_t[]){n, c}, 1);
     nn_xent_cfg cfg = {ls, weighted ? wts : NULL, c};
     nn_tid y = nn_softmax_xent(g, "loss", x, &cfg);
     nn_graph_finalize(g);
-    g->labels = labels;
-    g->soft_targets = soft ? probs : NULL;
-    g->num_valid = nv;
+    oh_step()->labels = labels;
+    oh_step()->soft_targets = soft ? probs : NULL;
+    oh_step()->num_valid = nv;
     load(nn_t(g, x)->data, z, n * c);
     fwd_bwd(g, grp, y, loss, dl);
     cmp(grp, "dlogits", nn_t(g, x)->grad, gz, n * c);

@@ -8,9 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "nn/graph.h"
 #include "testutil.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 
 #define STEPS 10
 #define STEPS_PER_EPOCH 3
@@ -49,7 +50,7 @@ static float *fx(const char *name, int64_t want) {
 }
 
 static nn_graph *build_graph(void) {
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, 1, 1);
+  nn_graph *g = nn_graph_create(cpu_backend(), 1, 1);
   // Parameters only: the optimizer needs the table and the flat buffers, no ops.
   for (int i = 0; i < NP; i++) {
     int32_t id = nn_param_new(g, PARAMS[i].name, PARAMS[i].ndim, PARAMS[i].shape, PARAMS[i].kind,

@@ -7,9 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "nn/graph.h"
 #include "testutil.h"
-#include "train/optim.h"
+#include "nn/optim.h"
 
 static void check_lr(const optim_cfg *c, int64_t s, double want) {
   float got = optim_lr_at(c, s);
@@ -80,7 +81,7 @@ static void test_stage_rule(void) {
 
 // Graph with many odd-sized tensors so thread slices cross tensor boundaries.
 static nn_graph *make_graph(int nparams, int64_t base, int with_frozen) {
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, 1, 3);
+  nn_graph *g = nn_graph_create(cpu_backend(), 1, 3);
   for (int i = 0; i < nparams; i++) {
     char name[32];
     snprintf(name, sizeof name, "p%d", i);
@@ -118,7 +119,7 @@ static void test_grad_norm(void) {
 }
 
 static void test_hand_step(void) {
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, 1, 3);
+  nn_graph *g = nn_graph_create(cpu_backend(), 1, 3);
   int64_t sh[1] = {2};
   nn_param_new(g, "w", 1, sh, NN_PARAM_WEIGHT, NN_INIT_ZEROS, 0);
   nn_graph_finalize(g);

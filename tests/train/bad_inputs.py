@@ -70,7 +70,7 @@ def options(dptrain, make, work):
         (["--lr", "-inf"], "'lr'"),
         (["--hflip", "NaN"], "'hflip'"),
         (["--price-per-hour", "nan"], "'price-per-hour'"),
-        (["--threads", "100000"], "CPUs online"),   # crashed in libgomp
+        (["--threads", "100000"], "CPU(s) this process may run on"),   # crashed in libgomp
         (["--loader-threads", "100000"], "'loader-threads'"),
         (["--steps", "-1"], "'steps'"),
         (["--epochs", "-3"], "'epochs'"),

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/cpu/cpu.h"
 #include "core/safetensors.h"
 #include "nn/models/models.h"
 #include "nn/ops.h"
@@ -19,7 +20,7 @@ static char g_dir[512];
 static nn_graph *tiny_cnn(model_cfg *mc) {
   model_cfg_default(mc, "cnn", 16, 3, 3);
   mc->cnn_width = 4;
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, 2, 7);
+  nn_graph *g = nn_graph_create(cpu_backend(), 2, 7);
   model_build(g, mc);
   nn_xent_cfg xc = {0.0f, NULL, 3};
   nn_softmax_xent(g, "loss", g->logits, &xc);

@@ -5,14 +5,18 @@
 //     the double reference on forward output, input grad and param grads;
 //  3. the accumulation rules hold: a second backward adds into an input grad
 //     that nn_grad_begin reports as written, and adds param grads when
-//     g->accumulate_grads == 1.
+//     g_st.accumulate_grads == 1.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "nn/ops.h"
 #include "ref_vit.h"
 #include "testutil.h"
+
+// The step state passed to the ops driven alone (reset for each graph).
+static nn_step g_st;
 
 // fp32 vs double reference. The ops accumulate in fp32 over at most a few
 // hundred terms (errors ~1e-7 relative); 1e-5 leaves room, a wrong formula
@@ -88,7 +92,7 @@ static void backward_once(nn_graph *g, nn_op *op, nn_tid x, nn_tid y, int x_writ
   for (int64_t i = 0; i < C.nout; i++) yt->grad[i] = (float)C.R[i];
   yt->grad_written = 1;
   nn_t(g, x)->grad_written = x_written;
-  op->vt->backward(op, g);
+  op->vt->backward(op, g, &g_st);
 }
 
 // Builds nothing: g holds exactly one op with input x, output y, params pids.
@@ -125,20 +129,20 @@ static void run_case(nn_graph *g, nn_tid x, nn_tid y, const int32_t *pids, float
   gradcheck();
 
   // fp32 op.
-  op->vt->forward(op, g);
+  op->vt->forward(op, g, &g_st);
   cmp_f("forward", nn_t(g, y)->data, C.out, C.nout, 1);
-  g->accumulate_grads = 0;
+  g_st.accumulate_grads = 0;
   for (int k = 1; k < C.nv; k++)   // must be overwritten, not added
     for (int64_t i = 0; i < C.n[k]; i++) C.fg[k][i] = 1e3f;
   backward_once(g, op, x, y, 0);
   cmp_f("dx", C.fg[0], C.gref[0], C.n[0], 1);
   for (int k = 1; k < C.nv; k++) cmp_f(k == 1 ? "dparam0" : "dparam1", C.fg[k], C.gref[k], C.n[k], 1);
   // Accumulation: everything doubles.
-  g->accumulate_grads = 1;
+  g_st.accumulate_grads = 1;
   backward_once(g, op, x, y, 1);
   cmp_f("dx accumulated", C.fg[0], C.gref[0], C.n[0], 2);
   for (int k = 1; k < C.nv; k++) cmp_f(k == 1 ? "dparam0 accumulated" : "dparam1 accumulated", C.fg[k], C.gref[k], C.n[k], 2);
-  g->accumulate_grads = 0;
+  g_st.accumulate_grads = 0;
 
   for (int k = 0; k < C.nv; k++) {
     free(C.v[k]);
@@ -168,7 +172,8 @@ static void tok_fwd(void) { ref_tok0_fwd(C.v[0], dN, dT, dD, C.out); }
 static void tok_bwd(void) { ref_tok0_bwd(C.R, dN, dT, dD, C.gref[0]); }
 
 static nn_graph *new_graph(int64_t n, int ndim, const int64_t *dims, nn_tid *x) {
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, n, 7);
+  nn_graph *g = nn_graph_create(cpu_backend(), n, 7);
+  nn_step_init(&g_st, g);
   *x = nn_tensor_new(g, "x", ndim, dims, 1);
   return g;
 }

@@ -4,8 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "nn/ops.h"
 #include "testutil.h"
+
+// The step state passed to the ops driven alone (reset for each graph).
+static nn_step g_st;
 
 // fp32 both sides, same formulas up to summation order: errors ~1e-7 relative
 // to the tensor's scale; 1e-5 keeps a 100x margin and still catches any
@@ -53,14 +57,14 @@ static void run(const char *opname, nn_graph *g, nn_tid x, nn_tid y, const char 
     memcpy(nn_param_data(g, ib), v, (size_t)g->params[ib].numel * 4);
     free(v);
   }
-  op->vt->forward(op, g);
+  op->vt->forward(op, g, &g_st);
   cmp(opname, "y", yt->data, yt->numel);
   for (int32_t i = 0; i < g->ntensors; i++) g->tensors[i].grad_written = 0;
   v = rd(opname, "dy", yt->numel);
   memcpy(yt->grad, v, (size_t)yt->numel * 4);
   free(v);
   yt->grad_written = 1;
-  op->vt->backward(op, g);
+  op->vt->backward(op, g, &g_st);
   cmp(opname, "dx", xt->grad, xt->numel);
   if (iw >= 0) cmp(opname, "dweight", nn_param_grad(g, iw), g->params[iw].numel);
   if (ib >= 0) cmp(opname, "dbias", nn_param_grad(g, ib), g->params[ib].numel);
@@ -68,7 +72,8 @@ static void run(const char *opname, nn_graph *g, nn_tid x, nn_tid y, const char 
 }
 
 static nn_graph *graph_with_input(int ndim, const int64_t *d, nn_tid *x) {
-  nn_graph *g = nn_graph_create(NN_BACKEND_CPU, d[0], 3);
+  nn_graph *g = nn_graph_create(cpu_backend(), d[0], 3);
+  nn_step_init(&g_st, g);
   *x = nn_tensor_new(g, "x", ndim, d, 1);
   return g;
 }

@@ -2,7 +2,7 @@
 #include "backend/cpu/dnnl_util.h"
 #include "nn/op_add.h"
 
-static void add_forward(nn_op *o, nn_graph *g) {
+static void add_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_add_op *op = (nn_add_op *)o;
   const float *a = nn_t(g, op->a)->data, *b = nn_t(g, op->b)->data;
   float *y = nn_t(g, op->y)->data;
@@ -27,13 +27,13 @@ static void grad_to(float *dx, int add, const float *dy, const float *y, int rel
     cpu_relu_grad(dx, dy, y, n, add);
 }
 
-static void add_backward(nn_op *o, nn_graph *g) {
+static void add_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_add_op *op = (nn_add_op *)o;
   const nn_tensor *y = nn_t(g, op->y);
   int64_t n = y->numel;
   int add_a = 0, add_b = 0;
-  float *da = cpu_grad_dst(g, op->a, &add_a);
-  float *db = op->b != op->a ? cpu_grad_dst(g, op->b, &add_b) : NULL;
+  float *da = nn_grad_dst(g, op->a, &add_a);
+  float *db = op->b != op->a ? nn_grad_dst(g, op->b, &add_b) : NULL;
   if (op->relu && da && db && !add_a && !add_b) {
     // The common residual case: one pass reads y and dy once, writes both.
     const float *yd = y->data, *dy = y->grad;
@@ -51,5 +51,5 @@ static void add_backward(nn_op *o, nn_graph *g) {
   if (db) grad_to(db, add_b, y->grad, y->data, op->relu, n);
 }
 
-const nn_op_vt add_cpu_vt = {"add", NULL, add_forward, add_backward, NULL};
-const nn_op_vt add_relu_cpu_vt = {"add_relu", NULL, add_forward, add_backward, NULL};
+const nn_op_vt add_cpu_vt = {"add", NULL, add_forward, add_backward, NULL, NULL};
+const nn_op_vt add_relu_cpu_vt = {"add_relu", NULL, add_forward, add_backward, NULL, NULL};

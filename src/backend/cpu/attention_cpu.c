@@ -22,7 +22,7 @@ static int team_size(const nn_attention_op *op) {
   return nt < op->nthreads ? nt : op->nthreads;
 }
 
-static void attention_forward(nn_op *base, nn_graph *g) {
+static void attention_forward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_attention_op *op = (nn_attention_op *)base;
   const float *qkv = nn_t(g, op->qkv)->data;   // (N, T, 3D)
   float *y = nn_t(g, op->y)->data;             // (N, T, D)
@@ -45,7 +45,7 @@ static void attention_forward(nn_op *base, nn_graph *g) {
   }
 }
 
-static void attention_backward(nn_op *base, nn_graph *g) {
+static void attention_backward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_attention_op *op = (nn_attention_op *)base;
   nn_tensor *xt = nn_t(g, op->qkv);
   if (!xt->grad) return;
@@ -82,4 +82,4 @@ static void attention_backward(nn_op *base, nn_graph *g) {
   }
 }
 
-const nn_op_vt attention_cpu_vt = {"attention", NULL, attention_forward, attention_backward, NULL};
+const nn_op_vt attention_cpu_vt = {"attention", NULL, attention_forward, attention_backward, NULL, NULL};

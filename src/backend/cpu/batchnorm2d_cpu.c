@@ -23,6 +23,19 @@ typedef struct {
   int64_t scratch_off; // scratchpad offset in g->workspace (after the dx staging)
 } bn_impl;
 
+// Planned sizes (setup falls back to private memory if oneDNN needs more):
+// the fused-ReLU mask (1 bit per element) after the saved statistics in y's
+// extra, and a scratchpad after the backward diff_src staging.
+#define BN_RELU_MASK_BYTES(numel) (((numel) / 8 + 64 + 63) / 64 * 64)
+#define BN_SCRATCH_BYTES ((int64_t)256 << 10)
+
+static void bn_plan(nn_op *o, nn_graph *g) {
+  nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
+  const nn_tensor *x = nn_t(g, op->x);
+  if (op->relu) nn_t(g, op->y)->extra_bytes += BN_RELU_MASK_BYTES(x->numel);
+  o->workspace_bytes = (x->numel * 4 + 63) / 64 * 64 + BN_SCRATCH_BYTES;
+}
+
 static void bn_setup(nn_op *o, nn_graph *g) {
   nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
   const nn_tensor *x = nn_t(g, op->x);
@@ -66,7 +79,7 @@ static void bn_setup(nn_op *o, nn_graph *g) {
   du_set(b->m_dscale, b->dss);
   du_set(b->m_dshift, b->dss + c);
   // The relu mask must survive from forward to backward: it goes into y's
-  // extra after the saved statistics, as planned in op_batchnorm2d.c.
+  // extra after the saved statistics, as planned in bn_plan.
   const nn_tensor *y = nn_t(g, op->y);
   if (ws > 0) {
     if (NN_BN_STATS_BYTES(c) + ws <= y->extra_bytes) {
@@ -87,12 +100,12 @@ static void bn_setup(nn_op *o, nn_graph *g) {
   dnnl_memory_desc_t s_md = du_md(1, &(int64_t){scratch > 0 ? scratch : 1}, dnnl_x);
   s_md.data_type = dnnl_u8;
   DNNL_CHECK(dnnl_memory_create(&b->m_scratch, &s_md, eng, sp), "bn scratchpad");
-  op->impl = b;
+  op->base.be_state = b;
 }
 
-static void bn_forward(nn_op *o, nn_graph *g) {
+static void bn_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
-  bn_impl *b = op->impl;
+  bn_impl *b = op->base.be_state;
   nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
   int64_t c = op->ch;
   int tr = g->training ? 1 : 0;
@@ -121,15 +134,15 @@ static void bn_forward(nn_op *o, nn_graph *g) {
   }
 }
 
-static void bn_backward(nn_op *o, nn_graph *g) {
+static void bn_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
-  bn_impl *b = op->impl;
+  bn_impl *b = op->base.be_state;
   nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
   int64_t c = op->ch;
   int tr = op->fwd_training;
   int dx_add = 0;
-  float *dx = cpu_grad_dst(g, op->x, &dx_add);
-  float *dw = cpu_param_grad(g, op->w_pid), *db = cpu_param_grad(g, op->b_pid);
+  float *dx = nn_grad_dst(g, op->x, &dx_add);
+  float *dw = nn_param_grad_dst(g, op->w_pid), *db = nn_param_grad_dst(g, op->b_pid);
   if (!dx && !dw && !db) return;
   float *saved = y->extra;
   float *dst = (dx && !dx_add) ? dx : g->workspace;
@@ -148,14 +161,14 @@ static void bn_backward(nn_op *o, nn_graph *g) {
                            {DNNL_ARG_WORKSPACE, b->m_ws[tr]}};
   du_run(b->bwd[tr], b->ctx->stream, op->relu ? 11 : 10, a, "bn backward");
   if (dx && dx_add) cpu_copy_or_add(dx, g->workspace, x->numel, 1);
-  int acc = g->accumulate_grads;
+  int acc = ns->accumulate_grads;
   if (dw) cpu_copy_or_add(dw, b->dss, c, acc);
   if (db) cpu_copy_or_add(db, b->dss + c, c, acc);
 }
 
 static void bn_destroy(nn_op *o) {
   nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
-  bn_impl *b = op->impl;
+  bn_impl *b = op->base.be_state;
   if (!b) return;
   for (int i = 0; i < 2; i++) {
     if (b->fwd[i]) dnnl_primitive_destroy(b->fwd[i]);
@@ -169,8 +182,8 @@ static void bn_destroy(nn_op *o) {
   free(b->ws);
   free(b->scratch);
   free(b);
-  op->impl = NULL;
+  op->base.be_state = NULL;
 }
 
-const nn_op_vt batchnorm2d_cpu_vt = {"batchnorm2d", bn_setup, bn_forward, bn_backward, bn_destroy};
-const nn_op_vt batchnorm2d_relu_cpu_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, bn_destroy};
+const nn_op_vt batchnorm2d_cpu_vt = {"batchnorm2d", bn_setup, bn_forward, bn_backward, bn_destroy, bn_plan};
+const nn_op_vt batchnorm2d_relu_cpu_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, bn_destroy, bn_plan};

@@ -3,7 +3,7 @@
 
 #include "nn/op_class_token.h"
 
-static void class_token_forward(nn_op *base, nn_graph *g) {
+static void class_token_forward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_class_token_op *op = (nn_class_token_op *)base;
   const float *x = nn_t(g, op->x)->data;   // (N, T, D)
   float *y = nn_t(g, op->y)->data;         // (N, T + 1, D)
@@ -17,7 +17,7 @@ static void class_token_forward(nn_op *base, nn_graph *g) {
   }
 }
 
-static void class_token_backward(nn_op *base, nn_graph *g) {
+static void class_token_backward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_class_token_op *op = (nn_class_token_op *)base;
   nn_tensor *xt = nn_t(g, op->x);
   const float *dy = nn_t(g, op->y)->grad;
@@ -27,7 +27,7 @@ static void class_token_backward(nn_op *base, nn_graph *g) {
     for (int64_t i = 0; i < D; i++) {
       double s = 0;
       for (int64_t n = 0; n < op->N; n++) s += dy[n * (TD + D) + i];
-      dc[i] = (float)s + (g->accumulate_grads ? dc[i] : 0.f);
+      dc[i] = (float)s + (ns->accumulate_grads ? dc[i] : 0.f);
     }
   }
   if (!xt->grad) return;
@@ -45,4 +45,4 @@ static void class_token_backward(nn_op *base, nn_graph *g) {
   }
 }
 
-const nn_op_vt class_token_cpu_vt = {"class_token", NULL, class_token_forward, class_token_backward, NULL};
+const nn_op_vt class_token_cpu_vt = {"class_token", NULL, class_token_forward, class_token_backward, NULL, NULL};

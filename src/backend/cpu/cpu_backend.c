@@ -1,10 +1,17 @@
 #include "backend/cpu/cpu_backend.h"
 
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu.h"
 #include "nn/backend.h"
+
+#define DECL_VT(K) extern const nn_op_vt K##_cpu_vt;
+NN_OP_KIND_LIST(DECL_VT)
+#undef DECL_VT
+#define REF_VT(K) [NN_OP_##K] = &K##_cpu_vt,
+static const nn_op_vt *const cpu_op_table[NN_OP_KIND_COUNT] = {NN_OP_KIND_LIST(REF_VT)};
+#undef REF_VT
 
 static void *cpu_ctx_create(void) {
   cpu_ctx *c = dp_calloc(1, sizeof *c, "cpu backend");
@@ -30,8 +37,10 @@ static void cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
   if (dst != src) memcpy(dst, src, bytes);
 }
 
-const nn_backend_vt cpu_backend_vt = {
+static const nn_backend_vt cpu_backend_vt = {
     .name = "cpu",
+    .kind = NN_BACKEND_CPU,
+    .ops = cpu_op_table,
     .host_memory = 1,
     .ctx_create = cpu_ctx_create,
     .ctx_destroy = cpu_ctx_destroy,
@@ -44,6 +53,4 @@ const nn_backend_vt cpu_backend_vt = {
     .measured_bytes = NULL,
 };
 
-void nn_backend_set_threads(int n) {
-  if (n > 0) omp_set_num_threads(n);
-}
+const nn_backend_vt *cpu_backend(void) { return &cpu_backend_vt; }

@@ -30,20 +30,6 @@ dnnl_primitive_t du_reorder(const dnnl_memory_desc_t *src, const dnnl_memory_des
 void du_run(dnnl_primitive_t p, dnnl_stream_t s, int nargs, const dnnl_exec_arg_t *args,
             const char *what);
 
-// Where a CPU op writes d(loss)/d(t): returns t->grad (NULL when t needs no
-// gradient) and sets *add to 1 if a contribution is already there.
-static inline float *cpu_grad_dst(nn_graph *g, nn_tid t, int *add) {
-  nn_tensor *x = nn_t(g, t);
-  *add = 0;
-  if (!x->grad) return NULL;
-  *add = nn_grad_begin(g, t);
-  return x->grad;
-}
-// Parameter gradient destination: NULL when frozen (skip the weight grad).
-static inline float *cpu_param_grad(nn_graph *g, int32_t pid) {
-  if (pid < 0 || g->params[pid].frozen) return NULL;
-  return nn_param_grad(g, pid);
-}
 // dst = src (add = 0) or dst += src (add = 1), OpenMP over n.
 void cpu_copy_or_add(float *dst, const float *src, int64_t n, int add);
 // dx (=|+=) dy where y > 0, else 0: the backward of relu and of the fused

@@ -10,7 +10,7 @@
 
 #define DROPOUT_DOMAIN 0x64726f706f7574ULL   // "dropout": keeps these streams apart
 
-static void dropout_forward(nn_op *o, nn_graph *g) {
+static void dropout_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_dropout_op *op = (nn_dropout_op *)o;
   const nn_tensor *x = nn_t(g, op->x);
   nn_tensor *y = nn_t(g, op->y);
@@ -23,7 +23,7 @@ static void dropout_forward(nn_op *o, nn_graph *g) {
   uint8_t *mask = y->extra;
   float p = op->p, scale = 1.0f / (1.0f - p);
   int64_t chunks = (n + NN_DROPOUT_CHUNK - 1) / NN_DROPOUT_CHUNK;
-  uint64_t seed = g->seed ^ DROPOUT_DOMAIN, step = g->step, id = (uint64_t)op->op_index << 32;
+  uint64_t seed = g->seed ^ DROPOUT_DOMAIN, step = ns->step, id = (uint64_t)op->op_index << 32;
 #pragma omp parallel for schedule(static)
   for (int64_t j = 0; j < chunks; j++) {
     dp_rng r = dp_rng_stream3(seed, step, id | (uint64_t)j);
@@ -36,10 +36,10 @@ static void dropout_forward(nn_op *o, nn_graph *g) {
   }
 }
 
-static void dropout_backward(nn_op *o, nn_graph *g) {
+static void dropout_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_dropout_op *op = (nn_dropout_op *)o;
   int add;
-  float *dx = cpu_grad_dst(g, op->x, &add);
+  float *dx = nn_grad_dst(g, op->x, &add);
   if (!dx) return;
   const nn_tensor *y = nn_t(g, op->y);
   int64_t n = y->numel;
@@ -66,4 +66,4 @@ static void dropout_backward(nn_op *o, nn_graph *g) {
   }
 }
 
-const nn_op_vt dropout_cpu_vt = {"dropout", NULL, dropout_forward, dropout_backward, NULL};
+const nn_op_vt dropout_cpu_vt = {"dropout", NULL, dropout_forward, dropout_backward, NULL, NULL};

@@ -3,7 +3,7 @@
 #include "backend/cpu/dnnl_util.h"
 #include "nn/op_flatten.h"
 
-static void flatten_forward(nn_op *o, nn_graph *g) {
+static void flatten_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_flatten_op *op = (nn_flatten_op *)o;
   const nn_tensor *x = nn_t(g, op->x);
   float *y = nn_t(g, op->y)->data;
@@ -18,10 +18,10 @@ static void flatten_forward(nn_op *o, nn_graph *g) {
       for (int64_t ch = 0; ch < c; ch++) y[b * hw * c + ch * hw + i] = x->data[(b * hw + i) * c + ch];
 }
 
-static void flatten_backward(nn_op *o, nn_graph *g) {
+static void flatten_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_flatten_op *op = (nn_flatten_op *)o;
   int add;
-  float *dx = cpu_grad_dst(g, op->x, &add);
+  float *dx = nn_grad_dst(g, op->x, &add);
   if (!dx) return;
   const nn_tensor *x = nn_t(g, op->x);
   const float *dy = nn_t(g, op->y)->grad;
@@ -40,4 +40,4 @@ static void flatten_backward(nn_op *o, nn_graph *g) {
       }
 }
 
-const nn_op_vt flatten_cpu_vt = {"flatten", NULL, flatten_forward, flatten_backward, NULL};
+const nn_op_vt flatten_cpu_vt = {"flatten", NULL, flatten_forward, flatten_backward, NULL, NULL};

@@ -33,7 +33,7 @@ static inline void store_n(float *p, __m128 v, int64_t n) {
   for (int64_t i = 0; i < n; i++) p[i] = t[i];
 }
 
-static void gelu_forward(nn_op *base, nn_graph *g) {
+static void gelu_forward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_gelu_op *op = (nn_gelu_op *)base;
   int64_t n = nn_t(g, op->x)->numel;
   const float *x = nn_t(g, op->x)->data;
@@ -46,7 +46,7 @@ static void gelu_forward(nn_op *base, nn_graph *g) {
   }
 }
 
-static void gelu_backward(nn_op *base, nn_graph *g) {
+static void gelu_backward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_gelu_op *op = (nn_gelu_op *)base;
   nn_tensor *xt = nn_t(g, op->x);
   if (!xt->grad) return;
@@ -71,4 +71,4 @@ static void gelu_backward(nn_op *base, nn_graph *g) {
   }
 }
 
-const nn_op_vt gelu_cpu_vt = {"gelu", NULL, gelu_forward, gelu_backward, NULL};
+const nn_op_vt gelu_cpu_vt = {"gelu", NULL, gelu_forward, gelu_backward, NULL, NULL};

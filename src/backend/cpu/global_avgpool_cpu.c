@@ -2,7 +2,7 @@
 #include "backend/cpu/dnnl_util.h"
 #include "nn/op_global_avgpool.h"
 
-static void gap_forward(nn_op *o, nn_graph *g) {
+static void gap_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_global_avgpool_op *op = (nn_global_avgpool_op *)o;
   const nn_tensor *x = nn_t(g, op->x);
   int64_t n = x->dim[0], hw = x->dim[1] * x->dim[2], c = x->dim[3];
@@ -22,10 +22,10 @@ static void gap_forward(nn_op *o, nn_graph *g) {
   }
 }
 
-static void gap_backward(nn_op *o, nn_graph *g) {
+static void gap_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_global_avgpool_op *op = (nn_global_avgpool_op *)o;
   int add;
-  float *dx = cpu_grad_dst(g, op->x, &add);
+  float *dx = nn_grad_dst(g, op->x, &add);
   if (!dx) return;
   const nn_tensor *x = nn_t(g, op->x);
   int64_t n = x->dim[0], hw = x->dim[1] * x->dim[2], c = x->dim[3];
@@ -46,4 +46,4 @@ static void gap_backward(nn_op *o, nn_graph *g) {
     }
 }
 
-const nn_op_vt global_avgpool_cpu_vt = {"global_avgpool", NULL, gap_forward, gap_backward, NULL};
+const nn_op_vt global_avgpool_cpu_vt = {"global_avgpool", NULL, gap_forward, gap_backward, NULL, NULL};

@@ -5,7 +5,7 @@
 
 #include "nn/op_layernorm.h"
 
-static void layernorm_forward(nn_op *base, nn_graph *g) {
+static void layernorm_forward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_layernorm_op *op = (nn_layernorm_op *)base;
   const float *x = nn_t(g, op->x)->data;   // (rows, D)
   float *y = nn_t(g, op->y)->data;
@@ -32,7 +32,7 @@ static void layernorm_forward(nn_op *base, nn_graph *g) {
   }
 }
 
-static void layernorm_backward(nn_op *base, nn_graph *g) {
+static void layernorm_backward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_layernorm_op *op = (nn_layernorm_op *)base;
   nn_tensor *xt = nn_t(g, op->x), *yt = nn_t(g, op->y);
   const float *x = xt->data, *dy = yt->grad;
@@ -45,7 +45,7 @@ static void layernorm_backward(nn_op *base, nn_graph *g) {
     // so each sum has one owner (deterministic, no atomics) and every row
     // read is a contiguous run.
     float *dw = nn_param_grad(g, op->pw), *db = nn_param_grad(g, op->pb);
-    int acc = g->accumulate_grads;
+    int acc = ns->accumulate_grads;
     int64_t nblk = (D + 63) / 64;
 #pragma omp parallel for schedule(static)
     for (int64_t blk = 0; blk < nblk; blk++) {
@@ -89,4 +89,4 @@ static void layernorm_backward(nn_op *base, nn_graph *g) {
   }
 }
 
-const nn_op_vt layernorm_cpu_vt = {"layernorm", NULL, layernorm_forward, layernorm_backward, NULL};
+const nn_op_vt layernorm_cpu_vt = {"layernorm", NULL, layernorm_forward, layernorm_backward, NULL, NULL};

@@ -33,20 +33,20 @@ void cpu_linear_backward(int64_t m, int64_t k, int64_t n, const float *x, const 
   }
 }
 
-static void linear_forward(nn_op *o, nn_graph *g) {
+static void linear_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_linear_op *op = (nn_linear_op *)o;
   cpu_linear_forward(op->rows, op->in, op->out, nn_t(g, op->x)->data, nn_param_data(g, op->w_pid),
                      op->has_bias ? nn_param_data(g, op->b_pid) : NULL, nn_t(g, op->y)->data);
 }
 
-static void linear_backward(nn_op *o, nn_graph *g) {
+static void linear_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_linear_op *op = (nn_linear_op *)o;
   int dx_add;
-  float *dx = cpu_grad_dst(g, op->x, &dx_add);
-  float *dw = cpu_param_grad(g, op->w_pid);
-  float *db = op->has_bias ? cpu_param_grad(g, op->b_pid) : NULL;
+  float *dx = nn_grad_dst(g, op->x, &dx_add);
+  float *dw = nn_param_grad_dst(g, op->w_pid);
+  float *db = op->has_bias ? nn_param_grad_dst(g, op->b_pid) : NULL;
   cpu_linear_backward(op->rows, op->in, op->out, nn_t(g, op->x)->data, nn_param_data(g, op->w_pid),
-                      nn_t(g, op->y)->grad, dx, dx_add, dw, db, g->accumulate_grads);
+                      nn_t(g, op->y)->grad, dx, dx_add, dw, db, ns->accumulate_grads);
 }
 
-const nn_op_vt linear_cpu_vt = {"linear", NULL, linear_forward, linear_backward, NULL};
+const nn_op_vt linear_cpu_vt = {"linear", NULL, linear_forward, linear_backward, NULL, NULL};

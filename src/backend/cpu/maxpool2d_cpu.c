@@ -8,7 +8,7 @@
 #include "backend/cpu/dnnl_util.h"
 #include "nn/op_maxpool2d.h"
 
-static void maxpool_forward(nn_op *o, nn_graph *g) {
+static void maxpool_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_maxpool2d_op *op = (nn_maxpool2d_op *)o;
   const nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
   int64_t n = x->dim[0], h = x->dim[1], w = x->dim[2], c = x->dim[3], oh = y->dim[1], ow = y->dim[2];
@@ -35,10 +35,10 @@ static void maxpool_forward(nn_op *o, nn_graph *g) {
       }
 }
 
-static void maxpool_backward(nn_op *o, nn_graph *g) {
+static void maxpool_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_maxpool2d_op *op = (nn_maxpool2d_op *)o;
   int add;
-  float *dx = cpu_grad_dst(g, op->x, &add);
+  float *dx = nn_grad_dst(g, op->x, &add);
   if (!dx) return;
   const nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
   int64_t n = x->dim[0], h = x->dim[1], w = x->dim[2], c = x->dim[3], oh = y->dim[1], ow = y->dim[2];
@@ -93,4 +93,4 @@ static void maxpool_backward(nn_op *o, nn_graph *g) {
   }
 }
 
-const nn_op_vt maxpool2d_cpu_vt = {"maxpool2d", NULL, maxpool_forward, maxpool_backward, NULL};
+const nn_op_vt maxpool2d_cpu_vt = {"maxpool2d", NULL, maxpool_forward, maxpool_backward, NULL, NULL};

@@ -32,7 +32,7 @@ static void patch_copy(const nn_patch_embed_op *op, float *x, float *cols, int t
   }
 }
 
-static void patch_embed_forward(nn_op *base, nn_graph *g) {
+static void patch_embed_forward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_patch_embed_op *op = (nn_patch_embed_op *)base;
   float *x = nn_t(g, op->x)->data;   // (N, H, W, C)
   float *y = nn_t(g, op->y)->data;   // (N, Tp, D)
@@ -45,13 +45,13 @@ static void patch_embed_forward(nn_op *base, nn_graph *g) {
   gemm('N', 'T', M, D, K, 1.f, cols, K, nn_param_data(g, op->pw), K, 1.f, y, D);
 }
 
-static void patch_embed_backward(nn_op *base, nn_graph *g) {
+static void patch_embed_backward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_patch_embed_op *op = (nn_patch_embed_op *)base;
   nn_tensor *xt = nn_t(g, op->x);
   const float *dy = nn_t(g, op->y)->grad;   // (M, D)
   float *cols = g->workspace;
   int64_t M = op->N * op->gh * op->gw, K = op->C * op->p * op->p, D = op->D;
-  int acc = g->accumulate_grads;
+  int acc = ns->accumulate_grads;
   if (!g->params[op->pw].frozen || !g->params[op->pb].frozen) {
     // The workspace may have been used by other ops since forward: rebuild cols.
     patch_copy(op, xt->data, cols, 1, 0);
@@ -70,4 +70,4 @@ static void patch_embed_backward(nn_op *base, nn_graph *g) {
   patch_copy(op, xt->grad, cols, 0, add);
 }
 
-const nn_op_vt patch_embed_cpu_vt = {"patch_embed", NULL, patch_embed_forward, patch_embed_backward, NULL};
+const nn_op_vt patch_embed_cpu_vt = {"patch_embed", NULL, patch_embed_forward, patch_embed_backward, NULL, NULL};

@@ -3,7 +3,7 @@
 
 #include "nn/op_pos_embed.h"
 
-static void pos_embed_forward(nn_op *base, nn_graph *g) {
+static void pos_embed_forward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_pos_embed_op *op = (nn_pos_embed_op *)base;
   const float *x = nn_t(g, op->x)->data;   // (N, T, D)
   float *y = nn_t(g, op->y)->data;
@@ -14,14 +14,14 @@ static void pos_embed_forward(nn_op *base, nn_graph *g) {
     for (int64_t i = 0; i < TD; i++) y[n * TD + i] = x[n * TD + i] + p[i];
 }
 
-static void pos_embed_backward(nn_op *base, nn_graph *g) {
+static void pos_embed_backward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_pos_embed_op *op = (nn_pos_embed_op *)base;
   nn_tensor *xt = nn_t(g, op->x);
   const float *dy = nn_t(g, op->y)->grad;
   int64_t TD = op->T * op->D;
   if (!g->params[op->p].frozen) {
     float *dp = nn_param_grad(g, op->p);
-    int acc = g->accumulate_grads;
+    int acc = ns->accumulate_grads;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < TD; i++) {
       double s = 0;
@@ -40,4 +40,4 @@ static void pos_embed_backward(nn_op *base, nn_graph *g) {
   for (int64_t i = 0; i < xt->numel; i++) dx[i] += dy[i];
 }
 
-const nn_op_vt pos_embed_cpu_vt = {"pos_embed", NULL, pos_embed_forward, pos_embed_backward, NULL};
+const nn_op_vt pos_embed_cpu_vt = {"pos_embed", NULL, pos_embed_forward, pos_embed_backward, NULL, NULL};

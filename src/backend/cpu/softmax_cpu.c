@@ -5,7 +5,7 @@
 
 #include "nn/op_softmax.h"
 
-static void softmax_forward(nn_op *base, nn_graph *g) {
+static void softmax_forward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_softmax_op *op = (nn_softmax_op *)base;
   const float *x = nn_t(g, op->x)->data;
   float *y = nn_t(g, op->y)->data;
@@ -22,7 +22,7 @@ static void softmax_forward(nn_op *base, nn_graph *g) {
   }
 }
 
-static void softmax_backward(nn_op *base, nn_graph *g) {
+static void softmax_backward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_softmax_op *op = (nn_softmax_op *)base;
   nn_tensor *xt = nn_t(g, op->x);
   if (!xt->grad) return;
@@ -44,4 +44,4 @@ static void softmax_backward(nn_op *base, nn_graph *g) {
   }
 }
 
-const nn_op_vt softmax_cpu_vt = {"softmax", NULL, softmax_forward, softmax_backward, NULL};
+const nn_op_vt softmax_cpu_vt = {"softmax", NULL, softmax_forward, softmax_backward, NULL, NULL};

@@ -3,14 +3,14 @@
 
 #include "nn/op_take_token0.h"
 
-static void take_token0_forward(nn_op *base, nn_graph *g) {
+static void take_token0_forward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_take_token0_op *op = (nn_take_token0_op *)base;
   const float *x = nn_t(g, op->x)->data;   // (N, T, D)
   float *y = nn_t(g, op->y)->data;         // (N, D)
   for (int64_t n = 0; n < op->N; n++) memcpy(y + n * op->D, x + n * op->T * op->D, (size_t)op->D * 4);
 }
 
-static void take_token0_backward(nn_op *base, nn_graph *g) {
+static void take_token0_backward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_take_token0_op *op = (nn_take_token0_op *)base;
   nn_tensor *xt = nn_t(g, op->x);
   if (!xt->grad) return;
@@ -30,4 +30,4 @@ static void take_token0_backward(nn_op *base, nn_graph *g) {
   }
 }
 
-const nn_op_vt take_token0_cpu_vt = {"take_token0", NULL, take_token0_forward, take_token0_backward, NULL};
+const nn_op_vt take_token0_cpu_vt = {"take_token0", NULL, take_token0_forward, take_token0_backward, NULL, NULL};

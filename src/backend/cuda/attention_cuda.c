@@ -32,7 +32,7 @@ static void attention_setup(nn_op *o, nn_graph *g) {
   cuda_op_state_get(cuda_cx(g), o, op->heads * op->T * op->T * 4);   // dP / dS of one sample
 }
 
-static void attention_forward(nn_op *o, nn_graph *g) {
+static void attention_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_attention_op *op = (nn_attention_op *)o;
   cuda_ctx *c = cuda_cx(g);
   const float *qkv = nn_t(g, op->qkv)->data;
@@ -52,10 +52,10 @@ static void attention_forward(nn_op *o, nn_graph *g) {
   }
 }
 
-static void attention_backward(nn_op *o, nn_graph *g) {
+static void attention_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_attention_op *op = (nn_attention_op *)o;
   int add;
-  float *dqkv = cuda_grad_dst(g, op->qkv, &add);
+  float *dqkv = nn_grad_dst(g, op->qkv, &add);
   if (!dqkv) return;
   cuda_ctx *c = cuda_cx(g);
   const float *qkv = nn_t(g, op->qkv)->data;
@@ -82,4 +82,4 @@ static void attention_backward(nn_op *o, nn_graph *g) {
   }
 }
 
-const nn_op_vt attention_cuda_vt = {"attention", attention_setup, attention_forward, attention_backward, NULL};
+const nn_op_vt attention_cuda_vt = {"attention", attention_setup, attention_forward, attention_backward, NULL, NULL};

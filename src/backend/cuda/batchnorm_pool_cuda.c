@@ -52,7 +52,7 @@ static void bn_setup(nn_op *o, nn_graph *g) {
   s->dummy = st->dev;
 }
 
-static void bn_forward(nn_op *o, nn_graph *g) {
+static void bn_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
   cuda_ctx *c = cuda_cx(g);
   bn_state *s = bn_of(g, o);
@@ -77,18 +77,18 @@ static void bn_forward(nn_op *o, nn_graph *g) {
   if (op->relu) CUDA_CHECK(dp_cuda_relu_fwd(y->data, y->data, y->numel, c->compute), "batchnorm relu");
 }
 
-static void bn_backward(nn_op *o, nn_graph *g) {
+static void bn_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
   cuda_ctx *c = cuda_cx(g);
   bn_state *s = bn_of(g, o);
   const nn_tensor *x = nn_t(g, op->x);
   nn_tensor *y = nn_t(g, op->y);
   int add;
-  float *dx = cuda_grad_dst(g, op->x, &add);
-  float *dw = cuda_param_grad(g, op->w_pid), *db = cuda_param_grad(g, op->b_pid);
+  float *dx = nn_grad_dst(g, op->x, &add);
+  float *dw = nn_param_grad_dst(g, op->w_pid), *db = nn_param_grad_dst(g, op->b_pid);
   if (!dx && !dw && !db) return;
   if (op->relu) CUDA_CHECK(dp_cuda_relu_bwd(y->data, y->grad, y->grad, y->numel, 0, c->compute), "batchnorm relu backward");
-  int acc = g->accumulate_grads;
+  int acc = ns->accumulate_grads;
   if (!op->fwd_training) {
     CUDA_CHECK(dp_cuda_bn_eval_bwd(x->data, y->grad, nn_param_data(g, op->w_pid), nn_buf(g, op->rm_bid),
                                    nn_buf(g, op->rv_bid), op->eps, dx, add, dw, db, acc, x->numel / op->ch, op->ch,
@@ -107,8 +107,8 @@ static void bn_backward(nn_op *o, nn_graph *g) {
               "batchnorm backward");
 }
 
-const nn_op_vt batchnorm2d_cuda_vt = {"batchnorm2d", bn_setup, bn_forward, bn_backward, NULL};
-const nn_op_vt batchnorm2d_relu_cuda_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, NULL};
+const nn_op_vt batchnorm2d_cuda_vt = {"batchnorm2d", bn_setup, bn_forward, bn_backward, NULL, NULL};
+const nn_op_vt batchnorm2d_relu_cuda_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, NULL, NULL};
 
 // ---- maxpool2d ---------------------------------------------------------------------
 typedef struct {
@@ -150,7 +150,7 @@ static pool_state *pool_of(nn_graph *g, nn_op *o) {
   return st->host;
 }
 
-static void pool_forward(nn_op *o, nn_graph *g) {
+static void pool_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_maxpool2d_op *op = (nn_maxpool2d_op *)o;
   pool_state *s = pool_of(g, o);
   const float one = 1.0f, zero = 0.0f;
@@ -158,10 +158,10 @@ static void pool_forward(nn_op *o, nn_graph *g) {
                                   nn_t(g, op->y)->data), "maxpool forward");
 }
 
-static void pool_backward(nn_op *o, nn_graph *g) {
+static void pool_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_maxpool2d_op *op = (nn_maxpool2d_op *)o;
   int add;
-  float *dx = cuda_grad_dst(g, op->x, &add);
+  float *dx = nn_grad_dst(g, op->x, &add);
   if (!dx) return;
   pool_state *s = pool_of(g, o);
   const nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
@@ -170,4 +170,4 @@ static void pool_backward(nn_op *o, nn_graph *g) {
                                    &beta, s->x, dx), "maxpool backward");
 }
 
-const nn_op_vt maxpool2d_cuda_vt = {"maxpool2d", pool_setup, pool_forward, pool_backward, NULL};
+const nn_op_vt maxpool2d_cuda_vt = {"maxpool2d", pool_setup, pool_forward, pool_backward, NULL, NULL};

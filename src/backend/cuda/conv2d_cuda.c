@@ -178,22 +178,23 @@ static void conv_run_forward(nn_op *o, nn_graph *g, const float *x, float *y, in
   }
 }
 
-static void conv_run_backward(nn_op *o, nn_graph *g, nn_tid xid, const float *dy, int32_t w_pid, int32_t b_pid) {
+static void conv_run_backward(nn_op *o, nn_graph *g, const nn_step *ns, nn_tid xid, const float *dy, int32_t w_pid,
+                              int32_t b_pid) {
   cuda_ctx *c = cuda_cx(g);
   conv_state *s = state_of(g, o);
   const nn_tensor *xt = nn_t(g, xid);
   const float one = 1.0f, zero = 0.0f;
-  float *dw = cuda_param_grad(g, w_pid);
-  float *db = b_pid >= 0 ? cuda_param_grad(g, b_pid) : NULL;
+  float *dw = nn_param_grad_dst(g, w_pid);
+  float *db = b_pid >= 0 ? nn_param_grad_dst(g, b_pid) : NULL;
   int add;
-  float *dx = cuda_grad_dst(g, xid, &add);
+  float *dx = nn_grad_dst(g, xid, &add);
   const void *wp = s->bf16 ? (const void *)s->wk_lp : (const void *)s->wk;   // staged in forward
   if (db) {
     cudnnTensorDescriptor_t yd32;
     CUDNN_CHECK(cudnnCreateTensorDescriptor(&yd32), "conv bias grad");
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(yd32, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, s->n, s->co, s->oh, s->ow),
                 "conv bias grad");
-    const float bb = g->accumulate_grads ? 1.0f : 0.0f;
+    const float bb = ns->accumulate_grads ? 1.0f : 0.0f;
     CUDNN_CHECK(cudnnConvolutionBackwardBias(c->cudnn, &one, yd32, dy, &bb, s->bias, db), "conv bias gradient");
     cudnnDestroyTensorDescriptor(yd32);
   }
@@ -215,7 +216,7 @@ static void conv_run_backward(nn_op *o, nn_graph *g, nn_tid xid, const float *dy
                                                s->bf16 ? (void *)s->dwk_lp : (void *)s->dwk),
                 "conv backward filter");
     if (s->bf16) CUDA_CHECK(cuda_from_lp(s->bf16, s->dwk_lp, s->dwk, s->nw, 0, c->compute), "conv weight-grad cast");
-    CUDA_CHECK(dp_cuda_nhwc_to_nchw(s->dwk, dw, s->co, (int64_t)s->k * s->k, s->ci, g->accumulate_grads, c->compute),
+    CUDA_CHECK(dp_cuda_nhwc_to_nchw(s->dwk, dw, s->co, (int64_t)s->k * s->k, s->ci, ns->accumulate_grads, c->compute),
                "conv weight-grad layout");
   }
   if (dx) {
@@ -242,15 +243,15 @@ static void conv_setup(nn_op *o, nn_graph *g) {
   conv_plan(o, g, (int)x->dim[0], (int)x->dim[1], (int)x->dim[2], (int)x->dim[3], (int)y->dim[1], (int)y->dim[2],
             (int)y->dim[3], op->k, op->stride, op->pad, op->has_bias);
 }
-static void conv_forward(nn_op *o, nn_graph *g) {
+static void conv_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_conv2d_op *op = (nn_conv2d_op *)o;
   conv_run_forward(o, g, nn_t(g, op->x)->data, nn_t(g, op->y)->data, op->w_pid, op->has_bias ? op->b_pid : -1);
 }
-static void conv_backward(nn_op *o, nn_graph *g) {
+static void conv_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_conv2d_op *op = (nn_conv2d_op *)o;
-  conv_run_backward(o, g, op->x, nn_t(g, op->y)->grad, op->w_pid, op->has_bias ? op->b_pid : -1);
+  conv_run_backward(o, g, ns, op->x, nn_t(g, op->y)->grad, op->w_pid, op->has_bias ? op->b_pid : -1);
 }
-const nn_op_vt conv2d_cuda_vt = {"conv2d", conv_setup, conv_forward, conv_backward, NULL};
+const nn_op_vt conv2d_cuda_vt = {"conv2d", conv_setup, conv_forward, conv_backward, NULL, NULL};
 
 // ---- patch_embed: conv k = stride = p; the NHWC output (N, gh, gw, D) is
 // exactly the token tensor (N, gh*gw, D) in row-major patch order ------------------------
@@ -259,12 +260,12 @@ static void patch_setup(nn_op *o, nn_graph *g) {
   conv_plan(o, g, (int)op->N, (int)op->H, (int)op->W, (int)op->C, (int)op->gh, (int)op->gw, (int)op->D, (int)op->p,
             (int)op->p, 0, 1);
 }
-static void patch_forward(nn_op *o, nn_graph *g) {
+static void patch_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_patch_embed_op *op = (nn_patch_embed_op *)o;
   conv_run_forward(o, g, nn_t(g, op->x)->data, nn_t(g, op->y)->data, op->pw, op->pb);
 }
-static void patch_backward(nn_op *o, nn_graph *g) {
+static void patch_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_patch_embed_op *op = (nn_patch_embed_op *)o;
-  conv_run_backward(o, g, op->x, nn_t(g, op->y)->grad, op->pw, op->pb);
+  conv_run_backward(o, g, ns, op->x, nn_t(g, op->y)->grad, op->pw, op->pb);
 }
-const nn_op_vt patch_embed_cuda_vt = {"patch_embed", patch_setup, patch_forward, patch_backward, NULL};
+const nn_op_vt patch_embed_cuda_vt = {"patch_embed", patch_setup, patch_forward, patch_backward, NULL, NULL};

@@ -6,21 +6,16 @@
 
 #include "core/log.h"
 #include "nn/backend.h"
+#include "backend/cuda/cuda.h"
 #include "nn/graph.h"
 
-// The op constructors reach the CUDA tables through WEAK references
-// (nn/op_common.h), and a weak reference never pulls an object out of a static
-// library: without a strong reference the tables would silently be NULL.
-// cuda_backend.o is always linked (nn/backend.c references cuda_backend_vt),
-// so it holds the strong references.
-#define CUDA_VTS(X)                                                                          \
-  X(relu) X(add) X(add_relu) X(dropout) X(gelu) X(flatten) X(take_token0) X(class_token)     \
-  X(pos_embed) X(layernorm) X(softmax) X(softmax_xent) X(global_avgpool) X(linear) X(conv2d) \
-  X(patch_embed) X(batchnorm2d) X(batchnorm2d_relu) X(maxpool2d) X(attention)
+// One table per op kind (nn/op_kinds.h), handed to nn/ through cuda_backend().
 #define DECL_VT(K) extern const nn_op_vt K##_cuda_vt;
-CUDA_VTS(DECL_VT)
-#define REF_VT(K) &K##_cuda_vt,
-const nn_op_vt *const cuda_all_op_vts[] __attribute__((used)) = {CUDA_VTS(REF_VT) NULL};
+NN_OP_KIND_LIST(DECL_VT)
+#undef DECL_VT
+#define REF_VT(K) [NN_OP_##K] = &K##_cuda_vt,
+static const nn_op_vt *const cuda_op_table[NN_OP_KIND_COUNT] = {NN_OP_KIND_LIST(REF_VT)};
+#undef REF_VT
 
 static struct {
   int device;
@@ -173,20 +168,20 @@ void cuda_free_tracked(cuda_ctx *c, void *p, int64_t bytes) {
   if (c) c->allocated_bytes -= bytes > 0 ? bytes : 256;
 }
 
-void cuda_workspace_reserve(cuda_ctx *c, int64_t bytes) {
-  if (bytes <= c->workspace_bytes) return;
-  CUDA_CHECK(cudaStreamSynchronize(c->compute), "growing the GPU workspace");
-  cuda_free_tracked(c, c->workspace, c->workspace_bytes);
-  c->workspace = cuda_malloc_tracked(c, bytes, "GPU workspace");
-  c->workspace_bytes = bytes;
+// Grows a shared device buffer of the context to at least `bytes` (setup
+// time only: the free synchronises with the compute stream).
+static void buffer_reserve(cuda_ctx *c, void **buf, int64_t *have, int64_t bytes, const char *what) {
+  if (bytes <= *have) return;
+  CUDA_CHECK(cudaStreamSynchronize(c->compute), what);
+  cuda_free_tracked(c, *buf, *have);
+  *buf = cuda_malloc_tracked(c, bytes, what);
+  *have = bytes;
 }
-
+void cuda_workspace_reserve(cuda_ctx *c, int64_t bytes) {
+  buffer_reserve(c, &c->workspace, &c->workspace_bytes, bytes, "growing the GPU workspace");
+}
 void cuda_amp_reserve(cuda_ctx *c, int64_t bytes) {
-  if (bytes <= c->amp_bytes) return;
-  CUDA_CHECK(cudaStreamSynchronize(c->compute), "growing the autocast staging buffer");
-  cuda_free_tracked(c, c->amp, c->amp_bytes);
-  c->amp = cuda_malloc_tracked(c, bytes, "autocast staging buffer");
-  c->amp_bytes = bytes;
+  buffer_reserve(c, &c->amp, &c->amp_bytes, bytes, "growing the autocast staging buffer");
 }
 
 int64_t cuda_mem_used(void) {
@@ -195,9 +190,9 @@ int64_t cuda_mem_used(void) {
   return (int64_t)(tot - fr);
 }
 
-cuda_op_state *cuda_op_state_get(cuda_ctx *c, const void *op, int64_t bytes) {
-  for (cuda_op_state *st = c->op_states; st; st = st->next)
-    if (st->op == op) return st;
+cuda_op_state *cuda_op_state_get(cuda_ctx *c, nn_op *op, int64_t bytes) {
+  // One slot per op (nn_op.be_state); the context's list only owns the memory.
+  if (op->be_state) return op->be_state;
   cuda_op_state *st = dp_calloc(1, sizeof *st, "op state");
   st->op = op;
   st->bytes = bytes;
@@ -207,6 +202,7 @@ cuda_op_state *cuda_op_state_get(cuda_ctx *c, const void *op, int64_t bytes) {
   }
   st->next = c->op_states;
   c->op_states = st;
+  op->be_state = st;
   return st;
 }
 
@@ -245,8 +241,10 @@ void cuda_backend_download(void *ctx, void *dst_host, const void *src_dev, size_
 static int64_t cuda_backend_ctx_bytes(void *ctx) { return ctx ? ((cuda_ctx *)ctx)->peak_bytes : 0; }
 static int64_t cuda_backend_measured_bytes(void *ctx) { return cuda_mem_used(); }
 
-const nn_backend_vt cuda_backend_vt = {
+static const nn_backend_vt cuda_backend_vt = {
     .name = "cuda",
+    .kind = NN_BACKEND_CUDA,
+    .ops = cuda_op_table,
     .host_memory = 0,
     .ctx_create = cuda_backend_ctx_create,
     .ctx_destroy = cuda_backend_ctx_destroy,
@@ -258,3 +256,5 @@ const nn_backend_vt cuda_backend_vt = {
     .ctx_bytes = cuda_backend_ctx_bytes,
     .measured_bytes = cuda_backend_measured_bytes,
 };
+
+const nn_backend_vt *cuda_backend(void) { return &cuda_backend_vt; }

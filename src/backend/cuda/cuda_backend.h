@@ -51,9 +51,10 @@ typedef struct cuda_op_state {
   void (*host_free)(void *);   // frees host (free() when NULL)
   struct cuda_op_state *next;
 } cuda_op_state;
-// Finds the state of `op`, creating it with `bytes` of zeroed device memory
-// on first use (call from setup: allocation synchronises).
-cuda_op_state *cuda_op_state_get(cuda_ctx *c, const void *op, int64_t bytes);
+// The state of `op` (its nn_op.be_state slot), created with `bytes` of
+// zeroed device memory on first use (call from setup: allocation synchronises).
+struct nn_op;
+cuda_op_state *cuda_op_state_get(cuda_ctx *c, struct nn_op *op, int64_t bytes);
 
 #define CUDA_CHECK(call, what)                                                          \
   do {                                                                                  \

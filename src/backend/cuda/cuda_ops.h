@@ -2,7 +2,7 @@
 //
 // Contract the tables rely on (see backend/cuda/README.md): in a CUDA graph,
 // every tensor's data/grad/extra, g->params_data, g->grads, g->buf_data,
-// g->workspace, g->labels and g->soft_targets are DEVICE pointers, and all work
+// g->workspace and the step's labels / soft_targets are DEVICE pointers, and all work
 // is queued on the compute stream (nothing here synchronises the host).
 #ifndef DP_BACKEND_CUDA_OPS_H
 #define DP_BACKEND_CUDA_OPS_H
@@ -13,19 +13,6 @@
 static inline cuda_ctx *cuda_cx(nn_graph *g) { return (cuda_ctx *)g->backend_ctx; }
 static inline cudaStream_t cuda_stream(nn_graph *g) { return cuda_cx(g)->compute; }
 
-// Activation-gradient destination; *add says whether to accumulate.
-static inline float *cuda_grad_dst(nn_graph *g, nn_tid t, int *add) {
-  nn_tensor *x = nn_t(g, t);
-  *add = 0;
-  if (!x->grad) return NULL;
-  *add = nn_grad_begin(g, t);
-  return x->grad;
-}
-// Parameter-gradient destination: NULL when frozen (weight grad skipped).
-static inline float *cuda_param_grad(nn_graph *g, int32_t pid) {
-  if (pid < 0 || g->params[pid].frozen) return NULL;
-  return nn_param_grad(g, pid);
-}
 
 // Autocast staging type of conv/linear: 0 none (fp32/tf32), 1 bf16, 2 fp16.
 static inline int cuda_lp_mode(const cuda_ctx *c) {

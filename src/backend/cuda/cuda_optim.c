@@ -55,7 +55,7 @@ void cuda_optim_refresh_segments(cuda_optimizer *o, nn_graph *g) {
   free(h);
 }
 
-int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_nccl *nc) {
+int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_flag_any_fn flag_any, void *flag_ctx) {
   cudaStream_t s = o->cx->compute;
   float lr = optim_lr_at(&o->cfg, o->step);
   o->step++;
@@ -63,8 +63,8 @@ int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_nccl *nc) {
   if (o->scaler->enabled) {
     CUDA_CHECK(dp_cuda_nonfinite_check(g->grads, o->n, o->found, s), "checking gradients for inf/NaN");
     int any;
-    if (nc) {
-      any = cuda_nccl_flag_any(nc, o->cx, o->found);
+    if (flag_any) {
+      any = flag_any(flag_ctx, o->found);
     } else {
       int32_t h = 0;
       CUDA_CHECK(cudaMemcpyAsync(&h, o->found, 4, cudaMemcpyDeviceToHost, s), "reading the overflow flag");

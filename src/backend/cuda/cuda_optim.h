@@ -2,14 +2,13 @@
 // fp16 overflow flag: (fp16) inf/NaN check, flag all-reduced across ranks,
 // global grad norm with unscale and clipping folded into one device scalar,
 // fused SGD/AdamW over the flat buffer with per-group segments, scaler update.
-// Semantics follow train/optim.h (torch SGD / AdamW, clip_grad_norm_).
+// Semantics follow nn/optim.h (torch SGD / AdamW, clip_grad_norm_).
 #ifndef DP_BACKEND_CUDA_OPTIM_H
 #define DP_BACKEND_CUDA_OPTIM_H
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_plan.h"
-#include "backend/cuda/loss_scaler.h"
-#include "backend/cuda/nccl_reduce.h"
-#include "train/optim.h"
+#include "nn/loss_scaler.h"
+#include "nn/optim.h"
 
 typedef struct {
   cuda_ctx *cx;
@@ -38,9 +37,13 @@ void cuda_optim_free(cuda_optimizer *o);
 void cuda_optim_refresh_segments(cuda_optimizer *o, nn_graph *g);
 // Loss-gradient seed for backward (the loss scale under fp16, else 1).
 static inline float cuda_optim_loss_seed(const cuda_optimizer *o) { return loss_scaler_scale(o->scaler); }
-// One step after the gradients are reduced (nc may be NULL: single rank).
-// Returns 1 if the update was applied, 0 if skipped for overflow.
-int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_nccl *nc);
+// Agreement of all ranks on the fp16 overflow flag (device int32, in place):
+// returns 1 if any rank saw inf/NaN. Provided by the caller (dist/ owns the
+// NCCL communicator; the backend never reaches up into it).
+typedef int (*cuda_flag_any_fn)(void *ctx, int32_t *dev_flag);
+// One step after the gradients are reduced. flag_any NULL: single rank (the
+// local flag decides). Returns 1 if the update was applied, 0 if skipped.
+int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_flag_any_fn flag_any, void *flag_ctx);
 // Downloads the last global grad norm (a sync; for logging).
 float cuda_optim_last_norm(cuda_optimizer *o);
 #endif

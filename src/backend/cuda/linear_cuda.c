@@ -68,7 +68,7 @@ static void linear_setup(nn_op *o, nn_graph *g) {
                         ga[i].m, ga[i].n, ga[i].k, ga[i].lda, ga[i].ldb, ga[i].ldc, t, i == 0 && op->has_bias);
 }
 
-static void linear_forward(nn_op *o, nn_graph *g) {
+static void linear_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_linear_op *op = (nn_linear_op *)o;
   cuda_ctx *c = cuda_cx(g);
   linear_state *ls = state_of(g, o);
@@ -85,7 +85,7 @@ static void linear_forward(nn_op *o, nn_graph *g) {
   }
 }
 
-static void linear_backward(nn_op *o, nn_graph *g) {
+static void linear_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_linear_op *op = (nn_linear_op *)o;
   cuda_ctx *c = cuda_cx(g);
   linear_state *ls = state_of(g, o);
@@ -97,10 +97,10 @@ static void linear_backward(nn_op *o, nn_graph *g) {
     A_x = ls->xlp;   // cast in forward, x unchanged since
     A_w = ls->wlp;
   }
-  float *dw = cuda_param_grad(g, op->w_pid);
-  float beta_p = g->accumulate_grads ? 1.0f : 0.0f;
+  float *dw = nn_param_grad_dst(g, op->w_pid);
+  float beta_p = ns->accumulate_grads ? 1.0f : 0.0f;
   if (dw) cuda_gemm_run(&ls->wgrad, c, A_x, A_dy, dw, beta_p, NULL);
-  float *db = op->has_bias ? cuda_param_grad(g, op->b_pid) : NULL;
+  float *db = op->has_bias ? nn_param_grad_dst(g, op->b_pid) : NULL;
   if (db) {
     // db (out) = dY^T (out x rows, col-major, ld out) * ones (rows).
     const float one = 1.0f;
@@ -108,7 +108,7 @@ static void linear_backward(nn_op *o, nn_graph *g) {
                              &beta_p, db, 1), "linear bias gradient");
   }
   int add;
-  float *dx = cuda_grad_dst(g, op->x, &add);
+  float *dx = nn_grad_dst(g, op->x, &add);
   if (dx) cuda_gemm_run(&ls->dgrad, c, A_w, A_dy, dx, add ? 1.0f : 0.0f, NULL);
 }
 
@@ -116,4 +116,4 @@ static void linear_destroy(nn_op *o) {
   (void)o;  // plans are owned by the op state, released with the CUDA context
 }
 
-const nn_op_vt linear_cuda_vt = {"linear", linear_setup, linear_forward, linear_backward, linear_destroy};
+const nn_op_vt linear_cuda_vt = {"linear", linear_setup, linear_forward, linear_backward, linear_destroy, NULL};

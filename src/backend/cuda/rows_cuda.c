@@ -15,7 +15,7 @@ static void layernorm_setup(nn_op *o, nn_graph *g) {
   // whose size the constructor plans for the CPU path).
   cuda_op_state_get(cuda_cx(g), o, dp_cuda_layernorm_bwd_scratch(op->D));
 }
-static void layernorm_forward(nn_op *o, nn_graph *g) {
+static void layernorm_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_layernorm_op *op = (nn_layernorm_op *)o;
   nn_tensor *y = nn_t(g, op->y);
   float *mean = y->extra, *rstd = mean + op->rows;
@@ -23,36 +23,36 @@ static void layernorm_forward(nn_op *o, nn_graph *g) {
                                    y->data, mean, rstd, op->rows, op->D, op->eps, cuda_stream(g)),
              "layernorm forward");
 }
-static void layernorm_backward(nn_op *o, nn_graph *g) {
+static void layernorm_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_layernorm_op *op = (nn_layernorm_op *)o;
   const nn_tensor *y = nn_t(g, op->y);
   const float *mean = y->extra, *rstd = mean + op->rows;
-  float *dw = cuda_param_grad(g, op->pw), *db = cuda_param_grad(g, op->pb);
+  float *dw = nn_param_grad_dst(g, op->pw), *db = nn_param_grad_dst(g, op->pb);
   int add;
-  float *dx = cuda_grad_dst(g, op->x, &add);
+  float *dx = nn_grad_dst(g, op->x, &add);
   cuda_op_state *st = cuda_op_state_get(cuda_cx(g), o, dp_cuda_layernorm_bwd_scratch(op->D));
   CUDA_CHECK(dp_cuda_layernorm_bwd(nn_t(g, op->x)->data, y->grad, nn_param_data(g, op->pw), mean, rstd, dx,
-                                   add, dw, db, g->accumulate_grads, st->dev, op->rows, op->D,
+                                   add, dw, db, ns->accumulate_grads, st->dev, op->rows, op->D,
                                    cuda_stream(g)),
              "layernorm backward");
 }
-const nn_op_vt layernorm_cuda_vt = {"layernorm", layernorm_setup, layernorm_forward, layernorm_backward, NULL};
+const nn_op_vt layernorm_cuda_vt = {"layernorm", layernorm_setup, layernorm_forward, layernorm_backward, NULL, NULL};
 
 // ---- softmax ------------------------------------------------------------------------
-static void softmax_forward(nn_op *o, nn_graph *g) {
+static void softmax_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_softmax_op *op = (nn_softmax_op *)o;
   CUDA_CHECK(dp_cuda_softmax_fwd(nn_t(g, op->x)->data, nn_t(g, op->y)->data, op->rows, op->L, cuda_stream(g)),
              "softmax forward");
 }
-static void softmax_backward(nn_op *o, nn_graph *g) {
+static void softmax_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_softmax_op *op = (nn_softmax_op *)o;
   int add;
-  float *dx = cuda_grad_dst(g, op->x, &add);
+  float *dx = nn_grad_dst(g, op->x, &add);
   if (!dx) return;
   const nn_tensor *y = nn_t(g, op->y);
   CUDA_CHECK(dp_cuda_softmax_bwd(y->data, y->grad, dx, op->rows, op->L, add, cuda_stream(g)), "softmax backward");
 }
-const nn_op_vt softmax_cuda_vt = {"softmax", NULL, softmax_forward, softmax_backward, NULL};
+const nn_op_vt softmax_cuda_vt = {"softmax", NULL, softmax_forward, softmax_backward, NULL, NULL};
 
 // ---- softmax_xent ---------------------------------------------------------------------
 // Op-private device memory: [class weights (C) | lse (N) | denom (1) | row scratch (2N)].
@@ -68,41 +68,41 @@ static void xent_setup(nn_op *o, nn_graph *g) {
 }
 static void xent_ptrs(nn_graph *g, nn_softmax_xent_op *op, const float **w, float **lse, float **denom,
                       float **scratch) {
-  float *base = cuda_op_state_get(cuda_cx(g), op, xent_state_bytes(op))->dev;
+  float *base = cuda_op_state_get(cuda_cx(g), &op->base, xent_state_bytes(op))->dev;
   *w = op->class_weights ? base : NULL;
   *lse = base + op->classes;
   *denom = *lse + op->rows;
   *scratch = *denom + 1;
 }
-static int64_t xent_valid(const nn_softmax_xent_op *op, const nn_graph *g) {
-  if (g->num_valid < 0 || g->num_valid > op->rows)
+static int64_t xent_valid(const nn_softmax_xent_op *op, const nn_step *ns) {
+  if (ns->num_valid < 0 || ns->num_valid > op->rows)
     DP_FATAL("softmax_xent", "num_valid must be in [0, batch]", "num_valid %lld, batch %lld",
-             (long long)g->num_valid, (long long)op->rows);
-  if (!g->labels && !g->soft_targets)
-    DP_FATAL("softmax_xent", "set g->labels or g->soft_targets (device pointers) before forward", "no targets");
-  return g->num_valid;
+             (long long)ns->num_valid, (long long)op->rows);
+  if (!ns->labels && !ns->soft_targets)
+    DP_FATAL("softmax_xent", "set the step's labels or soft_targets (device pointers) before forward", "no targets");
+  return ns->num_valid;
 }
-static void xent_forward(nn_op *o, nn_graph *g) {
+static void xent_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_softmax_xent_op *op = (nn_softmax_xent_op *)o;
-  int64_t nv = xent_valid(op, g);
+  int64_t nv = xent_valid(op, ns);
   const float *w;
   float *lse, *denom, *scratch;
   xent_ptrs(g, op, &w, &lse, &denom, &scratch);
-  CUDA_CHECK(dp_cuda_xent_fwd(nn_t(g, op->x)->data, g->soft_targets ? NULL : g->labels, g->soft_targets, w,
+  CUDA_CHECK(dp_cuda_xent_fwd(nn_t(g, op->x)->data, ns->soft_targets ? NULL : ns->labels, ns->soft_targets, w,
                               op->label_smoothing, op->rows, op->classes, nv, lse, denom, scratch,
                               nn_t(g, op->y)->data, cuda_stream(g)),
              "softmax_xent forward");
 }
-static void xent_backward(nn_op *o, nn_graph *g) {
+static void xent_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_softmax_xent_op *op = (nn_softmax_xent_op *)o;
   int add;
-  float *dz = cuda_grad_dst(g, op->x, &add);
+  float *dz = nn_grad_dst(g, op->x, &add);
   if (!dz) return;
-  int64_t nv = xent_valid(op, g);
+  int64_t nv = xent_valid(op, ns);
   const float *w;
   float *lse, *denom, *scratch;
   xent_ptrs(g, op, &w, &lse, &denom, &scratch);
-  CUDA_CHECK(dp_cuda_xent_bwd(nn_t(g, op->x)->data, g->soft_targets ? NULL : g->labels, g->soft_targets, w,
+  CUDA_CHECK(dp_cuda_xent_bwd(nn_t(g, op->x)->data, ns->soft_targets ? NULL : ns->labels, ns->soft_targets, w,
                               op->label_smoothing, op->rows, op->classes, nv, lse, denom,
                               nn_t(g, op->y)->grad, dz, add, cuda_stream(g)),
              "softmax_xent backward");
@@ -112,22 +112,22 @@ static void xent_destroy(nn_op *o) {
   free(op->class_weights);
   op->class_weights = NULL;
 }
-const nn_op_vt softmax_xent_cuda_vt = {"softmax_xent", xent_setup, xent_forward, xent_backward, xent_destroy};
+const nn_op_vt softmax_xent_cuda_vt = {"softmax_xent", xent_setup, xent_forward, xent_backward, xent_destroy, NULL};
 
 // ---- global_avgpool ---------------------------------------------------------------------
-static void gap_forward(nn_op *o, nn_graph *g) {
+static void gap_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_global_avgpool_op *op = (nn_global_avgpool_op *)o;
   const nn_tensor *x = nn_t(g, op->x);
   CUDA_CHECK(dp_cuda_global_avgpool_fwd(x->data, nn_t(g, op->y)->data, x->dim[0], x->dim[1] * x->dim[2],
                                         x->dim[3], cuda_stream(g)), "global_avgpool forward");
 }
-static void gap_backward(nn_op *o, nn_graph *g) {
+static void gap_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_global_avgpool_op *op = (nn_global_avgpool_op *)o;
   int add;
-  float *dx = cuda_grad_dst(g, op->x, &add);
+  float *dx = nn_grad_dst(g, op->x, &add);
   if (!dx) return;
   const nn_tensor *x = nn_t(g, op->x);
   CUDA_CHECK(dp_cuda_global_avgpool_bwd(nn_t(g, op->y)->grad, dx, x->dim[0], x->dim[1] * x->dim[2], x->dim[3],
                                         add, cuda_stream(g)), "global_avgpool backward");
 }
-const nn_op_vt global_avgpool_cuda_vt = {"global_avgpool", NULL, gap_forward, gap_backward, NULL};
+const nn_op_vt global_avgpool_cuda_vt = {"global_avgpool", NULL, gap_forward, gap_backward, NULL, NULL};

@@ -7,8 +7,8 @@
 // unscaled by 1/scale (fused into the optimizer's gscale); if any rank saw an
 // inf/NaN gradient the step is skipped on every rank and the scale backs off,
 // else after growth_interval clean steps in a row the scale grows.
-#ifndef DP_BACKEND_CUDA_LOSS_SCALER_H
-#define DP_BACKEND_CUDA_LOSS_SCALER_H
+#ifndef DP_NN_LOSS_SCALER_H
+#define DP_NN_LOSS_SCALER_H
 #include <stdint.h>
 
 // Plain data: saved into and restored from the training state as is.

@@ -45,8 +45,8 @@
 // with unfreeze_every = E > 0, stage >= top - floor(e / E): epochs 0..E-1
 // train only the head stage, E..2E-1 the top two stages, and so on until all
 // stages at or above freeze_below_stage train.
-#ifndef DP_TRAIN_OPTIM_H
-#define DP_TRAIN_OPTIM_H
+#ifndef DP_NN_OPTIM_H
+#define DP_NN_OPTIM_H
 #include <stdint.h>
 
 #include "nn/graph.h"

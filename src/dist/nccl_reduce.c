@@ -1,4 +1,4 @@
-#include "backend/cuda/nccl_reduce.h"
+#include "dist/nccl_reduce.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "backend/cuda/loss_scaler.h"
+#include "nn/loss_scaler.h"
 
 #include <math.h>
 #include <string.h>

@@ -6,7 +6,7 @@
 // Each thread walks its contiguous slice, crossing tensor boundaries, so there
 // is no barrier per tensor and the inner loops are plain vectorisable loops
 // over restrict pointers (one pass reading p, g and the state).
-#include "train/optim.h"
+#include "nn/optim.h"
 
 #include <math.h>
 #include <omp.h>

@@ -7,13 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cuda/cuda.h"
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_bind.h"
 #include "backend/cuda/cuda_input.h"
 #include "backend/cuda/cuda_optim.h"
 #include "backend/cuda/cuda_plan.h"
 #include "backend/cuda/kernels.h"
-#include "backend/cuda/nccl_reduce.h"
+#include "dist/nccl_reduce.h"
 #include "core/log.h"
 #include "nn/backend.h"
 #include "train/device.h"
@@ -49,7 +50,7 @@ static cuda_ctx *ctx_of(nn_graph *g) {
   return cuda_ctx_of(g->backend_ctx);
 }
 
-static void cu_feed(train_device *td, nn_graph *g, const loader_batch *b, int64_t nvalid) {
+static void cu_feed(train_device *td, nn_graph *g, nn_step *s, const loader_batch *b, int64_t nvalid) {
   cuda_dev *c = td->impl;
   cuda_ctx *cx = ctx_of(g);
   nn_tensor *x = nn_t(g, g->input);   // (N, H, W, C)
@@ -68,12 +69,12 @@ static void cu_feed(train_device *td, nn_graph *g, const loader_batch *b, int64_
   int32_t *lab = NULL;
   uint8_t *h = cuda_input_host_slot(&c->in, slot, &lab);
   // Whole batch, padding rows included (zeros from the loader, label 0 and
-  // excluded from the loss through num_valid), like batch_to_graph.
+  // excluded from the loss through num_valid), like the CPU device's feed.
   memcpy(h, b->images_u8, (size_t)x->numel);
   for (int64_t i = 0; i < g->batch; i++) lab[i] = i < nvalid ? b->labels[i] : 0;
   cuda_input_submit(&c->in, slot, g->batch);
-  g->labels = cuda_input_to_graph(&c->in, slot, g->batch, x->data);
-  g->soft_targets = NULL;
+  s->labels = cuda_input_to_graph(&c->in, slot, g->batch, x->data);
+  s->soft_targets = NULL;
   if (b->soft_targets) {
     int64_t ne = nn_t(g, g->logits)->numel;   // (N, C)
     if (c->soft_elems < ne) {
@@ -83,9 +84,9 @@ static void cu_feed(train_device *td, nn_graph *g, const loader_batch *b, int64_
     }
     // Synchronous on the compute stream: mixed batches only, (N, C) floats.
     cuda_backend_upload(cx, c->soft, b->soft_targets, (size_t)ne * 4);
-    g->soft_targets = c->soft;
+    s->soft_targets = c->soft;
   }
-  g->num_valid = nvalid;
+  s->num_valid = nvalid;
 }
 
 static const float *cu_logits(train_device *td, nn_graph *g) {
@@ -100,13 +101,13 @@ static const float *cu_logits(train_device *td, nn_graph *g) {
   return c->logits_h;
 }
 
-static void cu_reduce_attach(train_device *td, nn_graph *g, int64_t bucket_bytes) {
+static void cu_reduce_attach(train_device *td, nn_graph *g, nn_step *s, int64_t bucket_bytes) {
   cuda_dev *c = td->impl;
   // The context may have lowered the precision (bf16/tf32 below sm_80): report what runs.
   c->precision = ctx_of(g)->precision;
   snprintf(td->precision, sizeof td->precision, "%s", cuda_precision_name(c->precision));
-  g->grad_ready = NULL;
-  g->grad_ready_ctx = NULL;
+  s->grad_ready = NULL;
+  s->grad_ready_ctx = NULL;
   if (c->d->world < 2) return;   // one rank: nothing to reduce
   cuda_nccl_init(&c->nc, c->d->comm, 300.0);
   c->nc_ready = 1;
@@ -115,8 +116,8 @@ static void cu_reduce_attach(train_device *td, nn_graph *g, int64_t bucket_bytes
   int64_t first = bucket_bytes < (1 << 20) ? bucket_bytes : (1 << 20);
   cuda_grad_reducer_init(&c->red, &c->nc, ctx_of(g), g->grads, g->nparam_elems, bucket_bytes, first, 0);
   c->red_on = 1;
-  g->grad_ready = cuda_grad_reducer_ready;
-  g->grad_ready_ctx = &c->red;
+  s->grad_ready = cuda_grad_reducer_ready;
+  s->grad_ready_ctx = &c->red;
 }
 
 static void cu_reduce_begin(train_device *td, int enabled) {
@@ -174,6 +175,16 @@ static void cu_optim_destroy(train_device *td, void *opt) {
   free(o);
 }
 
+// The overflow flag's agreement across ranks, through the run's NCCL communicator.
+typedef struct {
+  cuda_nccl *nc;
+  cuda_ctx *cx;
+} flag_any_ctx;
+static int cu_flag_any(void *ctx, int32_t *dev_flag) {
+  flag_any_ctx *f = ctx;
+  return cuda_nccl_flag_any(f->nc, f->cx, dev_flag);
+}
+
 static float cu_optim_step(train_device *td, void *opt, nn_graph *g) {
   cuda_dev *c = td->impl;
   cuda_dev_optim *o = opt;
@@ -186,7 +197,8 @@ static float cu_optim_step(train_device *td, void *opt, nn_graph *g) {
         CUDA_CHECK(cudaMemsetAsync(g->grads + g->params[i].offset, 0, (size_t)g->params[i].numel * 4, cx->compute),
                    "zeroing frozen gradients");
   }
-  cuda_optim_step(&o->o, g, c->nc_ready ? &c->nc : NULL);
+  flag_any_ctx fc = {&c->nc, ctx_of(g)};
+  cuda_optim_step(&o->o, g, c->nc_ready ? cu_flag_any : NULL, &fc);
   return o->o.last_lr;
 }
 
@@ -245,6 +257,7 @@ train_device *train_device_cuda_create(dist_ctx *d, const char *precision, const
   train_device *td = dp_calloc(1, sizeof *td, "training device");
   td->name = "cuda";
   td->backend = NN_BACKEND_CUDA;
+  td->be = cuda_backend();
   td->loader_uint8 = 1;
   snprintf(td->precision, sizeof td->precision, "%s", cuda_precision_name(c->precision));
   td->device_index = dev;
