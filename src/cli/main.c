@@ -10,10 +10,13 @@
 #include "cli/commands.h"
 #include "data/data_tools.h"
 
-// The project version comes from CMake (project(VERSION)) when it defines
-// DPTRAIN_VERSION; a build without it says so rather than inventing one.
-#ifndef DPTRAIN_VERSION
-#define DPTRAIN_VERSION "0.0.0-unversioned"
+// The project version and `git describe` come from CMake (DP_VERSION,
+// DP_GIT_DESCRIBE on dp_core); a build without them says so.
+#ifndef DP_VERSION
+#define DP_VERSION "unversioned"
+#endif
+#ifndef DP_GIT_DESCRIBE
+#define DP_GIT_DESCRIBE ""
 #endif
 
 typedef struct {
@@ -56,7 +59,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (!strcmp(a, "--version") || !strcmp(a, "version")) {
-    printf("dptrain %s\n", DPTRAIN_VERSION);
+    printf("dptrain %s%s%s%s\n", DP_VERSION, DP_GIT_DESCRIBE[0] ? " (" : "", DP_GIT_DESCRIBE,
+           DP_GIT_DESCRIBE[0] ? ")" : "");
     return 0;
   }
   if (!strcmp(a, "help")) {

@@ -105,7 +105,7 @@ fail:
 
 // Reads a string attribute (scalar or 1-D array, fixed or variable length)
 // into malloc'd strings. Returns the count, or -1.
-static int64_t attr_read_strings(hid_t obj, const char *name, char ***out, const char *path,
+static int64_t attr_read_strings(hid_t obj, const char *name, int64_t max_count, char ***out, const char *path,
                                  dp_err *err) {
   hid_t a = -1, t = -1, sp = -1, mt = -1;
   char **res = NULL;
@@ -120,7 +120,9 @@ static int64_t attr_read_strings(hid_t obj, const char *name, char ***out, const
   int nd = H5Sget_simple_extent_ndims(sp);
   if (nd < 0 || nd > 1) BAD("%s: attribute '%s' must be a scalar or 1-D", path, name);
   hssize_t np = H5Sget_simple_extent_npoints(sp);
-  if (np < 0 || np > 100000) BAD("%s: attribute '%s' has a bad size", path, name);
+  // Bounded before anything is allocated from it.
+  if (np < 0 || np > max_count)
+    BAD("%s: attribute '%s' has %lld values, at most %lld expected", path, name, (long long)np, (long long)max_count);
   n = np;
   res = dp_calloc((size_t)(n ? n : 1), sizeof(char *), "string attribute");
   htri_t isvar = H5Tis_variable_str(t);
@@ -178,6 +180,7 @@ static hid_t open_int_1d(hid_t f, const char *name, int64_t *len, const char *pa
   if (H5Sget_simple_extent_ndims(sp) != 1) BAD("%s: dataset '%s' is not 1-D", path, name);
   hsize_t dim = 0;
   H5_CHECK(H5Sget_simple_extent_dims(sp, &dim, NULL), "dataset dims");
+  if (dim > (hsize_t)INT64_MAX / 16) BAD("%s: dataset '%s' has an absurd length %llu", path, name, (unsigned long long)dim);
   *len = (int64_t)dim;
   close_id(t);
   close_id(sp);
@@ -312,7 +315,7 @@ static void setup_pread(shard *s, hid_t ds) {
   s->blob_file_offset = (int64_t)off;
 }
 
-static int check_hdf5_magic(const char *path, dp_err *err) {
+static int check_hdf5_magic(const char *path, int64_t *file_size, dp_err *err) {
   // H5Fopen on a non-HDF5 or truncated file fails anyway; checking the
   // signature first gives a clearer message. HDF5 looks for it at 0, 512,
   // 1024, ... (user block); we accept it at any of the first few.
@@ -334,6 +337,7 @@ static int check_hdf5_magic(const char *path, dp_err *err) {
     if (pread(fd, b, 8, at) == 8 && memcmp(b, sig, 8) == 0) found = 1;
   }
   close(fd);
+  *file_size = (int64_t)st.st_size;
   if (!found) {
     dp_err_set(err, 1, "%s: not an HDF5 file (no HDF5 signature; %lld bytes)", path,
                (long long)st.st_size);
@@ -348,7 +352,8 @@ shard *shard_open(const char *path, dp_err *err) {
     dp_err_set(err, 1, "%s: path too long", path);
     return NULL;
   }
-  if (check_hdf5_magic(path, err) != 0) return NULL;
+  int64_t file_size = 0;
+  if (check_hdf5_magic(path, &file_size, err) != 0) return NULL;
   shard *s = dp_calloc(1, sizeof *s, "shard");
   snprintf(s->path, sizeof s->path, "%s", path);
   s->fd = -1;
@@ -372,7 +377,7 @@ shard *shard_open(const char *path, dp_err *err) {
   if (v < 1 || v > SHARD_MAX_CLASSES)
     BAD("%s: num_classes %lld outside [1, %d]", path, (long long)v, SHARD_MAX_CLASSES);
   s->num_classes = (int)v;
-  ncodec = attr_read_strings(root, "codec", &codec, path, err);
+  ncodec = attr_read_strings(root, "codec", 1, &codec, path, err);
   if (ncodec < 0) goto fail;
   if (ncodec != 1) BAD("%s: attribute 'codec' must be one string", path);
   if (!strcmp(codec[0], "jpeg")) {
@@ -382,7 +387,7 @@ shard *shard_open(const char *path, dp_err *err) {
   } else {
     BAD("%s: unknown codec '%s' (jpeg or raw)", path, codec[0]);
   }
-  int64_t ncn = attr_read_strings(root, "class_names", &s->class_names, path, err);
+  int64_t ncn = attr_read_strings(root, "class_names", s->num_classes, &s->class_names, path, err);
   if (ncn < 0) goto fail;
   if (ncn != s->num_classes) {
     for (int64_t i = 0; i < ncn; i++) free(s->class_names[i]);
@@ -419,6 +424,11 @@ shard *shard_open(const char *path, dp_err *err) {
   int64_t n = 0;
   d = open_int_1d(f, "labels", &n, path, err);
   if (d < 0) goto fail;
+  // Every record costs the file bytes (label, id, offset, data): a count
+  // beyond the file size is a damaged header, refused before the per-record
+  // arrays are allocated from it.
+  if (n < 0 || n > file_size)
+    BAD("%s: /labels claims %lld records in a %lld-byte file", path, (long long)n, (long long)file_size);
   s->n = n;
   s->labels = dp_malloc((size_t)(n + 1) * sizeof(int32_t), "shard labels");
   if (n) H5_CHECK(H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->labels), "read /labels");
@@ -451,6 +461,7 @@ shard *shard_open(const char *path, dp_err *err) {
     close_id(sp);
     close_id(t);
     if (!ok) BAD("%s: /images/bytes must be a 1-D uint8 dataset", path);
+    if (dim > (hsize_t)INT64_MAX / 2) BAD("%s: /images/bytes has an absurd length %llu", path, (unsigned long long)dim);
     s->blob_size = (int64_t)dim;
   }
   if (s->offsets[0] != 0) BAD("%s: record 0: /images/offsets[0] = %lld, must be 0", path, (long long)s->offsets[0]);
