@@ -82,7 +82,8 @@ int cmd_eval(int argc, char **argv) {
   char **paths = NULL;
   int npaths = 0;
   int ok = 1;
-  if (weights_read_meta(weights, &wm, err, sizeof err) != 0) EVAL_BAD("setting 'weights': %s", err);
+  int have_wm = weights_read_meta(weights, &wm, err, sizeof err) == 0;
+  if (!have_wm) EVAL_BAD("setting 'weights': %s", err);
   if (ok) {
     npaths = shard_glob(data, &paths);
     if (npaths <= 0) EVAL_BAD("setting 'data': no shards match '%.900s'", data);
@@ -99,7 +100,7 @@ int cmd_eval(int argc, char **argv) {
   if (ok && d.rank == 0 && (stat(outdir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
     EVAL_BAD("setting 'out': '%s' is not an existing directory", outdir);
   if (cli_agree(&d, ok, msg)) {
-    if (ok) weights_meta_free(&wm);
+    if (have_wm) weights_meta_free(&wm);   // (LeakSanitizer: leaked when --out was the problem)
     shard_paths_free(paths, npaths);
     dist_finalize(&d);
     return 2;

@@ -30,14 +30,15 @@ RSS=${FUZZ_RSS_MB:-2048}
 command -v "$CC" >/dev/null || { echo "run_fuzz: $CC not found (apt-get install clang-14 libclang-rt-14-dev)"; exit 2; }
 
 t0=$(date +%s)
+mkdir -p "$B"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O2"
 cmake -S . -B "$B" -DCMAKE_C_COMPILER="$CC" -DCMAKE_CXX_COMPILER="$CXX" -DDPTRAIN_CUDA=OFF -DDPTRAIN_FUZZ=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="-fsanitize=fuzzer-no-link $SAN" \
-  -DCMAKE_C_FLAGS_RELWITHDEBINFO="" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >"$B.configure.log" 2>&1 \
-  || { cat "$B.configure.log"; exit 2; }
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >"$B/configure.log" 2>&1 \
+  || { cat "$B/configure.log"; exit 2; }
 targets=""
 for t in $TARGETS; do targets="$targets fuzz_$t"; done
-cmake --build "$B" -j"$(nproc)" --target fuzz_make_seeds $targets >"$B.build.log" 2>&1 || { tail -50 "$B.build.log"; exit 2; }
+cmake --build "$B" -j"$(nproc)" --target fuzz_make_seeds $targets >"$B/build.log" 2>&1 || { tail -50 "$B/build.log"; exit 2; }
 t1=$(date +%s)
 echo "run_fuzz: built in $((t1 - t0)) s ($B)"
 
