@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
+#include "core/opts.h"
 #include "core/check.h"
 #include "core/opts.h"
 #include "core/timer.h"

@@ -121,6 +121,7 @@ int cmd_eval(int argc, char **argv) {
   lc.out_channels = wm.model.channels;
   memcpy(lc.mean, wm.mean, sizeof lc.mean);
   memcpy(lc.std, wm.std, sizeof lc.std);
+  lc.eval_resize_ratio = wm.eval_resize_ratio;
   lc.num_classes = 0;   // the shards' own count, compared with the weights' below
   lc.clamp_batch = 1;   // a batch larger than a rank's samples only costs memory
   dp_err lerr;

@@ -31,6 +31,7 @@ static const command commands[] = {
     {"info", cmd_info, "layer summary, parameter count, FLOPs and planned memory of a model"},
     {"data", cmd_data, "dataset tools: synth, pack, import-idx, verify, inspect"},
     {"study", cmd_study, "aggregate results.json files into a scaling/cost report"},
+    {"export", cmd_export, "export weights to ONNX (python/dptrain; metadata carries the preprocessing)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

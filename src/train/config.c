@@ -86,6 +86,16 @@ static const dp_opt opts[] = {
     O_F("max-skip-rate", D_, max_skip_rate, 0, 1, 0,
         "fail when more than this fraction of records is skipped as corrupt (checked at every log "
         "interval once 1000 records were read, and at each epoch end)"),
+    O_I("checkpoint-every", L_, checkpoint_every, 0, BIG, 0, "write a checkpoint every N steps (0 = off)"),
+    O_F("checkpoint-minutes", D_, checkpoint_minutes, 0, 1e6, 0, "write a checkpoint every M minutes (0 = off)"),
+    O_I("keep-checkpoints", I_, keep_checkpoints, 1, 1000000, 0, "newest checkpoints kept in OUT/checkpoints (plus the best)"),
+    O_S("resume", resume, "auto (newest valid checkpoint in OUT/checkpoints, else a fresh start) or a checkpoint path"),
+    O_B("resume-force", resume_force, "resume even if the config hash or the data fingerprint changed"),
+    O_F("collective-timeout", D_, collective_timeout, 1, 1e7, 0,
+        "seconds a rank waits for another before the job aborts naming the missing rank"),
+    O_S("init-weights", init_weights, "pretrained weights (safetensors, torchvision or timm names) loaded before training"),
+    O_S("init-exclude", init_exclude, "comma-separated tensor name prefixes not loaded from --init-weights"),
+    O_B("init-strict", init_strict, "any missing, unexpected or shape-mismatched tensor in --init-weights is an error"),
     O_S("device", device, "cpu | cuda | auto (auto: a GPU per rank when one is found, else CPU)"),
     O_S("precision", precision, "auto | fp32 | tf32 | bf16 | fp16 (GPU; auto = bf16 on sm_80+; CPU is fp32)"),
     O_S("dump-ids", dump_ids, "debug: write consumed sample ids to FILE.rank<r>"),
@@ -133,6 +143,8 @@ void train_config_defaults(train_config *c) {
   // by default), so a 1 % limit stopped production runs at the end of their
   // first epoch. 5 % still stops a run on a broken or mislabelled shard set.
   c->max_skip_rate = 0.05;
+  c->keep_checkpoints = 2;
+  c->collective_timeout = 600.0;
   snprintf(c->device, sizeof c->device, "cpu");
   snprintf(c->precision, sizeof c->precision, "auto");
 }
@@ -171,6 +183,32 @@ int train_config_parse(train_config *c, int argc, char **argv) {
 void train_config_write(const train_config *c, FILE *f) {
   fprintf(f, "# dptrain effective configuration (reuse with --config FILE)\n");
   dp_opts_write_ini(&table, c, f);
+}
+
+// Settings that control how a run is carried out, not what it computes:
+// they may change between a run and its resumption.
+static const char *const run_control[] = {
+    "out", "resume", "resume-force", "checkpoint-every", "checkpoint-minutes", "keep-checkpoints",
+    "collective-timeout", "threads", "loader-threads", "log-every", "dump-ids", "config", "hardware",
+    "hardware-table", "price-per-hour", "baseline-steps", "baseline", "project-images", "project-epochs",
+    "max-skip-rate", "bucket-mb", "init-weights", "init-exclude", "init-strict", "mlflow-uri",
+    "mlflow-experiment", "run-name", NULL};
+
+void train_config_hash(const train_config *c, char *out, size_t n) {
+  uint64_t h = 1469598103934665603ull;   // FNV-1a 64 over the settings that determine the run
+  char buf[TC_PATH_MAX + 64];
+  for (int i = 0; i < NOPTS; i++) {
+    const dp_opt *o = &opts[i];
+    int skip = (o->flags & DP_OPT_HIDDEN) != 0;
+    for (int k = 0; !skip && run_control[k]; k++) skip = !strcmp(o->name, run_control[k]);
+    if (skip) continue;
+    dp_opts_format(o, c, buf, sizeof buf);
+    for (const char *p = o->name; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    h = (h ^ '=') * 1099511628211ull;
+    for (const char *p = buf; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    h = (h ^ '\n') * 1099511628211ull;
+  }
+  snprintf(out, n, "%016llx", (unsigned long long)h);
 }
 
 void train_config_write_json(const train_config *c, void *dp_json_writer) {

@@ -76,6 +76,16 @@ typedef struct {
   char hardware_table[TC_PATH_MAX];
   double price_per_hour;     // per rank; < 0: from the table
   double max_skip_rate;
+  // Training state (train/checkpoint.h, docs/checkpoints.md).
+  int64_t checkpoint_every;  // steps between checkpoints (0 = off)
+  double checkpoint_minutes; // minutes between checkpoints (0 = off)
+  int keep_checkpoints;      // newest checkpoints kept (the best is kept as well)
+  char resume[TC_PATH_MAX];  // "" (fresh), "auto" (newest valid in OUT/checkpoints, else fresh) or a path
+  int resume_force;          // resume even when the config hash or the data fingerprint changed
+  double collective_timeout; // seconds a rank may wait for another before the job aborts
+  char init_weights[TC_PATH_MAX];   // pretrained safetensors loaded before training
+  char init_exclude[TC_PATH_MAX];   // comma-separated name prefixes not loaded
+  int init_strict;           // any missing / unexpected / mismatched tensor is an error
   char device[16];           // cpu | cuda | auto
   char precision[16];        // auto | fp32 | tf32 | bf16 | fp16 (GPU only; CPU is fp32)
   // Debug / tests.
@@ -97,6 +107,10 @@ int train_config_read_text(train_config *c, const char *text, size_t len, const 
 int train_config_set(train_config *c, const char *key, const char *value);
 void train_config_write(const train_config *c, FILE *f);
 void train_config_usage(FILE *f);
+// Hash (16 hex digits) of the settings that determine what a run computes
+// (not where it writes, how often it checkpoints, thread counts, ...): a
+// checkpoint records it, and resuming under a different one is refused.
+void train_config_hash(const train_config *c, char *out, size_t n);
 // Writes every setting as "name": value pairs into an open JSON object.
 void train_config_write_json(const train_config *c, void *dp_json_writer);
 // Checks values that need no files (batch >= 1, known model, ...). Returns 0

@@ -18,18 +18,23 @@ static void csv_field(FILE *f, const char *s) {
   fputc('"', f);
 }
 
-int skiplog_open(skiplog *s, const char *path, int rank, dp_err *err) {
+int skiplog_open(skiplog *s, const char *path, int rank, dp_err *err) { return skiplog_open_at(s, path, rank, -1, err); }
+
+int skiplog_open_at(skiplog *s, const char *path, int rank, int64_t truncate_to, dp_err *err) {
   memset(s, 0, sizeof *s);
   s->log.fd = -1;
   if (rank != 0) return 0;
-  if (dp_alog_open(&s->log, path, -1, err)) return -1;
+  if (dp_alog_open(&s->log, path, truncate_to, err)) return -1;
   s->open = 1;
+  if (truncate_to > 0) return 0;   // resumed: the header and earlier rows are there
   dp_alog_printf(&s->log, "rank,epoch,step,file,record,id,reason\n");
   return dp_alog_flush(&s->log, 0, err);
 }
 
-int skiplog_collect(skiplog *s, loader *l, dist_ctx *d, int64_t step, int64_t *decoded, int64_t *skipped,
-                    dp_err *err) {
+int64_t skiplog_size(const skiplog *s) { return s->open ? dp_alog_size(&s->log) : -1; }
+
+int skiplog_collect(skiplog *s, loader *l, dist_ctx *d, int64_t step, int64_t base_decoded, int64_t base_skipped,
+                    int64_t *decoded, int64_t *skipped, dp_err *err) {
   loader_skip *k = NULL;
   int64_t n = loader_take_skips(l, &k);
   char *rows = NULL;
@@ -76,7 +81,7 @@ int skiplog_collect(skiplog *s, loader *l, dist_ctx *d, int64_t step, int64_t *d
   free(lens);
   free(displ);
   loader_stats ls = loader_get_stats(l);
-  int64_t v[3] = {ls.decoded, ls.skipped, n};
+  int64_t v[3] = {base_decoded + ls.decoded, base_skipped + ls.skipped, n};
   dist_allreduce_sum_i64(d, v, 3);
   *decoded = v[0];
   *skipped = v[1];
