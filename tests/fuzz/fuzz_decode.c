@@ -4,7 +4,7 @@
 // Input: an 8-byte parameter block, then the record.
 //   [0] bit 0 train (random-resized-crop) / eval, bit 1: 1 or 3 channels,
 //       bit 2 uint8 output, bit 3 NCHW, bits 4-5 codec: 0 JPEG, 1 raw,
-//       2 PNG/PPM/PGM (data/img_decode.c, then the same augmentation)
+//       2 PNG/PPM/PGM (data/img_decode.c, then the same augmentation), 3 as 0
 //   [1] output size 8..135   [2], [3] raw height, width 1..64
 //   [4..7] seed of the augmentation draw
 #include <stdlib.h>
@@ -28,7 +28,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 8) return 0;
   const int train = data[0] & 1, channels = data[0] & 2 ? 3 : 1, u8 = (data[0] >> 2) & 1, nchw = (data[0] >> 3) & 1;
-  const int codec = (data[0] >> 4) & 3, out = 8 + data[1] % 128;
+  const int codec = ((data[0] >> 4) & 3) % 3, out = 8 + data[1] % 128;   // 3 reads as 0 (JPEG)
   const int raw_h = 1 + data[2] % 64, raw_w = 1 + data[3] % 64;
   const uint64_t seed = (uint64_t)data[4] | (uint64_t)data[5] << 8 | (uint64_t)data[6] << 16 | (uint64_t)data[7] << 24;
   const uint8_t *rec = data + 8;
