@@ -32,12 +32,14 @@ static const command commands[] = {
     {"data", cmd_data, "dataset tools: synth, pack, import-idx, verify, inspect"},
     {"study", cmd_study, "aggregate results.json files into a scaling/cost report"},
     {"export", cmd_export, "export weights to ONNX (python/dptrain; metadata carries the preprocessing)"},
+    {"track", cmd_track, "MLflow tracking spool of a run: sync (send what was not sent), status"},
+    {"registry", cmd_registry, "MLflow model registry: register, promote (quality gate), list, show"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *f) {
   fprintf(f, "usage: dptrain <command> [options]\n       dptrain help [command] | --version\n\ncommands:\n");
-  for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-7s %s\n", commands[i].name, commands[i].help);
+  for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
   fprintf(f,
           "\n'dptrain <command> --help' (or 'dptrain help <command>') shows a command's options.\n"
           "Exit status: 0 ok, 1 runtime failure, 2 bad input or configuration.\n");
@@ -50,6 +52,9 @@ static const command *find(const char *name) {
 }
 
 int main(int argc, char **argv) {
+  // Line-buffered even into a pipe (mpirun, srun, Slurm logs): a progress or
+  // eval line shows up when it is printed, and a killed job loses none.
+  setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc < 2) {
     usage(stderr);
     return 2;

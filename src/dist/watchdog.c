@@ -12,6 +12,8 @@
 #define TAG_BEAT 7301
 #define HOST_LEN 64
 #define GRACE_S 5.0
+#define ALIVE_EVERY_S 1.0   // a waiting rank says it is alive this often
+#define STALE_S 3.0         // not heard from for this long while others wait: stopped or hung
 
 static const char *phase_names[WD_PHASES] = {"step start", "gradient all-reduce", "step-end agreement",
                                              "evaluation", "setup/checkpoint/results"};
@@ -25,8 +27,17 @@ struct dist_watchdog {
   int64_t *out;             // (world) send buffers
   MPI_Request *rreq, *sreq; // (world)
   char *hosts;              // (world * HOST_LEN)
-  int beats_heard;          // count of beats received (progress for the timeout rule)
+  double *heard;            // (world) when the last beat of each rank arrived (dp_now)
+  int progressed;           // a beat with a new position arrived since the flag was cleared
+  volatile const int *stop; // stop request (dist_watchdog_set_stop), or NULL
+  double stop_grace_s;
 };
+
+void dist_watchdog_set_stop(dist_ctx *d, volatile const int *flag, double grace_s) {
+  if (!d->wd) return;
+  d->wd->stop = flag;
+  d->wd->stop_grace_s = grace_s > 10 ? grace_s : 10;
+}
 
 static int64_t pos(int64_t step, wd_phase ph) { return step * WD_PHASES + (int64_t)ph; }
 
@@ -46,6 +57,7 @@ void dist_watchdog_init(dist_ctx *d, double timeout_s) {
   w->rreq = dp_calloc((size_t)W, sizeof(MPI_Request), "watchdog");
   w->sreq = dp_calloc((size_t)W, sizeof(MPI_Request), "watchdog");
   w->hosts = dp_calloc((size_t)W * HOST_LEN, 1, "watchdog");
+  w->heard = dp_calloc((size_t)W, sizeof(double), "watchdog");
   for (int r = 0; r < W; r++) {
     w->seen[r] = -1;
     w->rreq[r] = w->sreq[r] = MPI_REQUEST_NULL;
@@ -80,6 +92,7 @@ void dist_watchdog_free(dist_ctx *d) {
   free(w->rreq);
   free(w->sreq);
   free(w->hosts);
+  free(w->heard);
   free(w);
 }
 
@@ -94,12 +107,14 @@ static int poll_beats(dist_ctx *d) {
       if (w->rreq[r] == MPI_REQUEST_NULL) break;
       MPI_CHECK(MPI_Test(&w->rreq[r], &flag, MPI_STATUS_IGNORE), "watchdog heartbeat");
       if (!flag) break;
-      w->seen[r] = w->in[r];   // MPI keeps one sender's messages in order: the newest is the latest
+      // MPI keeps one sender's messages in order: the newest is the latest.
+      if (w->in[r] != w->seen[r]) w->progressed = 1;
+      w->seen[r] = w->in[r];
+      w->heard[r] = dp_now();
       got++;
       post_recv(w, r);
     }
   }
-  w->beats_heard += got;
   return got;
 }
 
@@ -114,14 +129,18 @@ static void send_beat(dist_ctx *d, int to) {
   MPI_CHECK(MPI_Isend(&w->out[to], 1, MPI_INT64_T, to, TAG_BEAT, w->comm, &w->sreq[to]), "watchdog heartbeat");
 }
 
-void dist_watchdog_mark(dist_ctx *d, int64_t step, wd_phase phase) {
-  struct dist_watchdog *w = d->wd;
-  if (!w || d->world < 2) return;
-  w->mine = pos(step, phase);
+static void beat_all(dist_ctx *d) {
   if (d->rank == 0)
     for (int r = 1; r < d->world; r++) send_beat(d, r);
   else
     send_beat(d, 0);
+}
+
+void dist_watchdog_mark(dist_ctx *d, int64_t step, wd_phase phase) {
+  struct dist_watchdog *w = d->wd;
+  if (!w || d->world < 2) return;
+  w->mine = pos(step, phase);
+  beat_all(d);
   poll_beats(d);
 }
 
@@ -149,30 +168,34 @@ _Noreturn static void expire(dist_ctx *d, const char *what, double waited) {
   describe_pos(w->mine, here, sizeof here);
   const char *hint = "a rank is stopped, hung or lost (kill -STOP, a wedged node, a network fault); check that "
                      "rank's host, or raise --collective-timeout for very slow steps";
+  double now = dp_now();
   if (d->rank == 0) {
+    // Missing: behind this rank, or silent (a waiting rank says it is alive
+    // every second; a stopped or hung one does not).
     char list[768] = "";
     size_t len = 0;
     int nmiss = 0;
-    for (int r = 1; r < d->world && len < sizeof list - 100; r++) {
-      if (w->seen[r] >= w->mine) continue;
+    for (int r = 1; r < d->world && len < sizeof list - 120; r++) {
+      int behind = w->seen[r] < w->mine, silent = now - w->heard[r] > STALE_S;
+      if (!behind && !silent) continue;
       char p[96];
       describe_pos(w->seen[r], p, sizeof p);
-      len += (size_t)snprintf(list + len, sizeof list - len, "%srank %d (host %s, last seen at %s)",
-                              nmiss ? ", " : "", r, w->hosts + (size_t)r * HOST_LEN, p);
+      len += (size_t)snprintf(list + len, sizeof list - len, "%srank %d (host %s, %s, last seen at %s %.0f s ago)",
+                              nmiss ? ", " : "", r, w->hosts + (size_t)r * HOST_LEN,
+                              behind ? "behind" : "silent", p, now - w->heard[r]);
       nmiss++;
     }
     if (nmiss)
       DP_FATAL("collective timeout", hint, "%s made no progress for %.0f s at %s: %s did not arrive", what, waited,
                here, list);
     DP_FATAL("collective timeout", hint,
-             "%s made no progress for %.0f s at %s; every rank reached this point, so a rank stopped inside it",
-             what, waited, here);
+             "%s made no progress for %.0f s at %s; every rank reached this point and is alive", what, waited, here);
   }
-  if (w->seen[0] < w->mine) {
+  if (w->seen[0] < w->mine || now - w->heard[0] > STALE_S) {
     char p[96];
     describe_pos(w->seen[0], p, sizeof p);
-    DP_FATAL("collective timeout", hint, "%s made no progress for %.0f s at %s: rank 0 (host %s, last seen at %s) "
-             "did not arrive", what, waited, here, w->hosts, p);
+    DP_FATAL("collective timeout", hint, "%s made no progress for %.0f s at %s: rank 0 (host %s, last seen at %s "
+             "%.0f s ago) did not arrive", what, waited, here, w->hosts, p, now - w->heard[0]);
   }
   // Rank 0 is at least as far as this rank: it names the missing rank; give
   // it time to do so before aborting from here.
@@ -183,12 +206,24 @@ _Noreturn static void expire(dist_ctx *d, const char *what, double waited) {
            "for the missing rank)", what, waited + GRACE_S, here);
 }
 
+// Is a rank this one waits on silent (rank 0: any other; others: rank 0)?
+static int any_silent(const dist_ctx *d, double now) {
+  const struct dist_watchdog *w = d->wd;
+  if (d->rank != 0) return now - w->heard[0] > STALE_S;
+  for (int r = 1; r < d->world; r++)
+    if (now - w->heard[r] > STALE_S) return 1;
+  return 0;
+}
+
 // Poll loop with backoff: spin briefly (latency of the gradient wait), then
 // sleep in growing steps up to 1 ms.
 static int wait_core(dist_ctx *d, int n, MPI_Request *reqs, int any, const char *what) {
   struct dist_watchdog *w = d->wd;
-  double t0 = dp_now(), last_progress = t0;
+  double t0 = dp_now(), last_progress = t0, last_alive = t0;
   long sleep_ns = 0;
+  w->progressed = 0;
+  for (int r = 0; r < d->world; r++)
+    if (w->heard[r] < t0 - STALE_S) w->heard[r] = t0 - STALE_S / 2;   // silence counts from the wait's start
   for (int spins = 0;; spins++) {
     int flag = 0, idx = MPI_UNDEFINED;
     if (any) {
@@ -199,8 +234,19 @@ static int wait_core(dist_ctx *d, int n, MPI_Request *reqs, int any, const char 
       if (flag) return 0;
     }
     double now = dp_now();
-    if (d->world > 1 && poll_beats(d) > 0) last_progress = now;
+    if (d->world > 1) {
+      poll_beats(d);
+      // Only a new position is progress (a rank working alone, e.g. the
+      // baseline on rank 0); "alive" beats at the same position are not.
+      if (w->progressed) last_progress = now, w->progressed = 0;
+      if (now - last_alive > ALIVE_EVERY_S) {
+        beat_all(d);
+        last_alive = now;
+      }
+    }
     if (now - last_progress > w->timeout_s) expire(d, what, now - last_progress);
+    if (w->stop && *w->stop && now - last_progress > w->stop_grace_s && any_silent(d, now))
+      expire(d, what, now - last_progress);
     if (spins > 2000) {
       sleep_ns = sleep_ns ? (sleep_ns * 2 < 1000000 ? sleep_ns * 2 : 1000000) : 1000;
       struct timespec ts = {0, sleep_ns};

@@ -43,6 +43,12 @@ void dist_watchdog_mark(dist_ctx *d, int64_t step, wd_phase phase);
 void dist_wait_all(dist_ctx *d, int n, MPI_Request *reqs, const char *what);
 // MPI_Waitany with the deadline; returns the index or MPI_UNDEFINED.
 int dist_wait_any(dist_ctx *d, int n, MPI_Request *reqs, const char *what);
+// A stop request (the trainer's signal flag): when it is set and a wait has
+// made no progress for grace_s while the awaited ranks are silent, the wait
+// gives up early (a launcher that lost a rank signals the survivors; their
+// peers are gone, and waiting for the full timeout would only delay the end).
+// grace_s should exceed the longest step (the trainer passes 3 steps, >= 10 s).
+void dist_watchdog_set_stop(dist_ctx *d, volatile const int *flag, double grace_s);
 // The deadline in seconds (600 when the watchdog is not armed).
 double dist_watchdog_timeout(const dist_ctx *d);
 // A rank's last known position, for messages and tests ("step 12 (gradient wait)").

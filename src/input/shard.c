@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -315,7 +316,7 @@ static void setup_pread(shard *s, hid_t ds) {
   s->blob_file_offset = (int64_t)off;
 }
 
-static int check_hdf5_magic(const char *path, int64_t *file_size, dp_err *err) {
+static int check_hdf5_magic(const char *path, int64_t *file_size, int *len_size, dp_err *err) {
   // H5Fopen on a non-HDF5 or truncated file fails anyway; checking the
   // signature first gives a clearer message. HDF5 looks for it at 0, 512,
   // 1024, ... (user block); we accept it at any of the first few.
@@ -332,9 +333,14 @@ static int check_hdf5_magic(const char *path, int64_t *file_size, dp_err *err) {
     return -1;
   }
   int found = 0;
+  *len_size = 8;
   for (off_t at = 0; at + 8 <= st.st_size && at <= 65536 && !found; at = at ? at * 2 : 512) {
-    uint8_t b[8];
-    if (pread(fd, b, 8, at) == 8 && memcmp(b, sig, 8) == 0) found = 1;
+    uint8_t b[16];
+    if (pread(fd, b, 16, at) == 16 && memcmp(b, sig, 8) == 0) {
+      found = 1;
+      // "Size of Lengths" of the superblock: byte 14 in versions 0-1, 10 in 2-3.
+      *len_size = b[8] <= 1 ? b[14] : b[10];
+    }
   }
   close(fd);
   *file_size = (int64_t)st.st_size;
@@ -346,6 +352,114 @@ static int check_hdf5_magic(const char *path, int64_t *file_size, dp_err *err) {
   return 0;
 }
 
+// File extent [lo, hi) of a contiguous /images/bytes (the records), or -1.
+static void blob_extent(hid_t f, int64_t *lo, int64_t *hi) {
+  *lo = *hi = -1;
+  if (H5Lexists(f, "images", H5P_DEFAULT) <= 0 || H5Lexists(f, "images/bytes", H5P_DEFAULT) <= 0) return;
+  hid_t d = H5Dopen2(f, "images/bytes", H5P_DEFAULT);
+  if (d < 0) return;
+  hid_t dcpl = H5Dget_create_plist(d);
+  int contiguous = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_nfilters(dcpl) == 0;
+  if (dcpl >= 0) H5Pclose(dcpl);
+  haddr_t off = contiguous ? H5Dget_offset(d) : HADDR_UNDEF;
+  hsize_t n = contiguous ? H5Dget_storage_size(d) : 0;
+  H5Dclose(d);
+  if (off == HADDR_UNDEF || n == 0 || off > (haddr_t)INT64_MAX / 2 || n > (hsize_t)INT64_MAX / 2) return;
+  *lo = (int64_t)off;
+  *hi = (int64_t)(off + n);
+}
+
+static uint64_t le_n(const uint8_t *p, int n) {
+  uint64_t v = 0;
+  for (int k = n - 1; k >= 0; k--) v = (v << 8) | p[k];
+  return v;
+}
+
+// One global heap collection at p (HDF5 spec, "Global Heap"): "GCOL", version
+// 1, 3 reserved bytes, the collection size, then objects (index u16, refcount
+// u16, reserved u32, size, data padded to 8 bytes) ending with the free-space
+// object (index 0). Returns 0 when consistent, 1 when p is no collection
+// header at all, -1 when it is a damaged collection (why in msg).
+static int gcol_check(const uint8_t *m, int64_t size, int64_t p, int L, char *msg, size_t mn) {
+  if (p + 8 + L > size || m[p + 4] != 1 || m[p + 5] || m[p + 6] || m[p + 7]) return 1;
+  uint64_t cs = le_n(m + p + 8, L);
+  if (cs < 8u + (uint64_t)L || cs > (uint64_t)(size - p)) {
+    snprintf(msg, mn, "global heap collection at byte %lld has size %llu (file has %lld bytes from there)",
+             (long long)p, (unsigned long long)cs, (long long)(size - p));
+    return -1;
+  }
+  const int64_t end = p + (int64_t)cs;
+  int64_t pos = p + 8 + L;
+  static const int64_t hdr = 8;   // index, refcount, reserved
+  uint8_t *seen = dp_calloc(65536 / 8, 1, "global heap indices");
+  int rc = 0;
+  while (pos + hdr + L <= end) {
+    unsigned idx = (unsigned)le_n(m + pos, 2);
+    uint64_t osz = le_n(m + pos + hdr, L);
+    if (osz > (uint64_t)(end - pos)) {
+      snprintf(msg, mn, "global heap object %u at byte %lld claims %llu bytes, past its collection's end", idx,
+               (long long)pos, (unsigned long long)osz);
+      rc = -1;
+      break;
+    }
+    if (idx == 0) break;   // free space: the rest of the collection
+    if (seen[idx / 8] & (1u << (idx % 8))) {
+      snprintf(msg, mn, "global heap object index %u appears twice in the collection at byte %lld", idx, (long long)p);
+      rc = -1;
+      break;
+    }
+    seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
+    int64_t next = pos + hdr + L + (int64_t)((osz + 7) & ~(uint64_t)7);
+    if (next > end) {
+      snprintf(msg, mn, "global heap object %u at byte %lld runs past its collection's end", idx, (long long)pos);
+      rc = -1;
+      break;
+    }
+    pos = next;
+  }
+  free(seen);
+  return rc;
+}
+
+// Every global heap collection of the file, outside [skip_lo, skip_hi) (the
+// contiguous record bytes, which are image data, not HDF5 structures).
+static int check_global_heaps(const char *path, int64_t size, int L, int64_t skip_lo, int64_t skip_hi, dp_err *err) {
+  if (L != 2 && L != 4 && L != 8) {
+    dp_err_set(err, 1, "%s: HDF5 'size of lengths' is %d (2, 4 or 8 supported)", path, L);
+    return -1;
+  }
+  if (size < 16) return 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    dp_err_set(err, 1, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  const uint8_t *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) {
+    dp_err_set(err, 1, "%s: cannot map: %s", path, strerror(errno));
+    return -1;
+  }
+  int rc = 0;
+  char msg[300];
+  for (int part = 0; part < 2 && !rc; part++) {
+    int64_t lo = part == 0 ? 0 : (skip_hi > 0 ? skip_hi : size), hi = part == 0 ? (skip_lo >= 0 ? skip_lo : size) : size;
+    for (int64_t at = lo; at + 4 <= hi && !rc;) {
+      const uint8_t *q = memmem(m + at, (size_t)(hi - at), "GCOL", 4);
+      if (!q) break;
+      int64_t p = q - m;
+      int v = gcol_check(m, size, p, L, msg, sizeof msg);
+      if (v < 0) {
+        dp_err_set(err, 1, "%s: damaged HDF5 file: %s (refused before libhdf5 reads it)", path, msg);
+        rc = -1;
+      }
+      at = p + 4;
+    }
+  }
+  munmap((void *)m, (size_t)size);
+  return rc;
+}
+
 shard *shard_open(const char *path, dp_err *err) {
   dp_err_clear(err);
   if (strlen(path) >= sizeof(((shard *)0)->path)) {
@@ -353,7 +467,8 @@ shard *shard_open(const char *path, dp_err *err) {
     return NULL;
   }
   int64_t file_size = 0;
-  if (check_hdf5_magic(path, &file_size, err) != 0) return NULL;
+  int len_size = 8;
+  if (check_hdf5_magic(path, &file_size, &len_size, err) != 0) return NULL;
   shard *s = dp_calloc(1, sizeof *s, "shard");
   snprintf(s->path, sizeof s->path, "%s", path);
   s->fd = -1;
@@ -377,6 +492,15 @@ shard *shard_open(const char *path, dp_err *err) {
   if (v < 1 || v > SHARD_MAX_CLASSES)
     BAD("%s: num_classes %lld outside [1, %d]", path, (long long)v, SHARD_MAX_CLASSES);
   s->num_classes = (int)v;
+  // Variable-length strings (codec, class_names, string ids) live in HDF5's
+  // global heap, which libhdf5 1.10.8 reads without bounds checks: a damaged
+  // collection crashes or hangs it (h5py too; tests/fuzz/README.md). Check
+  // every collection before the first such read.
+  {
+    int64_t blo = -1, bhi = -1;
+    blob_extent(f, &blo, &bhi);
+    if (check_global_heaps(path, file_size, len_size, blo, bhi, err) != 0) goto fail;
+  }
   ncodec = attr_read_strings(root, "codec", 1, &codec, path, err);
   if (ncodec < 0) goto fail;
   if (ncodec != 1) BAD("%s: attribute 'codec' must be one string", path);

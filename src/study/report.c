@@ -3,239 +3,276 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "core/afile.h"
 #include "core/check.h"
-#include "train/cost.h"
-#include "core/jsonread.h"
+#include "study/analysis.h"
+#include "study/plots.h"
+#include "study/text.h"
 
-typedef struct {
-  const char *path;
-  char model[32], hardware[64];
-  int world;
-  double img_s, eff, hidden, f1, price, mfu;
-  int64_t flops;
-  double time_s, cost;
-  int64_t epochs;
-  int meets;
-} run_row;
-
-typedef struct {
-  char label[160];
-  double time_s, cost;
-  int measured;
-} option;
-
-static void fmt(char *b, size_t n, double v, const char *f) {
-  if (isfinite(v)) snprintf(b, n, f, v);
-  else snprintf(b, n, "n/a");
+void study_opts_defaults(study_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->out = "study.md";
+  o->dc.deadline_h = 8;
+  o->dc.budget_usd = 250;
+  o->dc.images = 1200000;
+  o->dc.image_bytes = 180 * 1024;
+  o->dc.max_devices = 64;
+  o->dc.memory_margin = 0.10;
+  o->dc.default_storage_bps = 2e9;
+  o->dc.assume_gpu_cv = 0.02;
+  o->dc.assume_mfu = 0.30;
+  o->quality_target = 0.84;
 }
 
-static int cmp_row(const void *a, const void *b) {
-  const run_row *x = a, *y = b;
-  int c = strcmp(x->model, y->model);
-  if (c) return c;
-  c = strcmp(x->hardware, y->hardware);
-  if (c) return c;
-  return x->world - y->world;
+static const char *src_path(const char *given, const char *rel, char *buf, size_t n) {
+  if (given) return given;
+  snprintf(buf, n, "%s/%s", DP_SOURCE_DIR, rel);
+  if (access(buf, R_OK) == 0) return buf;
+  snprintf(buf, n, "%s/%s", DP_INSTALL_DATADIR, strrchr(rel, '/') + 1);
+  return buf;
 }
 
-// Throughput vs ranks, one polyline per (model, hardware), with the ideal
-// linear scaling from each series' smallest run dashed. rows are sorted.
-static int write_svg(const char *path, const run_row *rows, int n) {
-  FILE *f = fopen(path, "w");
-  if (!f) return -1;
-  const double W = 640, H = 400, L = 70, R = 20, T = 30, B = 50;
-  double xmax = 1, ymax = 1;
-  for (int i = 0; i < n; i++) {
-    if (rows[i].world > xmax) xmax = rows[i].world;
-    if (isfinite(rows[i].img_s) && rows[i].img_s > ymax) ymax = rows[i].img_s;
-  }
-  ymax *= 1.15;
-  fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
-  fprintf(f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n");
-  fprintf(f, "<text x=\"%.0f\" y=\"18\">training throughput (img/s) vs ranks; dashed: ideal linear scaling</text>\n", L);
-  fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, H - B, W - R, H - B);
-  fprintf(f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, T, L, H - B);
-  fprintf(f, "<text x=\"%.0f\" y=\"%.0f\">ranks (max %.0f)</text>\n", W / 2, H - 12, xmax);
-  fprintf(f, "<text x=\"5\" y=\"%.0f\">%.0f</text><text x=\"5\" y=\"%.0f\">0</text>\n", T + 4, ymax, H - B);
-#define PX(x) (L + ((x) / xmax) * (W - L - R))
-#define PY(y) (H - B - ((y) / ymax) * (H - T - B))
-  static const char *colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
-  int series = 0;
-  for (int i = 0; i < n;) {
-    int j = i;
-    while (j < n && !strcmp(rows[j].model, rows[i].model) && !strcmp(rows[j].hardware, rows[i].hardware)) j++;
-    const char *col = colors[series % 6];
-    fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", col);
-    for (int k = i; k < j; k++)
-      if (isfinite(rows[k].img_s)) fprintf(f, "%.1f,%.1f ", PX(rows[k].world), PY(rows[k].img_s));
-    fprintf(f, "\"/>\n");
-    if (isfinite(rows[i].img_s) && rows[i].world > 0) {
-      double per = rows[i].img_s / rows[i].world;
-      double xe = per * xmax > ymax ? ymax / per : xmax;   // clip the ideal line at the top
-      fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-dasharray=\"4 4\"/>\n",
-              PX(rows[i].world), PY(rows[i].img_s), PX(xe), PY(per * xe), col);
+double sa_series_efficiency(const sa_study *a, const sa_series *s, int k) {
+  if (s->one < 0) return NAN;
+  const sr_run *r = &a->runs.r[s->idx[k]], *one = &a->runs.r[s->one];
+  return r->img_s / ((double)r->world * one->img_s);
+}
+
+static void build_series(sa_study *a) {
+  a->series = dp_calloc((size_t)(a->runs.n + 1), sizeof(sa_series), "series");
+  for (int i = 0; i < a->runs.n; i++) {
+    const sr_run *r = &a->runs.r[i];
+    if (strcmp(r->kind, "train")) continue;
+    sa_series *s = NULL;
+    for (int k = 0; k < a->nseries && !s; k++)
+      if (sr_same_series(&a->runs.r[a->series[k].idx[0]], r)) s = &a->series[k];
+    if (!s) {
+      s = &a->series[a->nseries++];
+      s->one = -1;
     }
-    for (int k = i; k < j; k++)
-      if (isfinite(rows[k].img_s))
-        fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", PX(rows[k].world), PY(rows[k].img_s), col);
-    fprintf(f, "<text x=\"%.0f\" y=\"%.0f\" fill=\"%s\">%s on %s</text>\n", L + 10, T + 16 + 14 * series, col,
-            rows[i].model, rows[i].hardware);
-    series++;
-    i = j;
+    if (s->n < 64) s->idx[s->n++] = i;
   }
-#undef PX
-#undef PY
-  fprintf(f, "</svg>\n");
-  return fclose(f) == 0 ? 0 : -1;
+  for (int k = 0; k < a->nseries; k++) {
+    sa_series *s = &a->series[k];
+    for (int i = 1; i < s->n; i++)
+      for (int q = i; q > 0 && a->runs.r[s->idx[q]].world < a->runs.r[s->idx[q - 1]].world; q--) {
+        int t = s->idx[q];
+        s->idx[q] = s->idx[q - 1], s->idx[q - 1] = t;
+      }
+    // The series' 1-rank run (the least noisy one when there are several).
+    for (int i = 0; i < s->n; i++) {
+      const sr_run *r = &a->runs.r[s->idx[i]];
+      if (r->world != 1) continue;
+      if (s->one < 0 || (a->runs.r[s->one].noisy && !r->noisy)) s->one = s->idx[i];
+    }
+  }
+}
+
+static void find_quality(sa_study *a, sa_scenario *s) {
+  const sr_run *best = NULL;
+  int same = 0;
+  for (int i = 0; i < a->runs.n; i++) {
+    const sr_run *r = &a->runs.r[i];
+    if (!r->evaluated || !isfinite(r->macro_f1)) continue;
+    int m = !strcmp(r->model, s->sc->model);
+    if (!m && strcmp(r->family, sr_family(s->sc->model))) continue;
+    if (!best || m > same || (m == same && r->eval_samples > best->eval_samples)) best = r, same = m;
+  }
+  s->q.run = best;
+  double t = a->o->quality_target;
+  if (!best) {
+    s->q.kind = PV_ASSUMED;
+    snprintf(s->q.src, sizeof s->q.src,
+             "not measured: no evaluated run of %s (or its family) among the inputs, so the %.2f target is unchecked",
+             s->sc->model, t);
+    return;
+  }
+  s->q.kind = PV_MEASURED;
+  tx_set(s->q.src, sizeof s->q.src,
+         "measured: macro-F1 %.3f (accuracy %.3f) on %lld evaluation images, %s%s at %lld px after %lld training "
+         "images (%lld steps), %s; %s the %.2f target (a small run, not the full dataset)",
+         best->macro_f1, best->accuracy, (long long)best->eval_samples, same ? "" : "family proxy ", best->model,
+         (long long)best->image_size, (long long)best->images_seen, (long long)best->steps, best->path,
+         best->macro_f1 >= t ? "meets" : "below", t);
+}
+
+static void add_variant(sa_scenario *s, const char *change, dc_variant v) {
+  if (s->nvar >= SA_MAX_VARIANTS) return;
+  sa_variant *x = &s->var[s->nvar++];
+  snprintf(x->change, sizeof x->change, "%s", change);
+  x->v = v;
+}
+
+static int analyse(sa_study *a, char *err, int err_sz) {
+  for (int i = 0; i < a->ns; i++) {
+    sa_scenario *s = &a->s[i];
+    s->wl = wl_get(&a->wl, s->sc->model, s->sc->image_size, s->sc->classes, s->sc->optimizer);
+    if (dc_grid_build(&a->x, s->sc, NULL, &s->g, err, err_sz)) return -1;
+    find_quality(a, s);
+    char c[96];
+    dc_variant v;
+    memset(&v, 0, sizeof v);
+    v.images_mult = 10;
+    snprintf(c, sizeof c, "dataset x10 (%.0fM images)", a->o->dc.images * 10 / 1e6);
+    add_variant(s, c, v);
+    static const int64_t sizes[] = {128, 224, 384};
+    for (int k = 0; k < 3; k++) {
+      if (sizes[k] == s->sc->image_size) continue;
+      memset(&v, 0, sizeof v);
+      v.image_size = sizes[k];
+      snprintf(c, sizeof c, "image size %lld px (from %lld)", (long long)sizes[k], (long long)s->sc->image_size);
+      add_variant(s, c, v);
+    }
+    static const double bm[] = {0.25, 4};
+    for (int k = 0; k < 2; k++) {
+      memset(&v, 0, sizeof v);
+      v.batch_mult = bm[k];
+      snprintf(c, sizeof c, "batch %lld per device (from %lld)", (long long)fmax(1, floor(s->sc->batch * bm[k] + 0.5)),
+               (long long)s->sc->batch);
+      add_variant(s, c, v);
+    }
+    static const double cores[] = {4, 8, 32};
+    for (int k = 0; k < 3; k++) {
+      memset(&v, 0, sizeof v);
+      v.cores_per_device = cores[k];
+      snprintf(c, sizeof c, "%.0f host cores per GPU/TPU for the input pipeline", cores[k]);
+      add_variant(s, c, v);
+    }
+    memset(&v, 0, sizeof v);
+    v.cpu_mfu_mult = 0.5;
+    add_variant(s, "CPU sockets at half the per-core efficiency measured on 1 core", v);
+    memset(&v, 0, sizeof v);
+    v.gpu_mfu_mult = 0.5;
+    add_variant(s, "GPU/TPU MFU x0.5 (dptrain's CUDA path below the tuned published frameworks)", v);
+    for (int k = 0; k < s->nvar; k++)
+      if (dc_grid_build(&a->x, s->sc, &s->var[k].v, &s->var[k].g, err, err_sz)) return -1;
+  }
+  build_series(a);
+  a->ncal = cal_build(&a->x, &a->cal);
+  return 0;
+}
+
+// Plot paths next to the Markdown: <out without .md>-<name>.svg
+static void plot_path(const char *out, const char *name, char *buf, size_t n) {
+  snprintf(buf, n, "%s", out);
+  char *dot = strrchr(buf, '.');
+  if (dot && !strchr(dot, '/')) *dot = 0;
+  size_t l = strlen(buf);
+  snprintf(buf + l, n - l, "-%s.svg", name);
+}
+
+// One output file through core/afile.h; 0, or 1 after printing why.
+static int write_atomic(const char *path, int (*render)(const sa_study *, FILE *), const sa_study *a) {
+  dp_err e;
+  dp_err_clear(&e);
+  dp_afile *f = dp_afile_open(path, &e);
+  if (!f) {
+    fprintf(stderr, "dptrain study: %s\n", e.msg);
+    return 1;
+  }
+  render(a, dp_afile_stream(f));
+  if (dp_afile_commit(f, &e)) {
+    fprintf(stderr, "dptrain study: %s\n", e.msg);
+    return 1;
+  }
+  return 0;
+}
+
+static int write_outputs(sa_study *a) {
+  const study_opts *o = a->o;
+  char err[1200];
+  const char *outs[2] = {strcmp(o->out, "-") ? o->out : NULL, o->json};
+  for (int k = 0; k < 2; k++) {   // the report's folder may not exist yet
+    if (!outs[k] || !strrchr(outs[k], '/')) continue;
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s", outs[k]);
+    *strrchr(dir, '/') = 0;
+    dp_err me;
+    dp_err_clear(&me);
+    if (dir[0] && dp_mkdir_p(dir, &me)) {
+      fprintf(stderr, "dptrain study: %s\n", me.msg);
+      return 1;
+    }
+  }
+  if (strcmp(o->out, "-")) {
+    for (int i = 0; i < a->ns; i++) {
+      sa_scenario *s = &a->s[i];
+      plot_path(o->out, s->sc->name, s->svg, sizeof s->svg);
+      char title[200];
+      snprintf(title, sizeof title, "%s: cost vs time of every configuration (modelled)", s->sc->name);
+      if (plot_cost_time(s->svg, title, &s->g, &o->dc, err, sizeof err)) {
+        fprintf(stderr, "dptrain study: %s\n", err);
+        return 1;
+      }
+    }
+    plot_path(o->out, "scaling", a->scaling_svg, sizeof a->scaling_svg);
+    int ns = plot_scaling(a->scaling_svg, &a->runs, err, sizeof err);
+    if (ns < 0) {
+      fprintf(stderr, "dptrain study: %s\n", err);
+      return 1;
+    }
+    if (ns == 0) a->scaling_svg[0] = 0;
+  }
+  if (!strcmp(o->out, "-")) sa_write_markdown(a, stdout);
+  else if (write_atomic(o->out, sa_write_markdown, a)) return 1;
+  if (o->json && write_atomic(o->json, sa_write_json, a)) return 1;
+  return 0;
 }
 
 int study_report(const study_opts *o) {
-  run_row *rows = dp_calloc((size_t)(o->nresults ? o->nresults : 1), sizeof(run_row), "study rows");
-  int n = 0;
-  for (int i = 0; i < o->nresults; i++) {
-    char err[512];
-    jv *v = jv_parse_file(o->results[i], err, sizeof err);
-    if (!v) {
-      fprintf(stderr, "dptrain study: bad input: %s\n", err);
-      free(rows);
-      return -2;
-    }
-    if (jv_num(v, "schema_version", 0) != 1 || strcmp(jv_str(v, "kind", ""), "train")) {
-      fprintf(stderr, "dptrain study: bad input: %s is not a schema-1 training results.json\n", o->results[i]);
-      jv_free(v);
-      free(rows);
-      return -2;
-    }
-    run_row *r = &rows[n++];
-    r->path = o->results[i];
-    snprintf(r->model, sizeof r->model, "%s", jv_str(v, "model.name", "?"));
-    snprintf(r->hardware, sizeof r->hardware, "%s", jv_str(v, "hardware.name", "?"));
-    r->world = (int)jv_num(v, "world_size", 1);
-    r->img_s = jv_num(v, "images_per_s", NAN);
-    r->eff = jv_num(v, "scaling_efficiency", NAN);
-    r->hidden = jv_num(v, "comm_hidden_fraction", NAN);
-    r->f1 = jv_num(v, "macro_f1", NAN);
-    r->price = jv_num(v, "hardware.price_per_rank_hour", NAN);
-    r->mfu = jv_num(v, "mfu", NAN);
-    r->flops = (int64_t)jv_num(v, "model.flops_per_image_fwd", 0);
-    int64_t ep = o->epochs > 0 ? o->epochs : (int64_t)jv_num(v, "cost.project_epochs", 30);
-    r->epochs = ep;
-    r->time_s = projected_time_s(o->images, ep, r->img_s);
-    r->cost = run_cost_usd(r->world, r->time_s, r->price);
-    r->meets = r->time_s <= o->deadline_hours * 3600 && r->cost <= o->budget_usd;
-    jv_free(v);
-  }
-  qsort(rows, (size_t)n, sizeof *rows, cmp_row);
-  hw_table hw;
-  memset(&hw, 0, sizeof hw);
-  char err[512];
+  sa_study a;
+  memset(&a, 0, sizeof a);
+  a.o = o;
+  a.wl.describe = o->describe;
+  time_t now = time(NULL);
+  struct tm tmv;
+  gmtime_r(&now, &tmv);
+  strftime(a.created, sizeof a.created, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+  char err[1200], pbuf[1200];
+  int rc = 2;
   const char *tpath = o->hardware_table ? o->hardware_table : hw_table_default_path();
-  int have_hw = hw_table_load(&hw, tpath, err, sizeof err) == 0;
-  if (!have_hw) fprintf(stderr, "dptrain study: %s (no projections)\n", err);
-
-  FILE *f = strcmp(o->out, "-") ? fopen(o->out, "w") : stdout;
-  if (!f) {
-    fprintf(stderr, "dptrain study: cannot write %s\n", o->out);
-    free(rows);
-    hw_table_free(&hw);
-    return -1;
-  }
-  fprintf(f, "# dptrain scaling and cost study\n\n");
-  char epbuf[64];
-  if (o->epochs > 0) snprintf(epbuf, sizeof epbuf, "%lld", (long long)o->epochs);
-  else snprintf(epbuf, sizeof epbuf, "(each run's --project-epochs)");
-  fprintf(f, "Full run: %lld images x %s epochs. Deadline %.1f h, budget $%.0f per full run.\n",
-          (long long)o->images, epbuf, o->deadline_hours, o->budget_usd);
-  fprintf(f, "Prices come from the results files (rank-hour prices, user-editable estimates unless given with "
-             "--price-per-hour).\n\n");
-  if (f != stdout) {
-    char svg[1200];
-    snprintf(svg, sizeof svg, "%s", o->out);
-    char *dot = strrchr(svg, '.');
-    if (dot && !strchr(dot, '/')) *dot = 0;
-    strncat(svg, ".svg", sizeof svg - strlen(svg) - 1);
-    if (write_svg(svg, rows, n) == 0) {
-      const char *base = strrchr(svg, '/');
-      fprintf(f, "![throughput vs ranks](%s)\n\n", base ? base + 1 : svg);
+  if (hw_table_load(&a.hw, tpath, err, sizeof err)) goto bad;
+  if (sc_load(&a.src, src_path(o->scenarios, "bench/scenarios.tsv", pbuf, sizeof pbuf), err, sizeof err)) goto bad;
+  if (pub_load(&a.src, src_path(o->published, "bench/published.tsv", pbuf, sizeof pbuf), err, sizeof err)) goto bad;
+  for (int i = 0; i < o->ntune_batch; i++)
+    if (tb_load(&a.src, o->tune_batch[i], err, sizeof err)) goto bad;
+  if (!o->input_bench || o->input_bench[0]) {
+    const char *ib = src_path(o->input_bench, "bench/results/input_180kb.json", pbuf, sizeof pbuf);
+    if (ib_load(&a.src.ib, ib, err, sizeof err)) {
+      if (o->input_bench) goto bad;   // asked for by name: must load
+      tx_set(a.input_note, sizeof a.input_note, "input pipeline not modelled: %s", err);
     }
+  } else {
+    snprintf(a.input_note, sizeof a.input_note, "input pipeline not modelled: --input-bench \"\"");
   }
-  fprintf(f, "## Measured runs\n\n");
-  fprintf(f, "| model | hardware | ranks | img/s | scaling eff. | comm hidden | MFU | full-run time (h) | full-run cost ($) | macro-F1 | meets deadline+budget | file |\n");
-  fprintf(f, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---|\n");
-  for (int i = 0; i < n; i++) {
-    run_row *r = &rows[i];
-    char a[32], b[32], c[32], d[32], e[32], g[32], h[32];
-    fmt(a, sizeof a, r->img_s, "%.1f");
-    fmt(b, sizeof b, 100 * r->eff, "%.1f %%");
-    fmt(c, sizeof c, 100 * r->hidden, "%.0f %%");
-    fmt(d, sizeof d, 100 * r->mfu, "%.2f %%");
-    fmt(e, sizeof e, r->time_s / 3600, "%.2f");
-    fmt(g, sizeof g, r->cost, "%.2f");
-    fmt(h, sizeof h, r->f1, "%.4f");
-    fprintf(f, "| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r->model, r->hardware, r->world, a, b,
-            c, d, e, g, h, r->meets ? "yes" : "no", r->path);
+  if (sr_load(&a.runs, o->results, o->nresults, err, sizeof err)) goto bad;
+  sr_check(&a.runs);
+  a.ns = a.src.nsc;
+  a.s = dp_calloc((size_t)(a.ns + 1), sizeof(sa_scenario), "scenarios");
+  for (int i = 0; i < a.ns; i++) a.s[i].sc = &a.src.sc[i];
+  dc_ctx_init(&a.x, &o->dc, &a.hw, &a.src, &a.runs, &a.wl);
+  if (analyse(&a, err, sizeof err)) goto bad;
+  rc = write_outputs(&a);
+  if (rc == 0)
+    printf("dptrain study: %d run(s), %d scenario(s) -> %s%s%s\n", a.runs.n, a.ns, o->out, o->json ? " and " : "",
+           o->json ? o->json : "");
+  goto done;
+bad:
+  fprintf(stderr, "dptrain study: bad input: %s\n", err);
+done:
+  for (int i = 0; i < a.ns; i++) {
+    dc_grid_free(&a.s[i].g);
+    for (int k = 0; k < a.s[i].nvar; k++) dc_grid_free(&a.s[i].var[k].g);
   }
-
-  // Per model family: projections and a recommendation.
-  for (int i = 0; i < n; i++) {
-    if (i > 0 && !strcmp(rows[i].model, rows[i - 1].model)) continue;
-    const char *model = rows[i].model;
-    int64_t flops = rows[i].flops;
-    int64_t ep = rows[i].epochs;
-    option best = {"", INFINITY, INFINITY, 0}, fastest = {"", INFINITY, INFINITY, 0};
-    for (int k = i; k < n && !strcmp(rows[k].model, model); k++) {
-      run_row *r = &rows[k];
-      option op;
-      snprintf(op.label, sizeof op.label, "%d x %s (measured)", r->world, r->hardware);
-      op.time_s = r->time_s, op.cost = r->cost, op.measured = 1;
-      if (r->meets && op.cost < best.cost) best = op;
-      if (op.time_s < fastest.time_s) fastest = op;
-    }
-    fprintf(f, "\n## %s\n\n", model);
-    if (have_hw && flops > 0) {
-      fprintf(f, "### Projections to other hardware (ESTIMATES, not measured)\n\n");
-      fprintf(f, "Model used: img/s = %.0f %% assumed MFU x peak (bf16 on GPU/TPU, fp32 on CPU) x ranks x "
-                 "%.0f %% assumed scaling efficiency (1 rank: 100 %%) / (3 x %.3f GFLOP forward per image). "
-                 "Input pipeline, memory and communication limits are not modelled.\n\n",
-              100 * o->assume_mfu, 100 * o->assume_efficiency, (double)flops / 1e9);
-      fprintf(f, "| hardware | ranks | img/s (est.) | time (h) | cost ($) | meets |\n|---|---:|---:|---:|---:|:---:|\n");
-      const int counts[] = {1, 2, 4, 8};
-      for (int h = 0; h < hw.n; h++) {
-        const hw_entry *e = &hw.e[h];
-        if (!strcmp(e->kind, "cpu") && !strcmp(e->unit, "core")) continue;   // measured above
-        double peak = strcmp(e->kind, "cpu") ? e->peak_bf16 : e->peak_fp32;
-        if (!(peak > 0)) continue;
-        for (int c = 0; c < 4; c++) {
-          int ranks = counts[c];
-          double effk = ranks == 1 ? 1.0 : o->assume_efficiency;
-          double img_s = o->assume_mfu * peak * ranks * effk / (3.0 * (double)flops);
-          double t = projected_time_s(o->images, ep, img_s);
-          double cost = run_cost_usd(ranks, t, e->price_per_hour);
-          int meets = t <= o->deadline_hours * 3600 && cost <= o->budget_usd;
-          fprintf(f, "| %s | %d | %.0f | %.2f | %.2f | %s |\n", e->name, ranks, img_s, t / 3600, cost, meets ? "yes" : "no");
-          option op;
-          snprintf(op.label, sizeof op.label, "%d x %s (estimate)", ranks, e->name);
-          op.time_s = t, op.cost = cost, op.measured = 0;
-          if (meets && cost < best.cost) best = op;
-          if (t < fastest.time_s) fastest = op;
-        }
-      }
-    }
-    fprintf(f, "\n**Recommendation for %s** (deadline %.1f h, budget $%.0f, %lld images x %lld epochs): ", model,
-            o->deadline_hours, o->budget_usd, (long long)o->images, (long long)ep);
-    if (isfinite(best.cost))
-      fprintf(f, "%s: %.2f h, $%.2f per full run — the cheapest option that meets both limits%s.\n", best.label,
-              best.time_s / 3600, best.cost, best.measured ? "" : " (an estimate: confirm with a measured run)");
-    else if (isfinite(fastest.time_s))
-      fprintf(f, "no option meets both limits; the fastest is %s at %.2f h and $%.2f.\n", fastest.label,
-              fastest.time_s / 3600, fastest.cost);
-    else
-      fprintf(f, "no usable throughput figures.\n");
-  }
-  if (f != stdout) fclose(f);
-  printf("dptrain study: %d run(s) -> %s\n", n, o->out);
-  free(rows);
-  hw_table_free(&hw);
-  return 0;
+  free(a.s);
+  free(a.series);
+  free(a.cal);
+  sr_free(&a.runs);
+  wl_cache_free(&a.wl);
+  study_sources_free(&a.src);
+  hw_table_free(&a.hw);
+  return rc;
 }

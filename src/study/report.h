@@ -1,26 +1,35 @@
-// `dptrain study`: many results.json -> a Markdown report with the measured
-// runs, projections to the hardware table's accelerators (labelled as
-// estimates, with the model that produced them) and, per model family, a
-// recommendation under a deadline and a budget for a full run.
+// `dptrain study`: the compute-selection report. Inputs: results.json files
+// (measured runs), the hardware table, the scenarios, published figures, the
+// input-pipeline bench and batch-size finder results. Outputs: a Markdown
+// report with SVG plots (decision table per scenario, production and
+// fallback picks, sensitivity, calibration, measured runs, full grid in an
+// appendix) and, with json set, the same content for machines.
+// docs/study.md describes the model and every source.
 #ifndef DP_STUDY_REPORT_H
 #define DP_STUDY_REPORT_H
 #include <stdint.h>
 #include <stdio.h>
 
+#include "study/decide.h"
+
 typedef struct {
-  const char **results;      // results.json paths
+  const char **results;         // results.json paths
   int nresults;
-  const char *out;           // Markdown path ("-" = stdout)
-  double deadline_hours;     // 8
-  double budget_usd;         // 250
-  int64_t images;            // dataset size (1.2M)
-  int64_t epochs;            // 0: each run's project-epochs
-  double assume_mfu;         // MFU assumed for projections (0.35)
-  double assume_efficiency;  // multi-device scaling efficiency assumed for projections (0.9)
+  const char **tune_batch;      // batch-size finder results (kind "tune-batch")
+  int ntune_batch;
+  const char *out;              // Markdown path ("-" = stdout; no plots then)
+  const char *json;             // machine-readable report (NULL: none)
   const char *hardware_table;   // NULL: default
+  const char *scenarios;        // NULL: <source>/bench/scenarios.tsv
+  const char *published;        // NULL: <source>/bench/published.tsv
+  const char *input_bench;      // NULL: <source>/bench/results/input_180kb.json ("" = none)
+  const char *command;          // the command line, for the report's header
+  dc_opts dc;
+  double quality_target;        // macro-F1 target (0.84)
+  wl_describe_fn describe;      // NULL: train/model_plan.h (tests: synthetic figures)
 } study_opts;
 
-// Returns 0; -2 (bad input: a results file unreadable or not a training
-// record) or -1 (runtime: the report cannot be written) after printing why.
+void study_opts_defaults(study_opts *o);
+// Returns 0, 2 for bad input (message printed naming the file), 1 on an output error.
 int study_report(const study_opts *o);
 #endif

@@ -17,6 +17,7 @@
 #include "dist/watchdog.h"
 #include "train/progress.h"
 #include "train/run.h"
+#include "train/tracking.h"
 
 void agg_init(trainer *t) {
   step_agg *a = &t->agg;
@@ -56,6 +57,7 @@ void agg_record_step(trainer *t, const step_vals *s, int64_t epoch) {
     for (int r = 0; r < d->world; r++)
       for (int k = 0; k < NV; k++) a->rank_sums[(size_t)r * NV + k] += all[(size_t)r * NV + k];
     a->sum_step_max += step_max;
+    step_series_add(&t->res.steps_hist, step_max);   // study: step-time spread
     a->timed_wall_s += wall > step_max ? wall : step_max;
     // Every rank leaves the all-reduce wait together; a rank's wait also holds
     // the time it idled for slower ranks to finish backward (skew), which is
@@ -82,6 +84,7 @@ void agg_record_step(trainer *t, const step_vals *s, int64_t epoch) {
     a->csv_rows++;
   }
   progress_update(&t->prog, epoch, t->st.step, loss, img_s, t->st.last_lr);
+  run_tracking_step(t->trk, t->st.step, epoch, loss, img_s, t->st.last_lr);   // MLflow: per log interval
   free(all);
 }
 
@@ -112,6 +115,14 @@ void agg_finish_results(trainer *t, int64_t decoded, int64_t skipped) {
     }
     free(hosts);
   }
+  // study: the share of its cores each rank got in this segment's loop (a
+  // shared machine gives less than 1).
+  double share = run_cpu_share(run_process_cpu_s() - t->loop_cpu0, dp_now() - t->loop_start, d->cores), share_sum = 0;
+  MPI_Request srq[2];
+  MPI_CHECK(MPI_Ireduce(&share, &share_sum, 1, MPI_DOUBLE, MPI_SUM, 0, d->comm, &srq[0]), "study: summing CPU shares");
+  MPI_CHECK(MPI_Ireduce(&share, &r->cpu_share_min, 1, MPI_DOUBLE, MPI_MIN, 0, d->comm, &srq[1]), "study: least CPU share");
+  dist_wait_all(d, 2, srq, "study: CPU shares");
+  r->cpu_share_mean = share_sum / d->world;
   // Per-rank hidden fraction and peak RSS to rank 0.
   double mine[2] = {t->td->reduce_hidden_fraction(t->td), (double)dp_peak_rss_bytes()};
   double *all = d->rank == 0 ? dp_malloc(sizeof(double) * 2 * (size_t)d->world, "gather") : NULL;
@@ -120,6 +131,8 @@ void agg_finish_results(trainer *t, int64_t decoded, int64_t skipped) {
   if (d->rank != 0) return;
   r->kind = "train";
   snprintf(r->precision, sizeof r->precision, "%s", t->td->precision);
+  snprintf(r->device, sizeof r->device, "%s", t->td->name);   // study: device and link figures
+  r->comm_ref_s = t->td->comm_ref_s;
   r->world_size = d->world;
   r->nodes = d->node_count;
   snprintf(r->model, sizeof r->model, "%s", c->model);

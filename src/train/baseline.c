@@ -66,6 +66,7 @@ void run_baseline(trainer *t) {
       step_vals s = train_step(t, l, o, &bs, 0, 0);
       in_epoch++;
       if (k >= warm) tsum += s.v[V_STEP], imgs += s.v[V_IMAGES];
+      if (k >= warm) step_series_add(&t->res.baseline_hist, s.v[V_STEP]);   // study: baseline spread
     }
     t->base.rate = tsum > 0 ? imgs / tsum : NAN;
     t->td->optim_destroy(t->td, o);

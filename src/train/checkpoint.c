@@ -161,7 +161,10 @@ static void *writer_main(void *arg) {
     dp_err err;
     dp_err_clear(&err);
     if (j->is_ckpt && j->step == w->kill_step) die_mid_write(j);
-    int rc = st_pack_write(&j->pk, j->path, &err);
+    // The directory exists from the start when checkpoints were asked for;
+    // a preemption of a run without them creates it here.
+    int rc = j->is_ckpt ? dp_mkdir_p(w->dir, &err) : 0;
+    if (!rc) rc = st_pack_write(&j->pk, j->path, &err);
     int64_t bytes = st_pack_data_bytes(&j->pk);
     if (rc == 0 && j->is_ckpt) prune(w, j->protect);
     double dt = dp_now() - t0;
@@ -204,13 +207,11 @@ static void remove_stray_temps(const char *dir) {
   closedir(dd);
 }
 
-ckpt_writer *ckpt_writer_create(const char *dir, int keep, dp_err *err) {
-  if (dir) {
-    if (dp_mkdir_p(dir, err)) return NULL;
-    remove_stray_temps(dir);
-  }
+ckpt_writer *ckpt_writer_create(const char *dir, int create, int keep, dp_err *err) {
+  if (create && dp_mkdir_p(dir, err)) return NULL;
+  remove_stray_temps(dir);
   ckpt_writer *w = dp_calloc(1, sizeof *w, "checkpoint writer");
-  snprintf(w->dir, sizeof w->dir, "%s", dir ? dir : ".");
+  snprintf(w->dir, sizeof w->dir, "%s", dir);
   w->keep = keep > 0 ? keep : 1;
   w->kill_step = -1;
   pthread_mutex_init(&w->mu, NULL);

@@ -57,10 +57,10 @@ typedef struct {
 } ckpt_stats;
 
 typedef struct ckpt_writer ckpt_writer;
-// dir: the checkpoint directory (created; stray temp files of dead writers
-// removed), or NULL for a writer of plain files only; keep: how many newest
-// checkpoints survive pruning.
-ckpt_writer *ckpt_writer_create(const char *dir, int keep, dp_err *err);
+// dir: the checkpoint directory (created now when create, else before the
+// first checkpoint; stray temp files of dead writers removed); keep: how
+// many newest checkpoints survive pruning.
+ckpt_writer *ckpt_writer_create(const char *dir, int create, int keep, dp_err *err);
 // Queues a checkpoint of `step` (takes pk's contents; pk is left empty).
 // After it is written the directory is pruned to the newest `keep`
 // checkpoints plus protect_step's (the best; -1: none). Blocks only while two

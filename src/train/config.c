@@ -9,6 +9,7 @@
 #include "core/json.h"
 #include "core/opts.h"
 #include "nn/models/models.h"
+#include "track/mlflow.h"
 
 // One table drives the CLI, the config file and the saved config
 // (core/opts.h). Every number has the range it is checked against, on its
@@ -98,6 +99,10 @@ static const dp_opt opts[] = {
     O_B("init-strict", init_strict, "any missing, unexpected or shape-mismatched tensor in --init-weights is an error"),
     O_S("device", device, "cpu | cuda | auto (auto: a GPU per rank when one is found, else CPU)"),
     O_S("precision", precision, "auto | fp32 | tf32 | bf16 | fp16 (GPU; auto = bf16 on sm_80+; CPU is fp32)"),
+    O_S("mlflow-uri", mlflow_uri, "MLflow tracking server http(s)://host:port (empty: $MLFLOW_TRACKING_URI or no tracking)"),
+    O_S("mlflow-experiment", mlflow_experiment, "MLflow experiment name (empty: $MLFLOW_EXPERIMENT_NAME or dptrain)"),
+    O_S("run-name", run_name, "MLflow run name (empty: the basename of --out)"),
+    O_F("mlflow-timeout", D_, mlflow_timeout, 1, 600, 0, "seconds per MLflow call before it is retried in the background"),
     O_S("dump-ids", dump_ids, "debug: write consumed sample ids to FILE.rank<r>"),
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))
@@ -147,6 +152,7 @@ void train_config_defaults(train_config *c) {
   c->collective_timeout = 600.0;
   snprintf(c->device, sizeof c->device, "cpu");
   snprintf(c->precision, sizeof c->precision, "auto");
+  c->mlflow_timeout = 10.0;
 }
 
 int train_config_set(train_config *c, const char *key, const char *value) {
@@ -185,30 +191,15 @@ void train_config_write(const train_config *c, FILE *f) {
   dp_opts_write_ini(&table, c, f);
 }
 
-// Settings that control how a run is carried out, not what it computes:
-// they may change between a run and its resumption.
-static const char *const run_control[] = {
-    "out", "resume", "resume-force", "checkpoint-every", "checkpoint-minutes", "keep-checkpoints",
-    "collective-timeout", "threads", "loader-threads", "log-every", "dump-ids", "config", "hardware",
-    "hardware-table", "price-per-hour", "baseline-steps", "baseline", "project-images", "project-epochs",
-    "max-skip-rate", "bucket-mb", "init-weights", "init-exclude", "init-strict", "mlflow-uri",
-    "mlflow-experiment", "run-name", NULL};
-
-void train_config_hash(const train_config *c, char *out, size_t n) {
-  uint64_t h = 1469598103934665603ull;   // FNV-1a 64 over the settings that determine the run
-  char buf[TC_PATH_MAX + 64];
+void train_config_foreach(const train_config *c, void (*fn)(const char *name, const char *value, void *ctx),
+                          void *ctx) {
+  // The settings config.ini holds, formatted as it writes them.
+  char v[TC_PATH_MAX + 64];
   for (int i = 0; i < NOPTS; i++) {
     const dp_opt *o = &opts[i];
-    int skip = (o->flags & DP_OPT_HIDDEN) != 0;
-    for (int k = 0; !skip && run_control[k]; k++) skip = !strcmp(o->name, run_control[k]);
-    if (skip) continue;
-    dp_opts_format(o, c, buf, sizeof buf);
-    for (const char *p = o->name; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    h = (h ^ '=') * 1099511628211ull;
-    for (const char *p = buf; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    h = (h ^ '\n') * 1099511628211ull;
+    if (o->type == DP_OPT_LIST || (o->flags & DP_OPT_HIDDEN)) continue;
+    fn(o->name, dp_opts_format(o, c, v, sizeof v), ctx);
   }
-  snprintf(out, n, "%016llx", (unsigned long long)h);
 }
 
 void train_config_write_json(const train_config *c, void *dp_json_writer) {
@@ -259,5 +250,15 @@ int train_config_check(const train_config *c) {
   if (c->bucket_mb <= 0) BAD("bucket-mb", "must be > 0");
   if (c->mixup < 0 || c->cutmix < 0) BAD("mixup", "alphas must be >= 0");
   if (c->threads < 0 || c->loader_threads < 0) BAD("threads", "must be >= 0");
+  if (c->mlflow_uri[0]) {
+    char why[512];
+    if (trk_uri_check(c->mlflow_uri, why, sizeof why)) BAD("mlflow-uri", "%s", why);
+  }
+  if (!(c->mlflow_timeout >= 1 && c->mlflow_timeout <= 600))   // the table checks flags; this, defaults and code
+    BAD("mlflow-timeout", "must be in [1, 600] seconds (got %g)", c->mlflow_timeout);
+  for (const char *p = c->mlflow_experiment; *p; p++)
+    if ((unsigned char)*p < 0x20) BAD("mlflow-experiment", "contains a control character");
+  for (const char *p = c->run_name; *p; p++)
+    if ((unsigned char)*p < 0x20) BAD("run-name", "contains a control character");
   return 0;
 }

@@ -88,6 +88,11 @@ typedef struct {
   int init_strict;           // any missing / unexpected / mismatched tensor is an error
   char device[16];           // cpu | cuda | auto
   char precision[16];        // auto | fp32 | tf32 | bf16 | fp16 (GPU only; CPU is fp32)
+  // Tracking (src/track, docs/tracking.md): empty URI = MLFLOW_TRACKING_URI or off.
+  char mlflow_uri[TC_PATH_MAX];
+  char mlflow_experiment[256];   // "" = MLFLOW_EXPERIMENT_NAME or "dptrain"
+  char run_name[256];            // "" = basename of --out
+  double mlflow_timeout;         // seconds per HTTP call
   // Debug / tests.
   char dump_ids[TC_PATH_MAX];   // per-rank "<file>.rank<r>" of consumed sample ids
   char config[TC_PATH_MAX];  // config file read (informational)
@@ -106,11 +111,11 @@ int train_config_read_text(train_config *c, const char *text, size_t len, const 
 // Sets one option by name (without "--"). Returns 0, or -1 with a message.
 int train_config_set(train_config *c, const char *key, const char *value);
 void train_config_write(const train_config *c, FILE *f);
+// Calls fn(name, value) for every setting, in table order, with the value
+// formatted as config.ini writes it.
+void train_config_foreach(const train_config *c, void (*fn)(const char *name, const char *value, void *ctx),
+                          void *ctx);
 void train_config_usage(FILE *f);
-// Hash (16 hex digits) of the settings that determine what a run computes
-// (not where it writes, how often it checkpoints, thread counts, ...): a
-// checkpoint records it, and resuming under a different one is refused.
-void train_config_hash(const train_config *c, char *out, size_t n);
 // Writes every setting as "name": value pairs into an open JSON object.
 void train_config_write_json(const train_config *c, void *dp_json_writer);
 // Checks values that need no files (batch >= 1, known model, ...). Returns 0

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,43 @@ static int parse_d(const char *s, double *v) {
   return errno || end == s || *end ? -1 : 0;
 }
 
+// Columns the header may name, with where they go and the factor from the
+// table's unit (TFLOP/s, GiB, GB/s) to ours (FLOP/s, bytes, bytes/s).
+enum { COL_NAME, COL_KIND, COL_UNIT, COL_SOURCE, COL_NUM };
+typedef struct {
+  const char *name;
+  int what;           // COL_*
+  size_t off;         // offsetof(hw_entry, field) for numbers
+  double scale;
+  int required;
+} hw_col;
+static const hw_col hw_cols[] = {
+    {"name", COL_NAME, 0, 0, 1},
+    {"kind", COL_KIND, 0, 0, 1},
+    {"unit", COL_UNIT, 0, 0, 1},
+    {"fp32", COL_NUM, offsetof(hw_entry, peak_fp32), 1e12, 1},
+    {"tf32", COL_NUM, offsetof(hw_entry, peak_tf32), 1e12, 1},
+    {"bf16", COL_NUM, offsetof(hw_entry, peak_bf16), 1e12, 1},
+    {"usd_per_hour", COL_NUM, offsetof(hw_entry, price_per_hour), 1, 1},
+    {"cores_per_device", COL_NUM, offsetof(hw_entry, cores_per_device), 1, 0},
+    {"memory_gib", COL_NUM, offsetof(hw_entry, memory_bytes), 1073741824.0, 0},
+    {"devices_per_node", COL_NUM, offsetof(hw_entry, devices_per_node), 1, 0},
+    {"intra_node_GBps", COL_NUM, offsetof(hw_entry, intra_bps), 1e9, 0},
+    {"inter_node_GBps", COL_NUM, offsetof(hw_entry, inter_bps), 1e9, 0},
+    {"storage_GBps", COL_NUM, offsetof(hw_entry, storage_bps), 1e9, 0},
+    {"source", COL_SOURCE, 0, 0, 0},
+};
+#define HW_NCOLS ((int)(sizeof hw_cols / sizeof hw_cols[0]))
+#define HW_MAXTOK 32
+
+static int hw_fail(hw_table *t, FILE *f, char *err_msg, int err_sz, const char *fmt, const char *path, int lineno,
+                   const char *what) {
+  snprintf(err_msg, err_sz, fmt, path, lineno, what);
+  fclose(f);
+  hw_table_free(t);
+  return -1;
+}
+
 int hw_table_load(hw_table *t, const char *path, char *err_msg, int err_sz) {
   memset(t, 0, sizeof *t);
   FILE *f = fopen(path, "r");
@@ -56,48 +94,78 @@ int hw_table_load(hw_table *t, const char *path, char *err_msg, int err_sz) {
     snprintf(err_msg, err_sz, "cannot open hardware table '%s': %s", path, strerror(errno));
     return -1;
   }
-  char line[1024];
+  // map[k] = index into hw_cols of the k-th column. Without a header row the
+  // legacy layout applies: the 7 required columns, then source.
+  int map[HW_MAXTOK], ncol = 8;
+  for (int k = 0; k < 8; k++) map[k] = k < 7 ? k : HW_NCOLS - 1;
+  char line[2048];
   int lineno = 0, cap = 0;
   while (fgets(line, sizeof line, f)) {
     lineno++;
     char *s = line;
     while (*s == ' ' || *s == '\t') s++;
     if (!*s || *s == '#' || *s == '\n' || *s == '\r') continue;
-    char *tok[8] = {0};
+    char *tok[HW_MAXTOK] = {0};
     int nt = 0;
     char *save = NULL;
-    for (char *p = strtok_r(s, "\t\r\n", &save); p && nt < 8; p = strtok_r(NULL, "\t\r\n", &save))
+    for (char *p = strtok_r(s, "\t\r\n", &save); p && nt < HW_MAXTOK; p = strtok_r(NULL, "\t\r\n", &save))
       tok[nt++] = p;
-    if (nt < 7) {
-      snprintf(err_msg, err_sz, "%s:%d: expected 7-8 tab-separated columns, got %d", path, lineno, nt);
-      fclose(f);
-      hw_table_free(t);
-      return -1;
+    if (!strcmp(tok[0], "name")) {   // header row: names the columns
+      ncol = nt;
+      int seen[HW_NCOLS] = {0};
+      for (int k = 0; k < nt; k++) {
+        int c = -1;
+        for (int q = 0; q < HW_NCOLS && c < 0; q++)
+          if (!strcmp(tok[k], hw_cols[q].name)) c = q;
+        if (c < 0) return hw_fail(t, f, err_msg, err_sz, "%s:%d: unknown column '%s' in the header row", path, lineno, tok[k]);
+        if (seen[c]++) return hw_fail(t, f, err_msg, err_sz, "%s:%d: column '%s' given twice", path, lineno, tok[k]);
+        map[k] = c;
+      }
+      for (int q = 0; q < HW_NCOLS; q++)
+        if (hw_cols[q].required && !seen[q])
+          return hw_fail(t, f, err_msg, err_sz, "%s:%d: the header row lacks the required column '%s'", path, lineno,
+                         hw_cols[q].name);
+      continue;
     }
-    if (!strcmp(tok[0], "name")) continue;   // header row
+    int need = 0;
+    for (int k = 0; k < ncol; k++) need += hw_cols[map[k]].required;
+    if (nt < need || nt > ncol) {
+      char what[64];
+      snprintf(what, sizeof what, "%d columns, expected %d-%d", nt, need, ncol);
+      return hw_fail(t, f, err_msg, err_sz, "%s:%d: %s (TAB-separated)", path, lineno, what);
+    }
     if (t->n == cap) {
       cap = cap ? 2 * cap : 16;
       t->e = dp_realloc(t->e, (size_t)cap * sizeof *t->e, "hardware table");
     }
     hw_entry *e = &t->e[t->n];
     memset(e, 0, sizeof *e);
-    snprintf(e->name, sizeof e->name, "%s", tok[0]);
-    snprintf(e->kind, sizeof e->kind, "%s", tok[1]);
-    snprintf(e->unit, sizeof e->unit, "%s", tok[2]);
-    double tf[4];
-    for (int k = 0; k < 4; k++)
-      if (parse_d(tok[3 + k], &tf[k])) {
-        snprintf(err_msg, err_sz, "%s:%d: column %d ('%s') is not a number", path, lineno, 4 + k,
-                 tok[3 + k]);
-        fclose(f);
-        hw_table_free(t);
-        return -1;
+    for (int q = 0; q < HW_NCOLS; q++)
+      if (hw_cols[q].what == COL_NUM) *(double *)((char *)e + hw_cols[q].off) = NAN;
+    for (int k = 0; k < nt; k++) {
+      const hw_col *c = &hw_cols[map[k]];
+      switch (c->what) {
+        case COL_NAME: snprintf(e->name, sizeof e->name, "%s", tok[k]); break;
+        case COL_KIND: snprintf(e->kind, sizeof e->kind, "%s", tok[k]); break;
+        case COL_UNIT: snprintf(e->unit, sizeof e->unit, "%s", tok[k]); break;
+        case COL_SOURCE: snprintf(e->source, sizeof e->source, "%s", tok[k]); break;
+        default: {
+          double v;
+          if (!strcmp(tok[k], "-") && !c->required) break;   // "-": not given
+          if (parse_d(tok[k], &v) || v < 0) {
+            char what[160];
+            snprintf(what, sizeof what, "column '%s' ('%s') is not a number >= 0", c->name, tok[k]);
+            return hw_fail(t, f, err_msg, err_sz, "%s:%d: %s", path, lineno, what);
+          }
+          *(double *)((char *)e + c->off) = v * c->scale;
+        }
       }
-    e->peak_fp32 = tf[0] * 1e12;   // table is in TFLOP/s
-    e->peak_tf32 = tf[1] * 1e12;
-    e->peak_bf16 = tf[2] * 1e12;
-    e->price_per_hour = tf[3];
-    if (nt > 7) snprintf(e->source, sizeof e->source, "%s", tok[7]);
+    }
+    if (strcmp(e->kind, "cpu") && strcmp(e->kind, "gpu") && strcmp(e->kind, "tpu"))
+      return hw_fail(t, f, err_msg, err_sz, "%s:%d: kind '%s' is not cpu, gpu or tpu", path, lineno, e->kind);
+    if (strcmp(e->unit, "core") && strcmp(e->unit, "socket") && strcmp(e->unit, "device"))
+      return hw_fail(t, f, err_msg, err_sz, "%s:%d: unit '%s' is not core, socket or device", path, lineno, e->unit);
+    if (!strcmp(e->unit, "core") && isnan(e->cores_per_device)) e->cores_per_device = 1;
     t->n++;
   }
   fclose(f);

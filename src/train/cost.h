@@ -22,13 +22,23 @@ double projected_cost_usd(int ranks, int64_t images, int64_t epochs, double imag
 double mfu(int64_t fwd_flops_per_image, double images_per_s, int ranks, double peak_flops_per_rank);
 
 // ---- hardware table ---------------------------------------------------------
+// Columns are named by the table's header row ("name kind unit fp32 ..."), so
+// a user's table may leave out the optional ones (NAN = not given: the study
+// then uses its labelled defaults) and keep old 7/8-column files working.
 typedef struct {
   char name[64];
   char kind[16];          // cpu | gpu | tpu
   char unit[16];          // core | socket | device: what one rank owns (core: x cores)
   double peak_fp32, peak_tf32, peak_bf16;   // FLOP/s per unit
   double price_per_hour;  // USD per unit-hour (user-editable estimate)
-  char source[160];
+  // Optional columns (NAN when absent or "-"):
+  double cores_per_device;   // host CPU cores that feed one unit (input pipeline); 1 for unit=core
+  double memory_bytes;       // memory one unit can hold a training step in
+  double devices_per_node;   // units per node (beyond this a run is multi-node)
+  double intra_bps;          // all-reduce bus bandwidth inside a node, bytes/s (NVLink, PCIe, shared memory)
+  double inter_bps;          // all-reduce bus bandwidth between nodes, bytes/s (InfiniBand, Ethernet)
+  double storage_bps;        // shard read bandwidth one node gets, bytes/s
+  char source[256];
 } hw_entry;
 
 typedef struct {

@@ -5,10 +5,77 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "core/check.h"
 #include "core/afile.h"
 #include "core/json.h"
+
+void step_series_add(step_series *s, double x) {
+  if (s->n == s->cap) {
+    s->cap = s->cap ? 2 * s->cap : 64;
+    s->v = dp_realloc(s->v, (size_t)s->cap * sizeof(double), "step series");
+  }
+  s->v[s->n++] = x;
+}
+
+void step_series_free(step_series *s) {
+  free(s->v);
+  memset(s, 0, sizeof *s);
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+step_stats step_series_stats(const step_series *s) {
+  step_stats st = {NAN, NAN, NAN, NAN, s->n};
+  if (s->n < 2) return st;
+  double sum = 0, sq = 0;
+  for (int64_t i = 0; i < s->n; i++) sum += s->v[i];
+  st.mean = sum / (double)s->n;
+  for (int64_t i = 0; i < s->n; i++) sq += (s->v[i] - st.mean) * (s->v[i] - st.mean);
+  st.cv = st.mean > 0 ? sqrt(sq / (double)(s->n - 1)) / st.mean : NAN;
+  double *c = dp_malloc((size_t)s->n * sizeof(double), "step series sort");
+  memcpy(c, s->v, (size_t)s->n * sizeof(double));
+  qsort(c, (size_t)s->n, sizeof(double), cmp_double);
+  // Linear interpolation between order statistics (numpy's default).
+  double pos[2] = {0.5 * (double)(s->n - 1), 0.95 * (double)(s->n - 1)};
+  double out[2];
+  for (int k = 0; k < 2; k++) {
+    int64_t lo = (int64_t)floor(pos[k]);
+    int64_t hi = lo + 1 < s->n ? lo + 1 : lo;
+    out[k] = c[lo] + (pos[k] - (double)lo) * (c[hi] - c[lo]);
+  }
+  st.median = out[0];
+  st.p95 = out[1];
+  free(c);
+  return st;
+}
+
+double run_load_average_1m(void) {
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (!f) return NAN;
+  double a = NAN;
+  if (fscanf(f, "%lf", &a) != 1) a = NAN;
+  fclose(f);
+  return a;
+}
+
+double run_process_cpu_s(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return NAN;
+  return (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_sec +
+         1e-6 * (double)ru.ru_stime.tv_usec;
+}
+
+double run_cpu_share(double cpu_s, double wall_s, int cores) {
+  if (!(cpu_s >= 0) || !(wall_s > 0) || cores < 1) return NAN;
+  double s = cpu_s / (wall_s * (double)cores);
+  return s > 1 ? 1 : s;
+}
 
 void run_results_init(run_results *r) {
   memset(r, 0, sizeof *r);
@@ -29,11 +96,16 @@ void run_results_init(run_results *r) {
   r->projected_time_s = NAN;
   r->peak_flops_per_rank = NAN;
   r->price_per_rank_hour = NAN;
+  r->load_start = NAN;
+  r->cpu_share_mean = r->cpu_share_min = NAN;
+  snprintf(r->device, sizeof r->device, "cpu");
   snprintf(r->precision, sizeof r->precision, "fp32");
 }
 
 void run_results_free(run_results *r) {
   free(r->per_rank);
+  step_series_free(&r->steps_hist);
+  step_series_free(&r->baseline_hist);
   if (r->evaluated) class_metrics_free(&r->q);
   memset(r, 0, sizeof *r);
 }
@@ -77,6 +149,88 @@ static void quality_obj(dp_json *j, const run_results *r) {
     dp_json_end_array(j);
   }
   dp_json_end_array(j);
+}
+
+static void cpu_model_name(char *out, size_t n) {
+  snprintf(out, n, "unknown");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[512];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "model name", 10)) continue;
+    const char *c = strchr(line, ':');
+    if (!c) break;
+    c++;
+    while (*c == ' ' || *c == '\t') c++;
+    snprintf(out, n, "%s", c);
+    out[strcspn(out, "\n")] = 0;
+    break;
+  }
+  fclose(f);
+}
+
+static void stats_obj(dp_json *j, const char *key, const step_series *series) {
+  step_stats st = step_series_stats(series);
+  dp_json_key(j, key);
+  dp_json_begin_object(j);
+  dp_json_kv_int(j, "n", st.n);
+  dp_json_kv_double(j, "mean_s", st.mean);
+  dp_json_kv_double(j, "cv", st.cv);
+  dp_json_kv_double(j, "median_s", st.median);
+  dp_json_kv_double(j, "p95_s", st.p95);
+  dp_json_end_object(j);
+}
+
+// What the study needs to judge a measurement: the step-time spread, the
+// link the gradients crossed, which binary ran on which device, and the
+// machine and its load (a shared machine gives noisy figures).
+static void study_fields(dp_json *j, const run_results *r) {
+  stats_obj(j, "step_stats", &r->steps_hist);            // slowest-rank step time over the timed steps
+  stats_obj(j, "baseline_step_stats", &r->baseline_hist); // the in-job baseline's timed steps (n = 0 without one)
+
+  dp_json_key(j, "comm");
+  dp_json_begin_object(j);
+  double bytes = 4.0 * (double)r->params;   // fp32 gradients
+  dp_json_kv_double(j, "grad_bytes", bytes);
+  dp_json_kv_double(j, "allreduce_ref_s", r->comm_ref_s > 0 ? r->comm_ref_s : NAN);
+  double n = (double)r->world_size;
+  dp_json_kv_double(j, "bus_bandwidth_Bps", r->comm_ref_s > 0 && n > 1 ? 2 * (n - 1) / n * bytes / r->comm_ref_s : NAN);
+  dp_json_kv_string(j, "formula", "bus bandwidth = 2 (N-1)/N x grad_bytes / allreduce_ref_s (blocking all-reduce timed at start-up)");
+  dp_json_end_object(j);
+
+  dp_json_key(j, "build");
+  dp_json_begin_object(j);
+  dp_json_kv_string(j, "version", DP_VERSION);
+  dp_json_kv_string(j, "git", DP_GIT_DESCRIBE);
+#ifdef DP_HAVE_CUDA
+  dp_json_kv_bool(j, "cuda_compiled", 1);
+#else
+  dp_json_kv_bool(j, "cuda_compiled", 0);
+#endif
+  dp_json_kv_string(j, "device", r->device);   // what this run's ranks computed on
+  dp_json_end_object(j);
+
+  dp_json_key(j, "machine");
+  dp_json_begin_object(j);
+  char cpu[256];
+  cpu_model_name(cpu, sizeof cpu);
+  dp_json_kv_string(j, "cpu_model", cpu);
+  dp_json_kv_int(j, "cpus_online", sysconf(_SC_NPROCESSORS_ONLN));
+  double la[3] = {NAN, NAN, NAN};
+  FILE *f = fopen("/proc/loadavg", "r");
+  if (f) {
+    if (fscanf(f, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3) la[0] = la[1] = la[2] = NAN;
+    fclose(f);
+  }
+  // CPU seconds the ranks got in the training loop / (loop wall x cores):
+  // below 1 on a shared machine (other jobs took the rest).
+  dp_json_kv_double(j, "cpu_share_mean", r->cpu_share_mean);
+  dp_json_kv_double(j, "cpu_share_min", r->cpu_share_min);
+  dp_json_kv_double(j, "load_1m_start", r->load_start);
+  dp_json_kv_double(j, "load_1m_end", la[0]);
+  dp_json_kv_double(j, "load_5m_end", la[1]);
+  dp_json_kv_double(j, "load_15m_end", la[2]);
+  dp_json_end_object(j);
 }
 
 static void utc_now(char *ts, size_t n) {
@@ -223,6 +377,8 @@ int run_results_write_json(const run_results *r, const train_config *cfg, const 
   dp_json_kv_string(&j, "name", r->model);
   dp_json_kv_int(&j, "params", r->params);
   dp_json_kv_int(&j, "flops_per_image_fwd", r->flops_per_image_fwd);
+  if (cfg) dp_json_kv_int(&j, "image_size", cfg->image_size);
+  if (cfg) dp_json_kv_int(&j, "batch_per_rank", cfg->batch);
   dp_json_end_object(&j);
 
   dp_json_key(&j, "throughput");
@@ -260,6 +416,8 @@ int run_results_write_json(const run_results *r, const train_config *cfg, const 
   }
   dp_json_end_array(&j);
   dp_json_end_object(&j);
+
+  if (!strcmp(r->kind, "train")) study_fields(&j, r);
 
   dp_json_key(&j, "baseline");
   dp_json_begin_object(&j);

@@ -16,6 +16,31 @@ typedef struct {
   int64_t peak_rss_bytes;
 } rank_timing;
 
+// Per-step times of a series (the timed steps' slowest-rank step time, or the
+// in-job baseline's steps), kept so results.json can state their spread: the
+// study flags a baseline whose coefficient of variation exceeds 20 %.
+typedef struct {
+  double *v;
+  int64_t n, cap;
+} step_series;
+void step_series_add(step_series *s, double x);
+void step_series_free(step_series *s);
+// Mean, coefficient of variation (sample std / mean), median and 95th
+// percentile; NAN when there are fewer than 2 values.
+typedef struct {
+  double mean, cv, median, p95;
+  int64_t n;
+} step_stats;
+step_stats step_series_stats(const step_series *s);
+
+// The 1-minute load average (/proc/loadavg); NAN if unreadable.
+double run_load_average_1m(void);
+// CPU seconds this process has used (all threads, getrusage); NAN if unavailable.
+double run_process_cpu_s(void);
+// cpu_s / (wall_s x cores), clamped to [0, 1]: the share of its cores a rank
+// actually got (1 on a dedicated machine); NAN when not measurable.
+double run_cpu_share(double cpu_s, double wall_s, int cores);
+
 typedef struct {
   const char *kind;            // "train" or "eval"
   int world_size, nodes;
@@ -47,6 +72,14 @@ typedef struct {
   class_metrics q;
   char **class_names;          // (q.num_classes) or NULL
   int64_t eval_samples;
+  // For the study (docs/results-schema.md "study fields").
+  char device[8];              // "cpu" | "cuda": what the ranks ran on
+  step_series steps_hist;      // slowest-rank step time of each timed step
+  step_series baseline_hist;   // in-job baseline step times (timed ones)
+  double comm_ref_s;           // blocking all-reduce of the gradients at start-up, s (0: none)
+  double load_start;           // 1-minute load average when the run started
+  double cpu_loop_s;           // this rank's CPU seconds in the training loop
+  double cpu_share_mean, cpu_share_min;   // over ranks (rank 0)
   // Memory, data.
   int64_t peak_rss_bytes;      // max over ranks
   int64_t decoded, skipped;
@@ -58,7 +91,7 @@ typedef struct {
   double eval_wall_s, checkpoint_stall_s;
   int segments;                // 1 + number of restarts from a checkpoint
   char resumed_from[1100];     // checkpoint of the last restart ("" fresh)
-  char config_hash[32], data_fingerprint[32];
+  char config_hash[64], data_fingerprint[160];
   // Checkpoints.
   int64_t checkpoints_written, checkpoint_failures, checkpoint_last_bytes;
   double checkpoint_last_write_s, checkpoint_max_write_s, checkpoint_max_snapshot_s;

@@ -87,7 +87,8 @@ typedef struct trainer {
   int num_classes;
   float *class_weights;
   int64_t steps_per_epoch, total_steps;
-  char config_hash[32], data_fingerprint[32];
+  char config_hash[64], data_fingerprint[160];   // train/lineage.h
+  struct run_tracking *trk;   // MLflow hooks (train/tracking.h; rank 0, NULL when off)
   // Hardware.
   hw_table hw;
   const hw_entry *hwe;
@@ -104,6 +105,7 @@ typedef struct trainer {
   FILE *dump;                 // --dump-ids
   progress prog;
   double t_start, loop_start;
+  double loop_cpu0;          // study: process CPU seconds when this segment's loop started
   int inject_rank;
   int64_t inject_step;
   skiplog skips;              // [inputs] OUT/skipped.csv (rank 0 writes; every rank collects)
@@ -155,6 +157,7 @@ int ckpt_due(trainer *t);
 // signals.c
 void signals_install(void);
 int signals_pending(void);               // the signal that asked to stop (0: none)
+volatile const int *signals_flag(void);  // the same, for the watchdog (dist_watchdog_set_stop)
 // Fault injection for tests (DPTRAIN_INJECT_FAULT=R:S, DPTRAIN_INJECT_KILL=R:S[:ckpt]).
 void fault_parse(trainer *t);
 void fault_maybe(trainer *t, int during_checkpoint);

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "input/shard.h"
 #include "nn/ops.h"
+#include "train/lineage.h"
 #include "train/run.h"
 
 // ---- configuration checks (before any work) ----------------------------------
@@ -169,26 +170,19 @@ static int setup_loaders(trainer *t) {
   return 0;
 }
 
-// Shard names (not directories: data may move between restarts), sizes and
-// the sample count, hashed: a checkpoint records it and resuming on other
-// data is refused.
-static void data_fingerprint(trainer *t) {
-  uint64_t h = 1469598103934665603ull;
-  char buf[TC_PATH_MAX + 64];
-  for (int k = 0; k < 2; k++) {
-    char **paths = k ? t->val_paths : t->train_paths;
-    int n = k ? t->nval : t->ntrain;
-    for (int i = 0; i < n; i++) {
-      struct stat sb;
-      const char *base = strrchr(paths[i], '/');
-      snprintf(buf, sizeof buf, "%d|%s|%lld\n", k, base ? base + 1 : paths[i],
-               stat(paths[i], &sb) == 0 ? (long long)sb.st_size : -1LL);
-      for (const char *p = buf; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
-    }
-  }
-  snprintf(buf, sizeof buf, "samples %lld classes %d", (long long)loader_total_samples(t->train), t->num_classes);
-  for (const char *p = buf; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
-  snprintf(t->data_fingerprint, sizeof t->data_fingerprint, "%016llx", (unsigned long long)h);
+// The data and the settings that determine the run (train/lineage.h): a
+// checkpoint records both, and resuming on other data or under another
+// configuration is refused (unless --resume-force).
+static int fingerprints(trainer *t) {
+  dp_err e;
+  dp_err_clear(&e);
+  char tr[64] = "", va[64] = "";
+  if (lineage_data_fingerprint(t->train_paths, t->ntrain, tr, sizeof tr, NULL, &e) ||
+      (t->nval > 0 && lineage_data_fingerprint(t->val_paths, t->nval, va, sizeof va, NULL, &e)))
+    CFG_FAIL("train", "%s", e.msg);
+  snprintf(t->data_fingerprint, sizeof t->data_fingerprint, "train %s val %s", tr, va[0] ? va : "-");
+  lineage_config_hash(t->cfg, t->config_hash, sizeof t->config_hash);
+  return 0;
 }
 
 const char *trainer_class_name(const trainer *t, int c) { return loader_class_name(t->train, c); }
@@ -207,8 +201,7 @@ void setup_state_init(trainer *t) {
 int setup_checks(trainer *t) {
   if (train_config_check(t->cfg) != 0) return -1;   // prints its own message
   if (setup_loaders(t)) return -1;
-  data_fingerprint(t);
-  train_config_hash(t->cfg, t->config_hash, sizeof t->config_hash);
+  if (fingerprints(t)) return -1;
   if (parse_class_weights(t)) return -1;
   if (t->cfg->baseline[0] && read_baseline_file(t)) return -1;
   if (setup_hardware(t)) return -1;

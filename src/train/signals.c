@@ -38,6 +38,7 @@ void signals_install(void) {
 }
 
 int signals_pending(void) { return (int)g_pending; }
+volatile const int *signals_flag(void) { return &g_pending; }
 
 // Test hooks:
 //   DPTRAIN_INJECT_FAULT=R:S     rank R fails (DP_FATAL) at step S

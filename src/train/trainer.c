@@ -17,6 +17,7 @@
 #include "dist/watchdog.h"
 #include "train/eval.h"
 #include "train/run.h"
+#include "train/tracking.h"
 
 static void out_path(const trainer *t, const char *name, char *buf, size_t n) {
   snprintf(buf, n, "%s/%s", t->cfg->out, name);
@@ -32,6 +33,8 @@ static void fatal_report(const char *msg) {
   // Only the failing rank writes (it may not be rank 0: rank 0 is then
   // aborted by MPI before it could say anything).
   run_results_write_failed(path, t->cfg, msg, t->d->rank, t->d->host, t->st.step);
+  run_tracking_close(t->trk, "FAILED");   // bounded wait; NULL on ranks without tracking
+  t->trk = NULL;
 }
 
 // ---- evaluation and early stopping --------------------------------------------------
@@ -78,6 +81,7 @@ static int do_eval(trainer *t) {
              c->patience, t->st.best_metric, (long long)t->st.best_step);
     fflush(stdout);
   }
+  run_tracking_eval(t->trk, t->st.step, &m);
   if (t->res.evaluated) class_metrics_free(&t->res.q);
   t->res.q = m;
   t->res.evaluated = 1;
@@ -196,6 +200,7 @@ static void write_results(trainer *t, const char *status, int64_t decoded, int64
   free(names);
   r->class_names = NULL;
   if (rc) DP_FATAL("writing results.json", "check --out and free space", "see above");
+  run_tracking_results(t->trk, r);
 }
 
 // ---- the step boundary ------------------------------------------------------------------
@@ -250,9 +255,11 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   t->ck.csv_bytes = -1;
   t->ck.skips_bytes = -1;   // [inputs]
   run_results_init(&t->res);
+  t->res.load_start = run_load_average_1m();   // study: machine load
   fault_parse(t);
   signals_install();
   dist_watchdog_init(d, cfg->collective_timeout);
+  dist_watchdog_set_stop(d, signals_flag(), 10);
   // The device comes first: it decides the loaders' pixel format, and on a
   // GPU sets the device and binding before any graph or loader thread exists.
   // Collective; `--device cuda` without a usable GPU stops here with the reason.
@@ -292,7 +299,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     // The checkpoint directory exists once checkpoints are asked for; a
     // preemption creates it when it must write one.
     int want_dir = cfg->checkpoint_every > 0 || cfg->checkpoint_minutes > 0 || cfg->resume[0];
-    t->ck.w = ckpt_writer_create(want_dir ? t->ck.dir : NULL, cfg->keep_checkpoints, &e);
+    t->ck.w = ckpt_writer_create(t->ck.dir, want_dir, cfg->keep_checkpoints, &e);
     if (!t->ck.w) DP_FATAL("starting the checkpoint writer", "check --out", "%s", e.msg);
   }
   {   // [inputs] OUT/skipped.csv: a resume cuts it to the checkpoint's length
@@ -325,12 +332,22 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     LOG_INFO("train: per-rank batch %lld x accum %d x %d ranks = global batch %lld", (long long)cfg->batch, cfg->accum,
              d->world, (long long)(cfg->batch * cfg->accum * d->world));
   }
+  {   // lineage.json on rank 0; MLflow params and tags when a tracking URI is set
+    const char **names = dp_calloc((size_t)t->num_classes, sizeof(char *), "class names");
+    for (int k = 0; k < t->num_classes; k++) names[k] = trainer_class_name(t, k);
+    run_tracking_info ti = {t->train_paths, t->ntrain, t->val_paths, t->nval, t->hw_name, t->td->name,
+                            t->td->precision, d->world, d->node_count, t->num_classes, names, t->total_steps,
+                            resuming == 1, t->ck.resumed_from};
+    t->trk = run_tracking_open(cfg, d->rank, &ti);
+    free(names);
+  }
   if (cfg->baseline_steps > 0 && resuming != 1) run_baseline(t);
 
   progress_init(&t->prog, stdout, t->total_steps, cfg->log_every);
   start_epoch(t);
   int64_t decoded = 0, skipped = 0;
   t->loop_start = dp_now();
+  t->loop_cpu0 = run_process_cpu_s();   // study: CPU share of the loop
   t->ck.last_time = t->loop_start;
   t->agg.first_step = t->st.step;   // warm-up steps are counted from each (re)start
   int stop_sig = 0;
@@ -341,6 +358,8 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     t->st.images_seen += (int64_t)s.v[V_IMAGES];
     t->st.batch_in_epoch += cfg->accum;
     agg_record_step(t, &s, t->st.epoch);
+    // Once a stop was requested, a wait gives up after 3 steps' time of silence.
+    dist_watchdog_set_stop(d, signals_flag(), 3 * s.v[V_STEP]);
     int epoch_end = t->st.batch_in_epoch + cfg->accum > loader_batches_this_epoch(t->train);
     if (!epoch_end && t->st.step % t->prog.every == 0) check_skips(t, &decoded, &skipped, 0);   // [inputs]
     int best = 0;
@@ -391,6 +410,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     g_fatal_trainer = NULL;
     optim_snapshot_free(&t->ck.opt_snap);
     setup_teardown(t);
+    run_tracking_close(t->trk, NULL);   // the MLflow run stays RUNNING: the resumed job continues it
     dist_watchdog_free(d);
     return TRAIN_EXIT_PREEMPTED;
   }
@@ -412,6 +432,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   g_fatal_trainer = NULL;
   optim_snapshot_free(&t->ck.opt_snap);
   setup_teardown(t);
+  run_tracking_close(t->trk, "FINISHED");   // files and status; bounded wait for the shipper
   dist_watchdog_free(d);
   return 0;
 }

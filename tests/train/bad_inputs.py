@@ -96,7 +96,7 @@ def options(dptrain, make, work):
         ([dptrain, "eval", "--weights", weights, "--data", f"{data}/val-*.h5", "--batch", "4294967297x"], "'batch'"),
         ([dptrain, "eval", "--data", f"{data}/val-*.h5"], "'weights' is required"),
         ([dptrain, "study", "--results", "a.json", "--budget-usd", "nan"], "'budget-usd'"),
-        ([dptrain, "study", "--results", "a.json", "--images", "12e5"], "'images'"),
+        ([dptrain, "study", "--results", "a.json", "--images", "-5"], "'images'"),
         ([dptrain, "info", "--model", "cnn", "--channels", "4294967299"], "'channels'"),
         ([dptrain, "info", "--model", "cnn", "--batch", "-1"], "'batch'"),
         ([dptrain, "data", "synth", "--preset", "shopsight5", "--count", "-5", "--out", f"{work}/x"], "'count'"),

@@ -68,6 +68,27 @@ TRAIN_REQUIRED = {
     "data.skipped": (int,),
     "data.skip_rate": NUM,
 }
+# Study fields of training runs (docs/study.md): workload, step-time spread, link, build, machine.
+STUDY = {
+    "model.image_size": (int,),
+    "model.batch_per_rank": (int,),
+    "step_stats.n": (int,),
+    "step_stats.cv": NUM_OR_NULL,
+    "step_stats.median_s": NUM_OR_NULL,
+    "baseline_step_stats.n": (int,),
+    "baseline_step_stats.cv": NUM_OR_NULL,
+    "comm.grad_bytes": NUM,
+    "comm.allreduce_ref_s": NUM_OR_NULL,
+    "comm.bus_bandwidth_Bps": NUM_OR_NULL,
+    "build.version": (str,),
+    "build.cuda_compiled": (bool,),
+    "build.device": (str,),
+    "machine.cpu_model": (str,),
+    "machine.cpus_online": (int,),
+    "machine.cpu_share_mean": NUM_OR_NULL,
+    "machine.load_1m_start": NUM_OR_NULL,
+    "machine.load_1m_end": NUM_OR_NULL,
+}
 QUALITY = {
     "quality.samples": (int,),
     "quality.accuracy": NUM_OR_NULL,   # null exactly when samples == 0 (checked below)
@@ -98,6 +119,8 @@ def check(doc, kind=None, world=None):
     errs = []
     k = kind or doc.get("kind")
     req = dict(TRAIN_REQUIRED if k == "train" else EVAL_REQUIRED)
+    if k == "train":
+        req.update(STUDY)
     if doc.get("quality", {}).get("evaluated"):
         req.update(QUALITY)
     for path, types in req.items():
@@ -140,6 +163,14 @@ def check(doc, kind=None, world=None):
             errs.append("macro_f1 != quality.macro_f1")
     if k == "train":
         ws = doc.get("world_size", 0)
+        if doc.get("build", {}).get("device") not in ("cpu", "cuda"):
+            errs.append("build.device is not cpu or cuda")
+        cv = doc.get("step_stats", {}).get("cv")
+        if cv is not None and cv < 0:
+            errs.append("step_stats.cv < 0")
+        share = doc.get("machine", {}).get("cpu_share_mean")
+        if share is not None and not 0 <= share <= 1:
+            errs.append("machine.cpu_share_mean outside [0, 1]")
         if len(doc.get("timings", {}).get("per_rank", [])) != ws:
             errs.append("timings.per_rank length != world_size")
         if len(doc.get("memory", {}).get("per_rank_peak_rss_bytes", [])) != ws:
