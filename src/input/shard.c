@@ -378,8 +378,8 @@ static uint64_t le_n(const uint8_t *p, int n) {
 // One global heap collection at p (HDF5 spec, "Global Heap"): "GCOL", version
 // 1, 3 reserved bytes, the collection size, then objects (index u16, refcount
 // u16, reserved u32, size, data padded to 8 bytes) ending with the free-space
-// object (index 0). Returns 0 when consistent, 1 when p is no collection
-// header at all, -1 when it is a damaged collection (why in msg).
+// object (index 0), objects numbered 1..k. Returns 0 when consistent, 1 when
+// p is no collection header at all, -1 when it is damaged (why in msg).
 static int gcol_check(const uint8_t *m, int64_t size, int64_t p, int L, char *msg, size_t mn) {
   if (p + 8 + L > size || m[p + 4] != 1 || m[p + 5] || m[p + 6] || m[p + 7]) return 1;
   uint64_t cs = le_n(m + p + 8, L);
@@ -393,6 +393,7 @@ static int gcol_check(const uint8_t *m, int64_t size, int64_t p, int L, char *ms
   static const int64_t hdr = 8;   // index, refcount, reserved
   uint8_t *seen = dp_calloc(65536 / 8, 1, "global heap indices");
   int rc = 0;
+  unsigned max_idx = 0, count = 0;
   while (pos + hdr + L <= end) {
     unsigned idx = (unsigned)le_n(m + pos, 2);
     uint64_t osz = le_n(m + pos + hdr, L);
@@ -409,6 +410,8 @@ static int gcol_check(const uint8_t *m, int64_t size, int64_t p, int L, char *ms
       break;
     }
     seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
+    if (idx > max_idx) max_idx = idx;
+    count++;
     int64_t next = pos + hdr + L + (int64_t)((osz + 7) & ~(uint64_t)7);
     if (next > end) {
       snprintf(msg, mn, "global heap object %u at byte %lld runs past its collection's end", idx, (long long)pos);
@@ -416,6 +419,14 @@ static int gcol_check(const uint8_t *m, int64_t size, int64_t p, int L, char *ms
       break;
     }
     pos = next;
+  }
+  // Written once, a collection numbers its objects 1..k. A gap means a
+  // damaged index, and libhdf5 1.10.8 dereferences a missing object when a
+  // string points at it (tests/fuzz/known_hdf5/h5hg_read_dangling_ref_segv.h5).
+  if (!rc && max_idx != count) {
+    snprintf(msg, mn, "global heap collection at byte %lld numbers %u objects up to %u (a gap: damaged, or "
+             "edited in place: rewrite it with h5repack)", (long long)p, count, max_idx);
+    rc = -1;
   }
   free(seen);
   return rc;
