@@ -71,7 +71,7 @@ for t in $TARGETS; do
   # Fork mode keeps fuzzing past a timeout (-ignore_timeouts); the hang is
   # still saved as a timeout-* reproducer and listed below.
   if [ "$JOBS" -gt 1 ] || [ "$lib_hang" = 1 ]; then
-    extra="-fork=$JOBS -ignore_crashes=$lib_hang -ignore_ooms=0 -ignore_timeouts=$lib_hang"
+    extra="-fork=$JOBS -ignore_crashes=$lib_hang -ignore_ooms=$lib_hang -ignore_timeouts=$lib_hang"
     [ "$lib_hang" = 1 ] && tmo=5
   fi
   # The same targets' ASan reports from inside libhdf5 (not instrumented, not
@@ -83,10 +83,10 @@ for t in $TARGETS; do
     -artifact_prefix="$F/crashes/$t/" -print_final_stats=1 $extra >"$F/logs/$t.log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -E "stat::number_of_executed_units" "$F/logs/$t.log" | awk '{s += $2} END {print s + 0}')
-  rate=$(grep -E "stat::average_exec_per_sec" "$F/logs/$t.log" | awk '{s += $2} END {print s + 0}')
+  execs=$({ grep -E "stat::number_of_executed_units" "$F/logs/$t.log" || true; } | awk '{s += $2} END {print s + 0}')
+  rate=$({ grep -E "stat::average_exec_per_sec" "$F/logs/$t.log" || true; } | awk '{s += $2} END {print s + 0}')
   if [ -n "$extra" ]; then   # fork mode prints no final stats: the last "#N" status line counts
-    execs=$(grep -oE "^#[0-9]+" "$F/logs/$t.log" | tail -1 | tr -d '#')
+    execs=$({ grep -oE "^#[0-9]+" "$F/logs/$t.log" || true; } | tail -1 | tr -d '#')
     execs=${execs:-0}
     rate=$((execs / (SECS > 0 ? SECS : 1)))
   fi
@@ -95,20 +95,28 @@ for t in $TARGETS; do
     # innermost frame inside libhdf5, or that hangs, is a library finding
     # (listed in lib_findings/, not failing); anything else is ours and fails.
     mkdir -p "$F/lib_findings/$t"
-    ours=0
+    ours=0 nlib=0
+    set +e
     for r in $(find "$F/crashes/$t" -type f); do
-      out=$(ASAN_OPTIONS="$asan" timeout 10 "$B/tests/fuzz/fuzz_$t" "$r" 2>&1); rrc=$?
-      frame0=$(echo "$out" | grep -m1 -E "^ *#0 ")
-      if [ "$rrc" -eq 124 ] || echo "$frame0" | grep -q "libhdf5"; then
-        echo "run_fuzz: $t: library finding (reported, not failing): $r"
-        echo "  ${frame0:-hangs > 10 s}"
+      out=$(ASAN_OPTIONS="$asan" timeout 10 "$B/tests/fuzz/fuzz_$t" -rss_limit_mb="$RSS" "$r" 2>&1)
+      rrc=$?
+      # The innermost frame in libhdf5 or in our sources (libc, the allocator,
+      # the sanitizers and libFuzzer sit in between and do not decide).
+      frame=$(echo "$out" | grep -E "^ *#[0-9]+ " | grep -E "libhdf5|$(pwd)/(src|data|tests)/[^ ]*\.c:" | head -1)
+      if [ "$rrc" -eq 124 ] || echo "$frame" | grep -q "libhdf5"; then
+        nlib=$((nlib + 1))
+        echo "run_fuzz: $t: inside libhdf5 (reported, not failing): $(basename "$r"): ${frame:-hangs > 10 s}" |
+          sed 's/(BuildId[^)]*)//' >>"$F/logs/$t.lib_findings"
         mv "$r" "$F/lib_findings/$t/"
       elif [ "$rrc" -eq 0 ]; then
-        mv "$r" "$F/lib_findings/$t/"   # does not reproduce alone (fork-mode flake): kept for a look
+        mv "$r" "$F/lib_findings/$t/"   # does not reproduce alone (state accumulated in the run): kept for a look
       else
         ours=1
+        echo "run_fuzz: $t: OURS: $r"; echo "$out" | grep -E "ERROR|SUMMARY|^ *#[0-9] " | head -8
       fi
     done
+    set -e
+    [ "$nlib" -gt 0 ] && echo "run_fuzz: $t: $nlib finding(s) inside libhdf5, see $F/logs/$t.lib_findings"
     [ "$ours" = 0 ] && rc=0   # fork mode exits non-zero for the findings it ignored
   fi
   crashes=$(find "$F/crashes/$t" -type f | wc -l)
@@ -118,7 +126,7 @@ for t in $TARGETS; do
   if [ "$rc" -ne 0 ] || [ "$crashes" -gt 0 ]; then
     status=1
     echo "run_fuzz: $t exited $rc; reproducers:"; find "$F/crashes/$t" -type f | sed 's/^/  /'
-    grep -E "ERROR: (AddressSanitizer|UndefinedBehaviorSanitizer|libFuzzer)|runtime error|SUMMARY" "$F/logs/$t.log" | head -5
+    grep -E "ERROR: (AddressSanitizer|UndefinedBehaviorSanitizer|libFuzzer)|runtime error|SUMMARY" "$F/logs/$t.log" | head -5 || true
   fi
 done
 echo "run_fuzz: $total executions in total, $(( $(date +%s) - t1 )) s of fuzzing; logs in $F/logs"
