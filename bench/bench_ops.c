@@ -10,6 +10,7 @@
 #include "backend/cpu/cpu.h"
 #include "core/opts.h"
 #include "core/check.h"
+#include "core/opts.h"
 #include "core/timer.h"
 #include "nn/models/models.h"
 #include "nn/ops.h"

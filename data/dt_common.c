@@ -9,45 +9,6 @@
 
 const char *const dt_split_names[DT_NSPLITS] = {"train", "val", "test"};
 
-const char *dt_opt(int argc, char **argv, int *i, const char *name) {
-  if (strcmp(argv[*i], name) != 0) return NULL;
-  if (*i + 1 >= argc) DP_FATAL("parsing options", "see --help", "%s needs a value", name);
-  *i += 1;
-  return argv[*i];
-}
-
-int64_t dt_parse_i64(const char *s, const char *opt) {
-  char *end = NULL;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  if (errno || end == s || *end) DP_FATAL("parsing options", "expects an integer", "%s '%s'", opt, s);
-  return v;
-}
-
-double dt_parse_f64(const char *s, const char *opt) {
-  char *end = NULL;
-  errno = 0;
-  double v = strtod(s, &end);
-  if (errno || end == s || *end) DP_FATAL("parsing options", "expects a number", "%s '%s'", opt, s);
-  return v;
-}
-
-int dt_mkdir_p(const char *dir) {
-  char buf[1024];
-  if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-    *p = '/';
-  }
-  if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-  return 0;
-}
-
 unsigned long dt_jpeg_encode(tjhandle tj, const uint8_t *px, int w, int h, int c, int quality,
                              unsigned char **out, unsigned long *cap) {
   unsigned long size = *cap;

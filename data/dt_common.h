@@ -1,5 +1,6 @@
-// Shared helpers for the dataset tools (dptrain data ...): argument parsing,
-// directories, JPEG encoding, progress lines.
+// Shared helpers for the dataset tools (dptrain data ...): JPEG encoding and
+// progress lines. Options are parsed with core/opts.h, directories made with
+// core/afile.h's dp_mkdir_p.
 #ifndef DP_DATA_DT_COMMON_H
 #define DP_DATA_DT_COMMON_H
 #include <stdint.h>
@@ -14,15 +15,6 @@
     if ((call) != 0)                                                                   \
       DP_FATAL(what, "TurboJPEG error", "%s: %s", #call, tjGetErrorStr2(handle));       \
   } while (0)
-
-// Option parsing: returns the value of `--name` at argv[*i] (advancing *i), or
-// NULL if argv[*i] is not that option. Dies with a message if the value is missing.
-const char *dt_opt(int argc, char **argv, int *i, const char *name);
-int64_t dt_parse_i64(const char *s, const char *opt);
-double dt_parse_f64(const char *s, const char *opt);
-
-// mkdir -p; returns 0 or -1 (errno set).
-int dt_mkdir_p(const char *dir);
 
 // Encodes (H, W, C) uint8 pixels (C 1 or 3) as JPEG into *out (tjAlloc'd
 // buffer, reused and grown by TurboJPEG; free with tjFree). Returns the size.

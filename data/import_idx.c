@@ -7,6 +7,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "core/afile.h"
+#include "core/opts.h"
 #include "data/data_tools.h"
 #include "dt_common.h"
 #include "input/shard.h"
@@ -69,26 +71,34 @@ static uint8_t *idx_read(const char *path, int want_ndim, int64_t dims[3], int64
   return buf;
 }
 
+typedef struct {
+  char images[1024], labels[1024], out[1000], class_names[16];
+  int64_t shard_size;
+} idx_args;
+static const dp_opt idx_opt_list[] = {
+    DP_OPT_S(idx_args, "images", images, DP_OPT_REQUIRED, "IDX image file (.gz or plain)"),
+    DP_OPT_S(idx_args, "labels", labels, DP_OPT_REQUIRED, "IDX label file (.gz or plain)"),
+    DP_OPT_S(idx_args, "out", out, DP_OPT_REQUIRED, "output prefix: PREFIX-00000.h5, ..."),
+    DP_OPT_I(idx_args, "shard-size", DP_OPT_I64, shard_size, 1, INT64_C(1) << 31, 0, "records per shard"),
+    DP_OPT_S(idx_args, "class-names", class_names, 0, "auto | fashion | digits | none"),
+};
+static const dp_opts idx_table = {
+    "dptrain data import-idx", idx_opt_list, 5,
+    "usage: dptrain data import-idx --images FILE --labels FILE --out PREFIX\n"
+    "         [--shard-size 10000] [--class-names auto|fashion|digits]\n"
+    "auto: Fashion-MNIST names when there are 10 classes, else class_<k>.\n",
+    0};
+
 int data_import_idx_main(int argc, char **argv) {
-  const char *images = NULL, *labels = NULL, *prefix = NULL, *names_opt = "auto", *v;
-  int64_t shard_size = 10000;
-  for (int i = 1; i < argc; i++) {
-    if ((v = dt_opt(argc, argv, &i, "--images"))) images = v;
-    else if ((v = dt_opt(argc, argv, &i, "--labels"))) labels = v;
-    else if ((v = dt_opt(argc, argv, &i, "--out"))) prefix = v;
-    else if ((v = dt_opt(argc, argv, &i, "--shard-size"))) shard_size = dt_parse_i64(v, "--shard-size");
-    else if ((v = dt_opt(argc, argv, &i, "--class-names"))) names_opt = v;
-    else {
-      fprintf(stderr, "%s"
-              "usage: dptrain data import-idx --images FILE --labels FILE --out PREFIX\n"
-              "         [--shard-size 10000] [--class-names auto|fashion|digits]\n"
-              "auto: Fashion-MNIST names when there are 10 classes, else class_<k>.\n",
-              strcmp(argv[i], "--help") ? "import-idx: unknown option\n" : "");
-      return strcmp(argv[i], "--help") ? 2 : 0;
-    }
-  }
-  if (!images || !labels || !prefix || shard_size < 1) {
-    fprintf(stderr, "import-idx: --images, --labels and --out are required (--shard-size >= 1)\n");
+  idx_args a = {"", "", "", "auto", 10000};
+  int prc = dp_opts_parse(&idx_table, &a, argc, argv);
+  if (prc) return prc > 0 ? 0 : 2;
+  const char *images = a.images, *labels = a.labels, *prefix = a.out, *names_opt = a.class_names;
+  int64_t shard_size = a.shard_size;
+  if (strcmp(names_opt, "auto") && strcmp(names_opt, "fashion") && strcmp(names_opt, "digits") &&
+      strcmp(names_opt, "none")) {
+    fprintf(stderr, "dptrain data import-idx: setting 'class-names': '%s' is not auto, fashion, digits or none\n",
+            names_opt);
     return 2;
   }
   {   // create PREFIX's folder
@@ -97,25 +107,27 @@ int data_import_idx_main(int argc, char **argv) {
     char *slash = strrchr(dir, '/');
     if (slash && slash != dir) {
       *slash = 0;
-      if (dt_mkdir_p(dir) != 0) {
-        fprintf(stderr, "import-idx: cannot create %s: %s\n", dir, dp_errno_str());
+      dp_err mkerr;
+      if (dp_mkdir_p(dir, &mkerr) != 0) {
+        fprintf(stderr, "import-idx: %s\n", mkerr.msg);
         return 1;
       }
     }
   }
   int64_t idim[3] = {0}, ldim[3] = {0}, ni = 0, nl = 0;
+  // Unreadable or malformed input files are bad input (exit 2).
   uint8_t *img = idx_read(images, 3, idim, &ni);
-  if (!img) return 1;
+  if (!img) return 2;
   uint8_t *lab = idx_read(labels, 1, ldim, &nl);
   if (!lab) {
     free(img);
-    return 1;
+    return 2;
   }
   if (ni != nl) {
     fprintf(stderr, "import-idx: %lld images but %lld labels\n", (long long)ni, (long long)nl);
     free(img);
     free(lab);
-    return 1;
+    return 2;
   }
   int maxl = 0;
   for (int64_t i = 0; i < nl; i++) maxl = lab[i] > maxl ? lab[i] : maxl;

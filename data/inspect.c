@@ -6,6 +6,7 @@
 #include <string.h>
 #include <turbojpeg.h>
 
+#include "core/opts.h"
 #include "data/data_tools.h"
 #include "input/shard.h"
 
@@ -23,7 +24,7 @@ static void stat_add(stat_acc *a, int64_t v) {
 int data_inspect_main(int argc, char **argv) {
   if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     fprintf(argc < 2 ? stderr : stdout, "usage: dptrain data inspect FILE...\n");
-    return argc < 2 ? 3 : 0;
+    return argc < 2 ? 2 : 0;
   }
   tjhandle tj = tjInitDecompress();
   PTR_CHECK(tj, "tjInitDecompress");

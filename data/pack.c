@@ -11,9 +11,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/afile.h"
+#include "core/opts.h"
 #include "core/rng.h"
 #include "data/data_tools.h"
 #include "dt_common.h"
+#include "data/csv.h"
 #include "img_decode.h"
 #include "input/shard.h"
 
@@ -108,10 +111,26 @@ static char *trim(char *s) {
   return s;
 }
 
+static uint8_t *read_file(const char *path, int64_t *len);
+
+// A metadata cell: empty = missing; otherwise an integer >= -1 (-1 = missing).
+static int meta_cell(const char *v, int32_t *out) {
+  if (!*v) return 0;
+  char *end = NULL;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (errno || end == v || *end || x < SHARD_META_MISSING || x > INT32_MAX) return -1;
+  *out = (int32_t)x;
+  return 0;
+}
+
+// RFC 4180 manifest (data/csv.h): a header naming `path`, `label` and any of
+// the metadata columns; paths relative to the CSV's folder unless absolute.
 static int read_csv(const char *csv, item_list *l) {
-  FILE *f = fopen(csv, "r");
-  if (!f) {
-    fprintf(stderr, "pack: cannot open %s: %s\n", csv, strerror(errno));
+  int64_t len = 0;
+  uint8_t *buf = read_file(csv, &len);
+  if (!buf) {
+    fprintf(stderr, "pack: cannot read %s: %s\n", csv, strerror(errno));
     return -1;
   }
   char dir[1024];
@@ -119,59 +138,75 @@ static int read_csv(const char *csv, item_list *l) {
   char *slash = strrchr(dir, '/');
   if (slash) *slash = 0;
   else snprintf(dir, sizeof dir, ".");
-  char line[8192];
-  int col_path = -1, col_label = -1, col_meta[32], ncols = 0;
-  if (!fgets(line, sizeof line, f)) {
-    fprintf(stderr, "pack: %s is empty\n", csv);
-    fclose(f);
-    return -1;
+  csv_reader r;
+  csv_init(&r, (const char *)buf, (size_t)len);
+  char **f;
+  int nf = csv_next(&r, &f), rc = -1;
+  int col_path = -1, col_label = -1, *col_meta = NULL, ncols = nf;
+  if (nf <= 0) {
+    fprintf(stderr, "pack: %s: %s\n", csv, nf < 0 ? r.err : "empty file (no header)");
+    goto done;
   }
-  char *save = NULL;
-  for (char *t = strtok_r(line, ",", &save); t && ncols < 32; t = strtok_r(NULL, ",", &save), ncols++) {
-    t = trim(t);
-    col_meta[ncols] = -1;
-    if (!strcmp(t, "path")) col_path = ncols;
-    else if (!strcmp(t, "label")) col_label = ncols;
+  col_meta = dp_calloc((size_t)nf, sizeof(int), "csv columns");
+  for (int k = 0; k < nf; k++) {
+    const char *t = trim(f[k]);
+    col_meta[k] = -1;
+    int dup = (!strcmp(t, "path") && col_path >= 0) || (!strcmp(t, "label") && col_label >= 0);
+    if (!strcmp(t, "path")) col_path = k;
+    else if (!strcmp(t, "label")) col_label = k;
     else
       for (int c = 0; c < META_NCOLS; c++)
-        if (!strcmp(t, shard_meta_names[c])) col_meta[ncols] = c;
+        if (!strcmp(t, shard_meta_names[c])) {
+          for (int q = 0; q < k; q++) dup |= col_meta[q] == c;
+          col_meta[k] = c;
+        }
+    if (dup) {
+      fprintf(stderr, "pack: %s:1: column '%s' appears twice in the header\n", csv, t);
+      goto done;
+    }
   }
   if (col_path < 0 || col_label < 0) {
     fprintf(stderr, "pack: %s: the header needs 'path' and 'label' columns\n", csv);
-    fclose(f);
-    return -1;
+    goto done;
   }
-  int64_t lineno = 1;
-  while (fgets(line, sizeof line, f)) {
-    lineno++;
-    char *fields[32] = {0};
-    int nf = 0;
-    char *p = line;
-    while (nf < 32) {   // strsep-like split that keeps empty fields
-      fields[nf++] = p;
-      char *c = strchr(p, ',');
-      if (!c) break;
-      *c = 0;
-      p = c + 1;
+  while ((nf = csv_next(&r, &f)) != 0) {
+    if (nf < 0) {
+      fprintf(stderr, "pack: %s: %s\n", csv, r.err);
+      goto done;
     }
-    if (nf == 1 && !*trim(fields[0])) continue;   // blank line
-    if (nf <= col_path || nf <= col_label) {
-      fprintf(stderr, "pack: %s:%lld: too few fields; line skipped\n", csv, (long long)lineno);
-      continue;
+    if (nf == 1 && !*trim(f[0])) continue;   // blank line
+    if (nf != ncols) {
+      fprintf(stderr, "pack: %s:%lld: %d fields, the header has %d\n", csv, (long long)r.line, nf, ncols);
+      goto done;
     }
     int32_t meta[META_NCOLS];
     for (int c = 0; c < META_NCOLS; c++) meta[c] = SHARD_META_MISSING;
-    for (int k = 0; k < nf && k < ncols; k++) {
-      char *v = trim(fields[k]);
-      if (col_meta[k] >= 0 && *v) meta[col_meta[k]] = (int32_t)strtol(v, NULL, 10);
+    for (int k = 0; k < nf; k++)
+      if (col_meta[k] >= 0 && meta_cell(trim(f[k]), &meta[col_meta[k]])) {
+        fprintf(stderr, "pack: %s:%lld: column '%s': '%s' is not an integer >= -1\n", csv, (long long)r.line,
+                shard_meta_names[col_meta[k]], f[k]);
+        goto done;
+      }
+    char *rel = trim(f[col_path]), *label = trim(f[col_label]), full[2048];
+    if (!*rel || !*label) {
+      fprintf(stderr, "pack: %s:%lld: empty %s\n", csv, (long long)r.line, *rel ? "label" : "path");
+      goto done;
     }
-    char *rel = trim(fields[col_path]), full[2048];
+    for (const unsigned char *p = (const unsigned char *)label; *p; p++)
+      if (*p < 0x20 || *p == 0x7f) {   // class names are one line each (shard schema)
+        fprintf(stderr, "pack: %s:%lld: label contains a control character (0x%02x)\n", csv, (long long)r.line, *p);
+        goto done;
+      }
     if (rel[0] == '/') snprintf(full, sizeof full, "%s", rel);
     else snprintf(full, sizeof full, "%s/%s", dir, rel);
-    items_push(l, full, rel, trim(fields[col_label]), meta);
+    items_push(l, full, rel, label, meta);
   }
-  fclose(f);
-  return 0;
+  rc = 0;
+done:
+  free(col_meta);
+  csv_free(&r);
+  free(buf);
+  return rc;
 }
 
 static int is_uint(const char *s) {
@@ -244,44 +279,71 @@ static uint8_t *read_file(const char *path, int64_t *len) {
   return buf;
 }
 
-int data_pack_main(int argc, char **argv) {
-  const char *folder = NULL, *csv = NULL, *out = NULL, *v;
-  double val_frac = 0.1, test_frac = 0.1;
-  int64_t shard_size = 1000, shard_bytes = 0, seed = 1, quality = 95;
-  for (int i = 1; i < argc; i++) {
-    if ((v = dt_opt(argc, argv, &i, "--imagefolder"))) folder = v;
-    else if ((v = dt_opt(argc, argv, &i, "--csv"))) csv = v;
-    else if ((v = dt_opt(argc, argv, &i, "--out"))) out = v;
-    else if ((v = dt_opt(argc, argv, &i, "--val-frac"))) val_frac = dt_parse_f64(v, "--val-frac");
-    else if ((v = dt_opt(argc, argv, &i, "--test-frac"))) test_frac = dt_parse_f64(v, "--test-frac");
-    else if ((v = dt_opt(argc, argv, &i, "--shard-size"))) shard_size = dt_parse_i64(v, "--shard-size");
-    else if ((v = dt_opt(argc, argv, &i, "--shard-bytes"))) shard_bytes = dt_parse_i64(v, "--shard-bytes");
-    else if ((v = dt_opt(argc, argv, &i, "--seed"))) seed = dt_parse_i64(v, "--seed");
-    else if ((v = dt_opt(argc, argv, &i, "--quality"))) quality = dt_parse_i64(v, "--quality");
-    else {
-      int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
-      fprintf(help ? stdout : stderr, "%s%s", help ? "" : "pack: unknown option\n",
-              "usage: dptrain data pack (--imagefolder DIR | --csv FILE) --out DIR\n"
-              "         [--val-frac 0.1] [--test-frac 0.1] [--shard-size 1000 | --shard-bytes B]\n"
-              "         [--seed 1] [--quality 95 (re-encoded PNG/PPM/PGM)]\n");
-      return help ? 0 : 2;
-    }
+typedef struct {
+  char imagefolder[1024], csv[1024], out[1000];
+  double val_frac, test_frac;
+  int64_t shard_size, shard_bytes, min_class_count;
+  uint64_t seed;
+  int quality;
+} pack_args;
+#define PA pack_args
+static const dp_opt pack_opt_list[] = {
+    DP_OPT_S(PA, "imagefolder", imagefolder, 0, "ImageFolder root: one folder per class"),
+    DP_OPT_S(PA, "csv", csv, 0, "CSV manifest (RFC 4180): header with path, label and metadata columns"),
+    DP_OPT_S(PA, "out", out, DP_OPT_REQUIRED, "output directory"),
+    DP_OPT_F(PA, "val-frac", DP_OPT_DOUBLE, val_frac, 0, 1, DP_OPT_HI_OPEN, "validation share per class"),
+    DP_OPT_F(PA, "test-frac", DP_OPT_DOUBLE, test_frac, 0, 1, DP_OPT_HI_OPEN, "test share per class"),
+    DP_OPT_I(PA, "shard-size", DP_OPT_I64, shard_size, 1, INT64_C(1) << 31, 0, "records per shard"),
+    DP_OPT_I(PA, "shard-bytes", DP_OPT_I64, shard_bytes, 0, INT64_C(1) << 50, 0, "bytes per shard (0: by count)"),
+    {"seed", DP_OPT_U64, offsetof(PA, seed), 0, 0, 0, 0, 0, 0, "seed of the stratified split"},
+    DP_OPT_I(PA, "quality", DP_OPT_INT, quality, 1, 100, 0, "JPEG quality of re-encoded PNG/PPM/PGM"),
+    DP_OPT_I(PA, "min-class-count", DP_OPT_I64, min_class_count, 0, INT64_C(1) << 40, 0,
+             "warn about a label with fewer images than this (its val/test share rounds to few or none)"),
+};
+static const dp_opts pack_table = {
+    "dptrain data pack", pack_opt_list, (int)(sizeof pack_opt_list / sizeof pack_opt_list[0]),
+    "usage: dptrain data pack (--imagefolder DIR | --csv FILE) --out DIR\n"
+    "         [--val-frac 0.1] [--test-frac 0.1] [--shard-size 1000 | --shard-bytes B]\n"
+    "         [--seed 1] [--quality 95 (re-encoded PNG/PPM/PGM)] [--min-class-count 10]\n",
+    0};
+
+// OUT/skipped.txt (file<TAB>reason), written atomically at the end.
+static void skip_note(dp_afile **log, const char *out, const char *file, const char *why) {
+  if (!*log) {
+    char path[1200];
+    dp_err err;
+    dp_mkdir_p(out, &err);
+    snprintf(path, sizeof path, "%s/skipped.txt", out);
+    *log = dp_afile_open(path, &err);
+    if (!*log) DP_FATAL("creating skipped.txt", "check --out", "%s", err.msg);
   }
-  if ((!folder == !csv) || !out || val_frac < 0 || test_frac < 0 || val_frac + test_frac >= 1 ||
-      shard_size < 1 || shard_bytes < 0 || quality < 1 || quality > 100) {
-    fprintf(stderr, "pack: give exactly one of --imagefolder/--csv, and --out (val+test < 1)\n");
+  fprintf(dp_afile_stream(*log), "%s\t%s\n", file, why);
+}
+
+int data_pack_main(int argc, char **argv) {
+  pack_args a = {"", "", "", 0.1, 0.1, 1000, 0, 10, 1, 95};
+  int prc = dp_opts_parse(&pack_table, &a, argc, argv);
+  if (prc) return prc > 0 ? 0 : 2;
+  const char *folder = a.imagefolder[0] ? a.imagefolder : NULL, *csv = a.csv[0] ? a.csv : NULL, *out = a.out;
+  double val_frac = a.val_frac, test_frac = a.test_frac;
+  int64_t shard_size = a.shard_size, shard_bytes = a.shard_bytes;
+  uint64_t seed = a.seed;
+  int quality = a.quality;
+  if (!folder == !csv || val_frac + test_frac >= 1) {
+    fprintf(stderr, "dptrain data pack: bad configuration: %s\n",
+            !folder == !csv ? "give exactly one of --imagefolder DIR and --csv FILE" : "--val-frac + --test-frac must be < 1");
     return 2;
   }
   item_list l = {0};
-  if ((folder ? read_imagefolder(folder, &l) : read_csv(csv, &l)) != 0) return 1;
+  if ((folder ? read_imagefolder(folder, &l) : read_csv(csv, &l)) != 0) return 2;   // bad input
   if (l.n == 0) {
     fprintf(stderr, "pack: no input files found\n");
-    return 1;
+    return 2;
   }
   // Files whose first bytes are no image format we handle are reported now,
   // before the stratified split, so they do not skew the class shares.
   int64_t skipped = 0, kept = 0;
-  FILE *skiplog = NULL;
+  dp_afile *skiplog = NULL;
   char path[1200];
   for (int64_t i = 0; i < l.n; i++) {
     uint8_t head[16];
@@ -295,17 +357,8 @@ int data_pack_main(int argc, char **argv) {
       l.v[kept++] = l.v[i];
       continue;
     }
-    if (!skiplog) {
-      if (dt_mkdir_p(out) != 0) {
-        fprintf(stderr, "pack: cannot create %s: %s\n", out, strerror(errno));
-        return 1;
-      }
-      snprintf(path, sizeof path, "%s/skipped.txt", out);
-      skiplog = fopen(path, "w");
-      PTR_CHECK(skiplog, "creating skipped.txt");
-    }
     const char *why = f ? "unknown image format (not JPEG, PNG, PPM or PGM)" : "cannot open";
-    fprintf(skiplog, "%s\t%s\n", l.v[i].path, why);
+    skip_note(&skiplog, out, l.v[i].path, why);
     fprintf(stderr, "pack: skipped %s: %s\n", l.v[i].path, why);
     skipped++;
     free(l.v[i].path);
@@ -315,16 +368,32 @@ int data_pack_main(int argc, char **argv) {
   l.n = kept;
   if (l.n == 0) {
     fprintf(stderr, "pack: no image files found\n");
-    return 1;
+    if (skiplog) {
+      dp_err e;
+      if (dp_afile_commit(skiplog, &e)) fprintf(stderr, "pack: %s\n", e.msg);
+    }
+    return 2;
   }
   char **names;
   int nc = assign_classes(&l, &names);
   if (nc > SHARD_MAX_CLASSES) {
     fprintf(stderr, "pack: %d classes, at most %d\n", nc, SHARD_MAX_CLASSES);
-    return 1;
+    return 2;
   }
-  if (dt_mkdir_p(out) != 0) {
-    fprintf(stderr, "pack: cannot create %s: %s\n", out, strerror(errno));
+  {   // A rare label gets few or no val/test images from the stratified split.
+    int64_t *per = dp_calloc((size_t)nc, sizeof(int64_t), "class counts");
+    for (int64_t i = 0; i < l.n; i++) per[l.v[i].cls]++;
+    for (int c = 0; c < nc; c++)
+      if (per[c] < a.min_class_count)
+        fprintf(stderr, "pack: warning: label '%s' has %lld image(s), fewer than --min-class-count %lld "
+                "(val %lld, test %lld after the split)\n", names[c], (long long)per[c],
+                (long long)a.min_class_count, (long long)llround((double)per[c] * val_frac),
+                (long long)llround((double)per[c] * test_frac));
+    free(per);
+  }
+  dp_err mkerr;
+  if (dp_mkdir_p(out, &mkerr) != 0) {
+    fprintf(stderr, "pack: %s\n", mkerr.msg);
     return 1;
   }
   // Stratified split: per class, a seeded shuffle; the first share goes to
@@ -389,12 +458,7 @@ int data_pack_main(int argc, char **argv) {
         }
       }
       if (!rec) {
-        if (!skiplog) {
-          snprintf(path, sizeof path, "%s/skipped.txt", out);
-          skiplog = fopen(path, "w");
-          PTR_CHECK(skiplog, "creating skipped.txt");
-        }
-        fprintf(skiplog, "%s\t%s\n", it->path, why);
+        skip_note(&skiplog, out, it->path, why);
         fprintf(stderr, "\npack: skipped %s: %s\n", it->path, why);
         skipped++;
         free(buf);
@@ -422,7 +486,10 @@ int data_pack_main(int argc, char **argv) {
     if (w && shard_writer_close(w, &err) != 0) DP_FATAL("writing a shard", "disk full?", "%s", err.msg);
   }
   dt_progress_done(&prog, done, bytes);
-  if (skiplog) fclose(skiplog);
+  if (skiplog) {
+    dp_err e;
+    if (dp_afile_commit(skiplog, &e)) DP_FATAL("writing skipped.txt", "disk full?", "%s", e.msg);
+  }
   printf("pack: %lld files, %d classes: %lld JPEG stored as is, %lld re-encoded, %lld skipped%s\n",
          (long long)(l.n + skipped), nc, (long long)stored, (long long)reencoded, (long long)skipped,
          skipped ? " (listed in OUT/skipped.txt)" : "");

@@ -7,8 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/afile.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "core/opts.h"
 #include "data/data_tools.h"
 #include "dt_common.h"
 #include "input/shard.h"
@@ -42,13 +44,34 @@ typedef struct {
   unsigned long jpg_cap;
 } synth_tls;
 
-static void usage(void) {
-  fprintf(stderr,
-          "usage: dptrain data synth --preset shopsight5|shoplens12 --count N --out DIR\n"
-          "         [--seed S] [--shard-size N] [--val-frac F] [--test-frac F]\n"
-          "         [--size-min 240] [--size-max 400] [--threads T] [--corrupt-frac 0.02]\n"
-          "Writes DIR/{train,val,test}-NNNNN.h5 and DIR/corrupt.txt (see data/SCHEMA.md).\n");
-}
+typedef struct {
+  char preset[32], out[1024];
+  int64_t count, shard_size;
+  uint64_t seed;
+  double val_frac, test_frac, corrupt_frac;
+  int size_min, size_max, threads;
+} synth_args;
+#define SA synth_args
+static const dp_opt synth_opt_list[] = {
+    DP_OPT_S(SA, "preset", preset, DP_OPT_REQUIRED, "shopsight5 | shoplens12"),
+    DP_OPT_I(SA, "count", DP_OPT_I64, count, 1, (INT64_C(1) << 31) - 1, DP_OPT_REQUIRED, "records to make"),
+    DP_OPT_S(SA, "out", out, DP_OPT_REQUIRED, "output directory"),
+    {"seed", DP_OPT_U64, offsetof(SA, seed), 0, 0, 0, 0, 0, 0, "seed"},
+    DP_OPT_I(SA, "shard-size", DP_OPT_I64, shard_size, 1, INT64_C(1) << 31, 0, "records per shard"),
+    DP_OPT_F(SA, "val-frac", DP_OPT_DOUBLE, val_frac, 0, 1, DP_OPT_HI_OPEN, "validation share"),
+    DP_OPT_F(SA, "test-frac", DP_OPT_DOUBLE, test_frac, 0, 1, DP_OPT_HI_OPEN, "test share"),
+    DP_OPT_F(SA, "corrupt-frac", DP_OPT_DOUBLE, corrupt_frac, 0, 1, 0, "share of corrupt records"),
+    DP_OPT_I(SA, "size-min", DP_OPT_INT, size_min, 16, SYNTH_MAX_SIDE, 0, "smallest image side"),
+    DP_OPT_I(SA, "size-max", DP_OPT_INT, size_max, 16, SYNTH_MAX_SIDE, 0, "largest image side"),
+    DP_OPT_I(SA, "threads", DP_OPT_INT, threads, 1, 4096, DP_OPT_CORES, "render threads"),
+};
+static const dp_opts synth_table = {
+    "dptrain data synth", synth_opt_list, (int)(sizeof synth_opt_list / sizeof synth_opt_list[0]),
+    "usage: dptrain data synth --preset shopsight5|shoplens12 --count N --out DIR\n"
+    "         [--seed S] [--shard-size N] [--val-frac F] [--test-frac F]\n"
+    "         [--size-min 240] [--size-max 400] [--threads T] [--corrupt-frac 0.02]\n"
+    "Writes DIR/{train,val,test}-NNNNN.h5 and DIR/corrupt.txt (see data/SCHEMA.md).\n",
+    0};
 
 static int pick(dp_rng *r, const double *w, int n) {
   double u = dp_rng_uniform(r), acc = 0;
@@ -216,39 +239,28 @@ static void plan_build(synth_ctx *cx, int64_t n, double val_frac, double test_fr
 }
 
 int data_synth_main(int argc, char **argv) {
-  const char *preset = NULL, *out = NULL, *v;
-  int64_t count = -1, shard_size = 1000, seed = 1;
-  double val_frac = 0.1, test_frac = 0.1, corrupt_frac = 0.02;
-  int size_min = 240, size_max = 400, threads = omp_get_max_threads();
-  for (int i = 1; i < argc; i++) {
-    if ((v = dt_opt(argc, argv, &i, "--preset"))) preset = v;
-    else if ((v = dt_opt(argc, argv, &i, "--count"))) count = dt_parse_i64(v, "--count");
-    else if ((v = dt_opt(argc, argv, &i, "--out"))) out = v;
-    else if ((v = dt_opt(argc, argv, &i, "--seed"))) seed = dt_parse_i64(v, "--seed");
-    else if ((v = dt_opt(argc, argv, &i, "--shard-size"))) shard_size = dt_parse_i64(v, "--shard-size");
-    else if ((v = dt_opt(argc, argv, &i, "--val-frac"))) val_frac = dt_parse_f64(v, "--val-frac");
-    else if ((v = dt_opt(argc, argv, &i, "--test-frac"))) test_frac = dt_parse_f64(v, "--test-frac");
-    else if ((v = dt_opt(argc, argv, &i, "--corrupt-frac"))) corrupt_frac = dt_parse_f64(v, "--corrupt-frac");
-    else if ((v = dt_opt(argc, argv, &i, "--size-min"))) size_min = (int)dt_parse_i64(v, "--size-min");
-    else if ((v = dt_opt(argc, argv, &i, "--size-max"))) size_max = (int)dt_parse_i64(v, "--size-max");
-    else if ((v = dt_opt(argc, argv, &i, "--threads"))) threads = (int)dt_parse_i64(v, "--threads");
-    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(); return 0; }
-    else { fprintf(stderr, "synth: unknown option '%s'\n", argv[i]); usage(); return 2; }
-  }
-  const synth_preset *ps = preset ? synth_preset_find(preset) : NULL;
-  if (!ps || count < 1 || !out) {
-    fprintf(stderr, "synth: %s\n", !ps ? "--preset shopsight5|shoplens12 is required" : count < 1 ? "--count N (N >= 1) is required" : "--out DIR is required");
-    usage();
+  int nthr = omp_get_max_threads() < dp_opts_cpus() ? omp_get_max_threads() : dp_opts_cpus();
+  synth_args a = {"", "", 0, 1000, 1, 0.1, 0.1, 0.02, 240, 400, nthr};
+  int prc = dp_opts_parse(&synth_table, &a, argc, argv);
+  if (prc) return prc > 0 ? 0 : 2;
+  const char *out = a.out;
+  int64_t count = a.count, shard_size = a.shard_size;
+  uint64_t seed = a.seed;
+  double val_frac = a.val_frac, test_frac = a.test_frac, corrupt_frac = a.corrupt_frac;
+  int size_min = a.size_min, size_max = a.size_max, threads = a.threads;
+  const synth_preset *ps = synth_preset_find(a.preset);
+  if (!ps) {
+    fprintf(stderr, "dptrain data synth: setting 'preset': unknown preset '%s' (shopsight5, shoplens12)\n", a.preset);
     return 2;
   }
-  if (count > (INT64_C(1) << 31) - 1 || shard_size < 1 || val_frac < 0 || test_frac < 0 ||
-      val_frac + test_frac >= 1 || corrupt_frac < 0 || corrupt_frac > 1 || size_min < 16 ||
-      size_max < size_min || size_max > SYNTH_MAX_SIDE || threads < 1) {
-    fprintf(stderr, "synth: bad option values (count < 2^31, shard-size >= 1, val+test < 1, 16 <= size-min <= size-max <= %d, threads >= 1)\n", SYNTH_MAX_SIDE);
+  if (val_frac + test_frac >= 1 || size_max < size_min) {
+    fprintf(stderr, "dptrain data synth: bad configuration: %s\n",
+            size_max < size_min ? "--size-max is below --size-min" : "--val-frac + --test-frac must be < 1");
     return 2;
   }
-  if (dt_mkdir_p(out) != 0) {
-    fprintf(stderr, "synth: cannot create %s: %s\n", out, dp_errno_str());
+  dp_err mkerr;
+  if (dp_mkdir_p(out, &mkerr) != 0) {
+    fprintf(stderr, "synth: %s\n", mkerr.msg);
     return 1;
   }
   synth_ctx cx = {ps, (uint64_t)seed, size_min, size_max, NULL};
@@ -268,8 +280,10 @@ int data_synth_main(int argc, char **argv) {
   }
   char path[1200];
   snprintf(path, sizeof path, "%s/corrupt.txt", out);
-  FILE *truth = fopen(path, "w");
-  PTR_CHECK(truth, "creating corrupt.txt");
+  dp_err terr;
+  dp_afile *truth_f = dp_afile_open(path, &terr);   // committed (atomically) after the last shard
+  if (!truth_f) DP_FATAL("creating corrupt.txt", "check --out", "%s", terr.msg);
+  FILE *truth = dp_afile_stream(truth_f);
   fprintf(truth, "# dptrain synth corrupt-record truth v1: file<TAB>index<TAB>id<TAB>kind\n");
 
   enum { BLOCK = 256 };
@@ -328,7 +342,7 @@ int data_synth_main(int argc, char **argv) {
   }
   dt_progress_done(&prog, done, total_bytes);
   double el = dt_now() - t0;
-  fclose(truth);
+  if (dp_afile_commit(truth_f, &terr)) DP_FATAL("writing corrupt.txt", "disk full?", "%s", terr.msg);
   printf("synth: preset %s, %lld images in %.2f s (%.0f images/s, %d threads), %.1f MB\n", ps->name,
          (long long)count, el, (double)count / (el > 0 ? el : 1e-9), threads, (double)total_bytes / 1e6);
   printf("%-18s %8s %8s %8s %8s %7s\n", "class", "train", "val", "test", "total", "%");

@@ -1,31 +1,32 @@
 // dptrain data verify: open every shard (schema, offsets, labels), decode every
 // record, and list the corrupt ones by file, index and id.
-// Exit codes: 0 = schemas fine (corrupt records are listed but allowed),
-// 1 = corrupt records found and --strict given, 2 = a schema error (a shard
-// that does not open), 3 = usage error.
+// Exit codes: 0 = schemas fine (corrupt records are listed but allowed);
+// 2 = bad input: a schema error (a shard that does not open), corrupt
+// records with --strict, or a bad option; 1 = a runtime failure.
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-#include <turbojpeg.h>
 
+#include "core/opts.h"
 #include "data/data_tools.h"
 #include "dt_common.h"
+#include "input/decode.h"
 #include "input/shard.h"
 
-// Largest image we agree to decode; bigger headers are rejected before any
-// allocation (a 65535 x 65535 header would otherwise ask for 12 GB).
-#define VERIFY_MAX_SIDE 16384
-#define VERIFY_MAX_PIXELS (64LL << 20)
-
+// Each record is checked by the decoder the training loader uses
+// (src/input/decode.c: the same header limits, TJFLAG_STOPONWARNING, and the
+// CMYK/YCCK conversion), at full size into RGB, so verify and train agree on
+// every image: what verify calls corrupt, training skips, and nothing else.
 typedef struct {
-  tjhandle tj;
-  uint8_t *rec, *px;
-  int64_t rec_cap, px_cap;
+  decoder *dec;
+  uint8_t *rec;
+  int64_t rec_cap;
 } verify_tls;
 
 // Checks one record; returns NULL if fine, else writes a reason into why.
 static const char *check_record(const shard *s, int64_t i, verify_tls *t, char *why, size_t cap) {
   dp_err err;
+  dp_err_clear(&err);
   int64_t len = shard_record_size(s, i);
   if (len > t->rec_cap) {
     t->rec = dp_realloc(t->rec, (size_t)len, "record buffer");
@@ -35,76 +36,50 @@ static const char *check_record(const shard *s, int64_t i, verify_tls *t, char *
     snprintf(why, cap, "read failed: %s", err.msg);
     return why;
   }
-  if (len == 0) {
-    snprintf(why, cap, "zero-length record");
-    return why;
-  }
+  img_view v;
   if (s->codec == SHARD_CODEC_RAW) {
-    int64_t want = (int64_t)s->raw_h * s->raw_w * s->raw_c;
-    if (len != want) {
-      snprintf(why, cap, "raw record is %lld bytes, raw_shape needs %lld", (long long)len, (long long)want);
-      return why;
-    }
-    return NULL;
+    if (decoder_raw(t->dec, t->rec, len, s->raw_h, s->raw_w, s->raw_c, s->raw_c, &v, &err) == 0) return NULL;
+  } else {
+    img_header h;
+    if (decoder_jpeg_header(t->dec, t->rec, len, &h, &err) == 0 &&
+        decoder_jpeg_decode(t->dec, t->rec, len, &h, 3, 1, 1, &v, &err) == 0)
+      return NULL;
   }
-  if (len < 4 || t->rec[0] != 0xFF || t->rec[1] != 0xD8) {
-    snprintf(why, cap, "not a JPEG (first bytes %02x %02x)", t->rec[0], len > 1 ? t->rec[1] : 0);
-    return why;
-  }
-  int w = 0, h = 0, ss = 0, cs = 0;
-  if (tjDecompressHeader3(t->tj, t->rec, (unsigned long)len, &w, &h, &ss, &cs) != 0) {
-    snprintf(why, cap, "bad JPEG header: %s", tjGetErrorStr2(t->tj));
-    return why;
-  }
-  if (w < 1 || h < 1 || w > VERIFY_MAX_SIDE || h > VERIFY_MAX_SIDE || (int64_t)w * h > VERIFY_MAX_PIXELS) {
-    snprintf(why, cap, "absurd JPEG dimensions %d x %d", w, h);
-    return why;
-  }
-  int gray = cs == TJCS_GRAY;
-  int64_t need = (int64_t)w * h * (gray ? 1 : 3);
-  if (need > t->px_cap) {
-    t->px = dp_realloc(t->px, (size_t)need, "decode buffer");
-    t->px_cap = need;
-  }
-  if (tjDecompress2(t->tj, t->rec, (unsigned long)len, t->px, w, 0, h, gray ? TJPF_GRAY : TJPF_RGB,
-                    TJFLAG_STOPONWARNING) != 0) {
-    snprintf(why, cap, "JPEG decode failed: %s", tjGetErrorStr2(t->tj));
-    return why;
-  }
-  return NULL;
+  snprintf(why, cap, "%s", err.msg);
+  return why;
 }
 
+typedef struct {
+  int strict, quiet, threads;
+  const char **files;
+  int nfiles;
+} verify_args;
+static const dp_opt verify_opt_list[] = {
+    DP_OPT_I(verify_args, "strict", DP_OPT_INT, strict, 0, 1, DP_OPT_BARE, "exit 2 when any record is corrupt"),
+    DP_OPT_I(verify_args, "quiet", DP_OPT_INT, quiet, 0, 1, DP_OPT_BARE, "no per-file summary on stderr"),
+    DP_OPT_I(verify_args, "threads", DP_OPT_INT, threads, 1, 4096, DP_OPT_CORES, "decode threads"),
+    DP_OPT_L(verify_args, "files", files, nfiles, DP_OPT_POS | DP_OPT_REQUIRED, "shard files (positional FILE...)"),
+};
+static const dp_opts verify_table = {
+    "dptrain data verify", verify_opt_list, 4,
+    "usage: dptrain data verify [--strict] [--quiet] [--threads T] FILE...\n"
+    "Decodes every record the way training does (src/input/decode.c) and lists the corrupt ones as\n"
+    "'CORRUPT<TAB>file<TAB>index<TAB>id<TAB>reason' on stdout.\n"
+    "Exit: 0 ok (corrupt records are listed but allowed), 2 a schema error, or corrupt records with\n"
+    "--strict, or a bad option (bad input); 1 a runtime failure.\n",
+    0};
+
 int data_verify_main(int argc, char **argv) {
-  int strict = 0, quiet = 0, threads = omp_get_max_threads();
-  const char *v;
-  char **files = dp_calloc((size_t)argc, sizeof(char *), "file list");
-  int nf = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--strict")) strict = 1;
-    else if (!strcmp(argv[i], "--quiet")) quiet = 1;
-    else if ((v = dt_opt(argc, argv, &i, "--threads"))) threads = (int)dt_parse_i64(v, "--threads");
-    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-      printf("usage: dptrain data verify [--strict] [--quiet] [--threads T] FILE...\n"
-             "Lists corrupt records as 'CORRUPT<TAB>file<TAB>index<TAB>id<TAB>reason' on stdout.\n"
-             "Exit: 0 ok (corrupt records allowed), 1 corrupt records with --strict, 2 schema error.\n");
-      free(files);
-      return 0;
-    } else if (argv[i][0] == '-') {
-      fprintf(stderr, "verify: unknown option '%s'\n", argv[i]);
-      free(files);
-      return 3;
-    } else files[nf++] = argv[i];
+  verify_args a = {0, 0, omp_get_max_threads() < dp_opts_cpus() ? omp_get_max_threads() : dp_opts_cpus(), NULL, 0};
+  int prc = dp_opts_parse(&verify_table, &a, argc, argv);
+  if (prc) {
+    free((void *)a.files);
+    return prc > 0 ? 0 : 2;
   }
-  if (nf == 0 || threads < 1) {
-    fprintf(stderr, "usage: dptrain data verify [--strict] [--quiet] [--threads T] FILE...\n");
-    free(files);
-    return 3;
-  }
+  int strict = a.strict, quiet = a.quiet, threads = a.threads, nf = a.nfiles;
+  const char **files = a.files;
   verify_tls *tls = dp_calloc((size_t)threads, sizeof(verify_tls), "verify threads");
-  for (int t = 0; t < threads; t++) {
-    tls[t].tj = tjInitDecompress();
-    PTR_CHECK(tls[t].tj, "tjInitDecompress");
-  }
+  for (int t = 0; t < threads; t++) tls[t].dec = decoder_create();
   int64_t schema_errors = 0, total = 0, total_bad = 0;
   for (int f = 0; f < nf; f++) {
     dp_err err;
@@ -119,19 +94,7 @@ int data_verify_main(int argc, char **argv) {
     for (int64_t i = 0; i < s->n; i++) {
       char buf[600];
       verify_tls *t = &tls[omp_get_thread_num()];
-      if (!check_record(s, i, t, buf, sizeof buf)) continue;
-      // A TurboJPEG handle that just failed can misreport the next header
-      // (seen as "0 x 0" with libjpeg-turbo 2.1.5), so failures get a fresh
-      // handle, and the record one more try on it before it is called corrupt.
-      tjDestroy(t->tj);
-      t->tj = tjInitDecompress();
-      PTR_CHECK(t->tj, "tjInitDecompress");
-      if (check_record(s, i, t, buf, sizeof buf)) {
-        why[i] = dp_strdup(buf);
-        tjDestroy(t->tj);
-        t->tj = tjInitDecompress();
-        PTR_CHECK(t->tj, "tjInitDecompress");
-      }
+      if (check_record(s, i, t, buf, sizeof buf)) why[i] = dp_strdup(buf);
     }
     int64_t bad = 0;
     for (int64_t i = 0; i < s->n; i++) {
@@ -152,12 +115,11 @@ int data_verify_main(int argc, char **argv) {
   printf("SUMMARY\tfiles=%d\tschema_errors=%lld\trecords=%lld\tcorrupt=%lld\n", nf,
          (long long)schema_errors, (long long)total, (long long)total_bad);
   for (int t = 0; t < threads; t++) {
-    tjDestroy(tls[t].tj);
+    decoder_destroy(tls[t].dec);
     free(tls[t].rec);
-    free(tls[t].px);
   }
   free(tls);
-  free(files);
+  free((void *)files);
   if (schema_errors) return 2;
-  return strict && total_bad ? 1 : 0;
+  return strict && total_bad ? 2 : 0;
 }

@@ -1,9 +1,23 @@
 // dptrain: data-parallel image-classifier training. Dispatches subcommands.
+//
+// Exit status of every command: 0 ok, 1 runtime failure (I/O, MPI, a
+// machine problem), 2 bad input or configuration (an unknown or out-of-range
+// option, a shard/weights/config file that fails validation, data that does
+// not fit the run). See README "Exit codes".
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/commands.h"
 #include "data/data_tools.h"
+
+// The project version and `git describe` come from CMake (DP_VERSION,
+// DP_GIT_DESCRIBE on dp_core); a build without them says so.
+#ifndef DP_VERSION
+#define DP_VERSION "unversioned"
+#endif
+#ifndef DP_GIT_DESCRIBE
+#define DP_GIT_DESCRIBE ""
+#endif
 
 typedef struct {
   const char *name;
@@ -21,25 +35,57 @@ static const command commands[] = {
     {"track", cmd_track, "MLflow tracking spool of a run: sync (send what was not sent), status"},
     {"registry", cmd_registry, "MLflow model registry: register, promote (quality gate), list, show"},
 };
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: dptrain <command> [options]\n\ncommands:\n");
-  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
-  fprintf(f, "\n'dptrain <command> --help' shows a command's options.\n");
+  fprintf(f, "usage: dptrain <command> [options]\n       dptrain help [command] | --version\n\ncommands:\n");
+  for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+  fprintf(f,
+          "\n'dptrain <command> --help' (or 'dptrain help <command>') shows a command's options.\n"
+          "Exit status: 0 ok, 1 runtime failure, 2 bad input or configuration.\n");
+}
+
+static const command *find(const char *name) {
+  for (size_t i = 0; i < NCOMMANDS; i++)
+    if (!strcmp(name, commands[i].name)) return &commands[i];
+  return NULL;
 }
 
 int main(int argc, char **argv) {
   // Line-buffered even into a pipe (mpirun, srun, Slurm logs): a progress or
   // eval line shows up when it is printed, and a killed job loses none.
   setvbuf(stdout, NULL, _IOLBF, 0);
-  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-    usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? 2 : 0;
+  if (argc < 2) {
+    usage(stderr);
+    return 2;
   }
-  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
-  fprintf(stderr, "dptrain: unknown command '%s'\n\n", argv[1]);
+  const char *a = argv[1];
+  if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(a, "--version") || !strcmp(a, "version")) {
+    printf("dptrain %s%s%s%s\n", DP_VERSION, DP_GIT_DESCRIBE[0] ? " (" : "", DP_GIT_DESCRIBE,
+           DP_GIT_DESCRIBE[0] ? ")" : "");
+    return 0;
+  }
+  if (!strcmp(a, "help")) {
+    if (argc < 3) {
+      usage(stdout);
+      return 0;
+    }
+    const command *c = find(argv[2]);
+    if (!c) {
+      fprintf(stderr, "dptrain: unknown command '%s'\n\n", argv[2]);
+      usage(stderr);
+      return 2;
+    }
+    char *hargv[3] = {argv[2], "--help", NULL};
+    return c->fn(2, hargv);
+  }
+  const command *c = find(a);
+  if (c) return c->fn(argc - 1, argv + 1);
+  fprintf(stderr, "dptrain: unknown command '%s'\n\n", a);
   usage(stderr);
   return 2;
 }

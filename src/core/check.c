@@ -21,13 +21,10 @@ int dp_identity_rank(void) { return g_rank; }
 const char *dp_identity_host(void) { return g_host; }
 const char *dp_errno_str(void) { return errno ? strerror(errno) : "no errno"; }
 
-void dp_fatal_at(const char *file, int line, const char *what, const char *hint,
-                 const char *fmt, ...) {
+static _Noreturn void fatal_v(int code, const char *file, int line, const char *what, const char *hint,
+                              const char *fmt, va_list ap) {
   char detail[1024];
-  va_list ap;
-  va_start(ap, fmt);
   vsnprintf(detail, sizeof detail, fmt, ap);
-  va_end(ap);
   const char *base = strrchr(file, '/');
   base = base ? base + 1 : file;
   if (g_rank >= 0)
@@ -46,8 +43,21 @@ void dp_fatal_at(const char *file, int line, const char *what, const char *hint,
              hint && *hint ? " (hint: " : "", hint && *hint ? hint : "", hint && *hint ? ")" : "");
     g_report(msg);
   }
-  if (g_hook) g_hook(1);
-  exit(1);
+  if (g_hook) g_hook(code);
+  exit(code);
+}
+
+void dp_fatal_at(const char *file, int line, const char *what, const char *hint, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fatal_v(DP_EXIT_RUNTIME, file, line, what, hint, fmt, ap);
+}
+
+void dp_fatal_code_at(int code, const char *file, int line, const char *what, const char *hint, const char *fmt,
+                      ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fatal_v(code, file, line, what, hint, fmt, ap);
 }
 
 void *dp_malloc(size_t n, const char *what) {

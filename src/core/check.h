@@ -28,6 +28,15 @@ const char *dp_identity_host(void);
 
 #define DP_FATAL(what, hint, ...) dp_fatal_at(__FILE__, __LINE__, what, hint, __VA_ARGS__)
 
+// Exit codes of every dptrain command: 0 ok, 1 runtime failure (DP_FATAL),
+// 2 bad input or configuration (DP_BAD_INPUT: a shard, weights file, config
+// value or dataset that is wrong, as opposed to a machine that failed).
+enum { DP_EXIT_OK = 0, DP_EXIT_RUNTIME = 1, DP_EXIT_BAD_INPUT = 2 };
+_Noreturn void dp_fatal_code_at(int code, const char *file, int line, const char *what, const char *hint,
+                                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+#define DP_BAD_INPUT(what, hint, ...) \
+  dp_fatal_code_at(DP_EXIT_BAD_INPUT, __FILE__, __LINE__, what, hint, __VA_ARGS__)
+
 // Generic condition check; `what` is what we were doing, `hint` what to try.
 #define DP_CHECK(cond, what, hint)                                              \
   do {                                                                          \

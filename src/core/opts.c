@@ -12,11 +12,9 @@
 
 #include "core/check.h"
 #include "core/json.h"
+#include "core/sysinfo.h"
 
-int dp_opts_cpus(void) {
-  long n = sysconf(_SC_NPROCESSORS_ONLN);
-  return n >= 1 && n < (1L << 20) ? (int)n : 1;
-}
+int dp_opts_cpus(void) { return dp_cores_available(); }
 
 const dp_opt *dp_opts_find(const dp_opts *t, const char *name) {
   for (int i = 0; i < t->n; i++)
@@ -66,7 +64,7 @@ static int set_int(const dp_opts *t, const dp_opt *o, void *field, const char *v
   int_bounds(o, &lo, &hi);
   if (errno == ERANGE || x < lo || x > hi) {
     if ((o->flags & DP_OPT_CORES) && errno != ERANGE && x > hi)
-      FAIL("%s is more than the %d CPUs online on this machine (allowed: [%lld, %d])", v, dp_opts_cpus(),
+      FAIL("%s is more than the %d CPU(s) this process may run on (allowed: [%lld, %d])", v, dp_opts_cpus(),
            (long long)lo, dp_opts_cpus());
     FAIL("%s is out of range: must be an integer in [%lld, %lld]", v, (long long)lo, (long long)hi);
   }
@@ -245,6 +243,13 @@ int dp_opts_read_file(const dp_opts *t, void *dst, const char *path) {
 // ---- command line -------------------------------------------------------------
 static int is_flag(const char *a) { return a[0] == '-' && a[1] == '-' && a[2]; }
 
+static int looks_numeric(const char *a) {
+  char *end = NULL;
+  if (!*a) return 0;
+  (void)strtod(a, &end);
+  return end != a && *end == 0;
+}
+
 int dp_opts_parse(const dp_opts *t, void *dst, int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -267,9 +272,27 @@ int dp_opts_parse(const dp_opts *t, void *dst, int argc, char **argv) {
   for (int i = 1; i < argc && !rc; i++) {
     const char *a = argv[i];
     if (!is_flag(a)) {
-      // Positional: the next DP_OPT_POS option not given yet.
-      while (next_pos < t->n && (!(t->opts[next_pos].flags & DP_OPT_POS) || given[next_pos])) next_pos++;
+      // Positional: the next single-valued DP_OPT_POS option not given yet,
+      // then a DP_OPT_POS list (which takes every remaining positional).
+      while (next_pos < t->n && (!(t->opts[next_pos].flags & DP_OPT_POS) || given[next_pos] ||
+                                 t->opts[next_pos].type == DP_OPT_LIST))
+        next_pos++;
       if (next_pos >= t->n) {
+        const dp_opt *lo = NULL;
+        for (int k = 0; k < t->n && !lo; k++)
+          if (t->opts[k].type == DP_OPT_LIST && (t->opts[k].flags & DP_OPT_POS)) lo = &t->opts[k];
+        if (lo) {
+          const char ***slot = (const char ***)((char *)dst + lo->off);
+          int *cnt = (int *)((char *)dst + lo->size);
+          if (!given[lo - t->opts]) {
+            free((void *)*slot);
+            *slot = dp_calloc((size_t)argc + 1, sizeof(char *), "option list");
+            *cnt = 0;
+            given[lo - t->opts] = 1;
+          }
+          (*slot)[(*cnt)++] = a;
+          continue;
+        }
         fprintf(stderr, "%s: unexpected argument '%s' (flags are --name value; see --help)\n", t->prog, a);
         rc = -1;
         break;
@@ -300,23 +323,31 @@ int dp_opts_parse(const dp_opts *t, void *dst, int argc, char **argv) {
       rc = -1;
       break;
     }
-    given[o - t->opts] = 1;
+    if (o->type != DP_OPT_LIST) given[o - t->opts] = 1;
     if (o->type == DP_OPT_LIST) {
-      const char **list = dp_calloc((size_t)argc + 1, sizeof(char *), "option list");
-      int cnt = 0;
+      const char ***slot = (const char ***)((char *)dst + o->off);
+      int *cntp = (int *)((char *)dst + o->size);
+      if (!given[o - t->opts]) {   // first use: a fresh list (replaces defaults)
+        free((void *)*slot);
+        *slot = dp_calloc((size_t)argc + 1, sizeof(char *), "option list");
+        *cntp = 0;
+      }
+      given[o - t->opts] = 1;
+      const char **list = *slot;
+      int cnt = *cntp, before = cnt;
       if (val && *val) list[cnt++] = val;
       while (i + 1 < argc && !is_flag(argv[i + 1])) list[cnt++] = argv[++i];
-      const char ***slot = (const char ***)((char *)dst + o->off);
-      free((void *)*slot);   // a repeated list flag replaces the earlier one
-      *slot = list;
-      *(int *)((char *)dst + o->size) = cnt;
-      if (cnt == 0) {
+      *cntp = cnt;
+      if (cnt == before) {
         fprintf(stderr, "%s: setting '%s' needs at least one value\n", t->prog, o->name);
         rc = -1;
       }
       continue;
     }
-    if (!val && (o->flags & DP_OPT_BARE) && (i + 1 >= argc || is_flag(argv[i + 1]))) val = "1";
+    // A 0/1 setting takes a following number as its value (range-checked:
+    // "--small-stem 2" is an error); given bare it means 1, so "--strict
+    // FILE..." keeps FILE as a positional.
+    if (!val && (o->flags & DP_OPT_BARE) && (i + 1 >= argc || !looks_numeric(argv[i + 1]))) val = "1";
     if (!val) {
       if (i + 1 >= argc) {
         fprintf(stderr, "%s: setting '%s' needs a value\n", t->prog, o->name);

@@ -8,7 +8,8 @@
 //     error, never a silent truncation to 3;
 //   * floats must be finite (NaN and +-Inf are refused) and in range; a float
 //     option also refuses values beyond FLT_MAX;
-//   * DP_OPT_CORES options (thread counts) are bounded by the CPUs online;
+//   * DP_OPT_CORES options (thread counts) are bounded by the CPUs this
+//     process may run on (its affinity mask: cgroup cpuset, launcher binding);
 //   * config files must be regular files (a directory or /dev/zero is
 //     refused before reading), at most DP_OPTS_FILE_MAX bytes, with no NUL
 //     byte and no line longer than DP_OPTS_LINE_MAX characters.
@@ -28,13 +29,16 @@ typedef enum {
   DP_OPT_FLOAT,   // float
   DP_OPT_DOUBLE,  // double
   DP_OPT_LIST,    // const char ** of values up to the next "--flag" (command line only);
-                  // `size` holds the offset of its int count
+                  // `size` holds the offset of its int count. The array is malloc'd
+                  // by the parser (argv strings, not copied): free it.
 } dp_opt_type;
 
 enum {
-  DP_OPT_BARE = 1,      // 0/1 setting that may be given without a value ("--small-stem")
-  DP_OPT_POS = 2,       // also accepted as a positional argument, in table order
-  DP_OPT_CORES = 4,     // upper bound: the CPUs online (sysconf)
+  DP_OPT_BARE = 1,      // 0/1 setting that may be given without a value ("--small-stem"
+                        // = 1); only a following number (or "=0") is read as its value
+  DP_OPT_POS = 2,       // also accepted as a positional argument, in table order; a LIST
+                        // with DP_OPT_POS takes every positional left (e.g. FILE...)
+  DP_OPT_CORES = 4,     // upper bound: the CPUs this process may run on (dp_cores_available)
   DP_OPT_LO_OPEN = 8,   // float range excludes its lower bound
   DP_OPT_HI_OPEN = 16,  // float range excludes its upper bound
   DP_OPT_REQUIRED = 32, // must be given (checked by dp_opts_parse)
@@ -69,7 +73,7 @@ typedef struct {
 #define DP_OPTS_LINE_MAX 4095
 #define DP_OPTS_FILE_MAX (1 << 20)
 
-// CPUs online on this machine (>= 1): the bound of DP_OPT_CORES options.
+// CPUs this process may run on (>= 1): the bound of DP_OPT_CORES options.
 int dp_opts_cpus(void);
 
 // Sets one option by name from text. Returns 0, or -1 after printing why.

@@ -37,13 +37,35 @@ typedef struct {
 } dist_ctx;
 
 // MPI_Init_thread (FUNNELED: only the main thread calls MPI), identity for
-// messages, a fatal hook that MPI_Aborts the whole job, and the SLURM_NTASKS
-// (or SLURM_NPROCS) consistency check: when set and different from the world
-// size every rank aborts with a message (likely srun without --mpi=pmix, i.e.
-// N independent 1-rank runs). DPTRAIN_IGNORE_SLURM_NTASKS=1 skips the check
-// (for a deliberate mpirun -np K inside a larger allocation).
-// Safe to call without a launcher (singleton, world 1).
+// messages, a fatal hook that MPI_Aborts the whole job, and the launch check
+// below. Safe to call without a launcher (singleton, world 1).
 void dist_init(dist_ctx *d, int *argc, char ***argv);
+
+// Launch check: which launcher started this process, how many processes it
+// started, and whether they joined one MPI world. The launcher is told apart
+// by the environment read before MPI_Init:
+//   * Open MPI's mpirun sets OMPI_COMM_WORLD_SIZE: the world must have that
+//     size, whatever SLURM_NTASKS says (salloc -n 2 mpirun -np 1 is a normal
+//     launch; fewer ranks than the allocation is logged, more is a warning);
+//   * an srun task has SLURM_PROCID and a step id: the world must have
+//     SLURM_STEP_NUM_TASKS ranks; a world of 1 there is srun without
+//     --mpi=pmix (N independent runs): fatal, with that advice;
+//   * MPICH/Hydra sets PMI_SIZE: the world must match;
+//   * no launcher inside an allocation (a singleton): a warning, it runs as
+//     one rank.
+// DPTRAIN_IGNORE_SLURM_NTASKS=1 skips the check.
+typedef struct {
+  long slurm_ntasks;   // SLURM_NTASKS (or SLURM_NPROCS), -1 if unset
+  long step_tasks;     // SLURM_STEP_NUM_TASKS, -1 if unset
+  int srun_task;       // started by srun (SLURM_PROCID and SLURM_STEP_ID set)
+  long ompi_size;      // OMPI_COMM_WORLD_SIZE, -1 if unset
+  long pmi_size;       // PMI_SIZE, -1 if unset
+  int ignore;          // DPTRAIN_IGNORE_SLURM_NTASKS=1
+} dist_launch_env;
+enum { DIST_LAUNCH_OK = 0, DIST_LAUNCH_INFO, DIST_LAUNCH_WARN, DIST_LAUNCH_FATAL };
+void dist_launch_env_read(dist_launch_env *e);
+// Pure decision (unit-tested): returns a DIST_LAUNCH_* verdict, msg says why.
+int dist_launch_verdict(const dist_launch_env *e, int world, char *msg, size_t n);
 void dist_finalize(dist_ctx *d);
 
 // Binds this rank with hwloc to its share of the node and sizes its threads.

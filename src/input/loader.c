@@ -445,7 +445,7 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
   if (c->clamp_batch && !c->drop_last && per_rank > 0 && l->cfg.batch > per_rank) l->cfg.batch = per_rank;
   int64_t nb = c->drop_last ? per_rank / l->cfg.batch : (per_rank + l->cfg.batch - 1) / l->cfg.batch;
   if (c->min_batches > 0 && nb < c->min_batches) {
-    dp_err_set(err, 1, "setting 'batch': batch %lld x %d rank(s)%s needs %lld sample(s) per epoch, the %d shard(s) "
+    dp_err_set(err, LOADER_ERR_BATCH, "batch %lld x %d rank(s)%s needs %lld sample(s) per epoch, the %d shard(s) "
                "hold %lld (%s...)", (long long)c->batch, c->world,
                c->min_batches > 1 ? " x accumulation" : "", (long long)(c->batch * c->world * c->min_batches),
                c->nshards, (long long)l->total, c->shards[0]);
@@ -461,7 +461,7 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
   size_t buf_bytes;
   if (__builtin_mul_overflow(bytes_per_sample, (size_t)c->batch, &buf_bytes) ||
       __builtin_mul_overflow(buf_bytes, (size_t)c->prefetch, &buf_bytes) || buf_bytes > ((size_t)1 << 46)) {
-    dp_err_set(err, 1, "setting 'batch': batch %lld of %d x %d x %d images needs more than 64 TiB of batch "
+    dp_err_set(err, LOADER_ERR_BATCH, "batch %lld of %d x %d x %d images needs more than 64 TiB of batch "
                "buffers", (long long)c->batch, c->out_size, c->out_size, c->out_channels);
     free(l->class_counts);
     free_shards(l);

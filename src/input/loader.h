@@ -94,6 +94,9 @@ typedef struct {
 } loader_skip;
 
 typedef struct loader loader;
+// dp_err.code of a loader_create failure caused by the batch size (the
+// caller names its batch setting); other failures name the shard file.
+#define LOADER_ERR_BATCH 2
 // Opens and validates every shard (schema, offsets, labels; the shards of one
 // loader must have the same num_classes and the same class_names, in order),
 // then checks the batch against the data (min_batches) before allocating the

@@ -19,8 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "core/afile.h"
 
 const char *const shard_meta_names[META_NCOLS] = {
     "category", "seller_tier", "image_source", "upload_region", "width", "height"};
@@ -103,7 +106,7 @@ fail:
 
 // Reads a string attribute (scalar or 1-D array, fixed or variable length)
 // into malloc'd strings. Returns the count, or -1.
-static int64_t attr_read_strings(hid_t obj, const char *name, char ***out, const char *path,
+static int64_t attr_read_strings(hid_t obj, const char *name, int64_t max_count, char ***out, const char *path,
                                  dp_err *err) {
   hid_t a = -1, t = -1, sp = -1, mt = -1;
   char **res = NULL;
@@ -118,7 +121,9 @@ static int64_t attr_read_strings(hid_t obj, const char *name, char ***out, const
   int nd = H5Sget_simple_extent_ndims(sp);
   if (nd < 0 || nd > 1) BAD("%s: attribute '%s' must be a scalar or 1-D", path, name);
   hssize_t np = H5Sget_simple_extent_npoints(sp);
-  if (np < 0 || np > 100000) BAD("%s: attribute '%s' has a bad size", path, name);
+  // Bounded before anything is allocated from it.
+  if (np < 0 || np > max_count)
+    BAD("%s: attribute '%s' has %lld values, at most %lld expected", path, name, (long long)np, (long long)max_count);
   n = np;
   res = dp_calloc((size_t)(n ? n : 1), sizeof(char *), "string attribute");
   htri_t isvar = H5Tis_variable_str(t);
@@ -176,6 +181,7 @@ static hid_t open_int_1d(hid_t f, const char *name, int64_t *len, const char *pa
   if (H5Sget_simple_extent_ndims(sp) != 1) BAD("%s: dataset '%s' is not 1-D", path, name);
   hsize_t dim = 0;
   H5_CHECK(H5Sget_simple_extent_dims(sp, &dim, NULL), "dataset dims");
+  if (dim > (hsize_t)INT64_MAX / 16) BAD("%s: dataset '%s' has an absurd length %llu", path, name, (unsigned long long)dim);
   *len = (int64_t)dim;
   close_id(t);
   close_id(sp);
@@ -310,7 +316,7 @@ static void setup_pread(shard *s, hid_t ds) {
   s->blob_file_offset = (int64_t)off;
 }
 
-static int check_hdf5_magic(const char *path, dp_err *err) {
+static int check_hdf5_magic(const char *path, int64_t *file_size, int *len_size, dp_err *err) {
   // H5Fopen on a non-HDF5 or truncated file fails anyway; checking the
   // signature first gives a clearer message. HDF5 looks for it at 0, 512,
   // 1024, ... (user block); we accept it at any of the first few.
@@ -327,11 +333,17 @@ static int check_hdf5_magic(const char *path, dp_err *err) {
     return -1;
   }
   int found = 0;
+  *len_size = 8;
   for (off_t at = 0; at + 8 <= st.st_size && at <= 65536 && !found; at = at ? at * 2 : 512) {
-    uint8_t b[8];
-    if (pread(fd, b, 8, at) == 8 && memcmp(b, sig, 8) == 0) found = 1;
+    uint8_t b[16];
+    if (pread(fd, b, 16, at) == 16 && memcmp(b, sig, 8) == 0) {
+      found = 1;
+      // "Size of Lengths" of the superblock: byte 14 in versions 0-1, 10 in 2-3.
+      *len_size = b[8] <= 1 ? b[14] : b[10];
+    }
   }
   close(fd);
+  *file_size = (int64_t)st.st_size;
   if (!found) {
     dp_err_set(err, 1, "%s: not an HDF5 file (no HDF5 signature; %lld bytes)", path,
                (long long)st.st_size);
@@ -340,13 +352,134 @@ static int check_hdf5_magic(const char *path, dp_err *err) {
   return 0;
 }
 
+// File extent [lo, hi) of a contiguous /images/bytes (the records), or -1.
+static void blob_extent(hid_t f, int64_t *lo, int64_t *hi) {
+  *lo = *hi = -1;
+  if (H5Lexists(f, "images", H5P_DEFAULT) <= 0 || H5Lexists(f, "images/bytes", H5P_DEFAULT) <= 0) return;
+  hid_t d = H5Dopen2(f, "images/bytes", H5P_DEFAULT);
+  if (d < 0) return;
+  hid_t dcpl = H5Dget_create_plist(d);
+  int contiguous = dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_nfilters(dcpl) == 0;
+  if (dcpl >= 0) H5Pclose(dcpl);
+  haddr_t off = contiguous ? H5Dget_offset(d) : HADDR_UNDEF;
+  hsize_t n = contiguous ? H5Dget_storage_size(d) : 0;
+  H5Dclose(d);
+  if (off == HADDR_UNDEF || n == 0 || off > (haddr_t)INT64_MAX / 2 || n > (hsize_t)INT64_MAX / 2) return;
+  *lo = (int64_t)off;
+  *hi = (int64_t)(off + n);
+}
+
+static uint64_t le_n(const uint8_t *p, int n) {
+  uint64_t v = 0;
+  for (int k = n - 1; k >= 0; k--) v = (v << 8) | p[k];
+  return v;
+}
+
+// One global heap collection at p (HDF5 spec, "Global Heap"): "GCOL", version
+// 1, 3 reserved bytes, the collection size, then objects (index u16, refcount
+// u16, reserved u32, size, data padded to 8 bytes) ending with the free-space
+// object (index 0), objects numbered 1..k. Returns 0 when consistent, 1 when
+// p is no collection header at all, -1 when it is damaged (why in msg).
+static int gcol_check(const uint8_t *m, int64_t size, int64_t p, int L, char *msg, size_t mn) {
+  if (p + 8 + L > size || m[p + 4] != 1 || m[p + 5] || m[p + 6] || m[p + 7]) return 1;
+  uint64_t cs = le_n(m + p + 8, L);
+  if (cs < 8u + (uint64_t)L || cs > (uint64_t)(size - p)) {
+    snprintf(msg, mn, "global heap collection at byte %lld has size %llu (file has %lld bytes from there)",
+             (long long)p, (unsigned long long)cs, (long long)(size - p));
+    return -1;
+  }
+  const int64_t end = p + (int64_t)cs;
+  int64_t pos = p + 8 + L;
+  static const int64_t hdr = 8;   // index, refcount, reserved
+  uint8_t *seen = dp_calloc(65536 / 8, 1, "global heap indices");
+  int rc = 0;
+  unsigned max_idx = 0, count = 0;
+  while (pos + hdr + L <= end) {
+    unsigned idx = (unsigned)le_n(m + pos, 2);
+    uint64_t osz = le_n(m + pos + hdr, L);
+    if (osz > (uint64_t)(end - pos)) {
+      snprintf(msg, mn, "global heap object %u at byte %lld claims %llu bytes, past its collection's end", idx,
+               (long long)pos, (unsigned long long)osz);
+      rc = -1;
+      break;
+    }
+    if (idx == 0) break;   // free space: the rest of the collection
+    if (seen[idx / 8] & (1u << (idx % 8))) {
+      snprintf(msg, mn, "global heap object index %u appears twice in the collection at byte %lld", idx, (long long)p);
+      rc = -1;
+      break;
+    }
+    seen[idx / 8] |= (uint8_t)(1u << (idx % 8));
+    if (idx > max_idx) max_idx = idx;
+    count++;
+    int64_t next = pos + hdr + L + (int64_t)((osz + 7) & ~(uint64_t)7);
+    if (next > end) {
+      snprintf(msg, mn, "global heap object %u at byte %lld runs past its collection's end", idx, (long long)pos);
+      rc = -1;
+      break;
+    }
+    pos = next;
+  }
+  // Written once, a collection numbers its objects 1..k. A gap means a
+  // damaged index, and libhdf5 1.10.8 dereferences a missing object when a
+  // string points at it (tests/fuzz/known_hdf5/h5hg_read_dangling_ref_segv.h5).
+  if (!rc && max_idx != count) {
+    snprintf(msg, mn, "global heap collection at byte %lld numbers %u objects up to %u (a gap: damaged, or "
+             "edited in place: rewrite it with h5repack)", (long long)p, count, max_idx);
+    rc = -1;
+  }
+  free(seen);
+  return rc;
+}
+
+// Every global heap collection of the file, outside [skip_lo, skip_hi) (the
+// contiguous record bytes, which are image data, not HDF5 structures).
+static int check_global_heaps(const char *path, int64_t size, int L, int64_t skip_lo, int64_t skip_hi, dp_err *err) {
+  if (L != 2 && L != 4 && L != 8) {
+    dp_err_set(err, 1, "%s: HDF5 'size of lengths' is %d (2, 4 or 8 supported)", path, L);
+    return -1;
+  }
+  if (size < 16) return 0;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    dp_err_set(err, 1, "%s: cannot open: %s", path, strerror(errno));
+    return -1;
+  }
+  const uint8_t *m = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (m == MAP_FAILED) {
+    dp_err_set(err, 1, "%s: cannot map: %s", path, strerror(errno));
+    return -1;
+  }
+  int rc = 0;
+  char msg[300];
+  for (int part = 0; part < 2 && !rc; part++) {
+    int64_t lo = part == 0 ? 0 : (skip_hi > 0 ? skip_hi : size), hi = part == 0 ? (skip_lo >= 0 ? skip_lo : size) : size;
+    for (int64_t at = lo; at + 4 <= hi && !rc;) {
+      const uint8_t *q = memmem(m + at, (size_t)(hi - at), "GCOL", 4);
+      if (!q) break;
+      int64_t p = q - m;
+      int v = gcol_check(m, size, p, L, msg, sizeof msg);
+      if (v < 0) {
+        dp_err_set(err, 1, "%s: damaged HDF5 file: %s (refused before libhdf5 reads it)", path, msg);
+        rc = -1;
+      }
+      at = p + 4;
+    }
+  }
+  munmap((void *)m, (size_t)size);
+  return rc;
+}
+
 shard *shard_open(const char *path, dp_err *err) {
   dp_err_clear(err);
   if (strlen(path) >= sizeof(((shard *)0)->path)) {
     dp_err_set(err, 1, "%s: path too long", path);
     return NULL;
   }
-  if (check_hdf5_magic(path, err) != 0) return NULL;
+  int64_t file_size = 0;
+  int len_size = 8;
+  if (check_hdf5_magic(path, &file_size, &len_size, err) != 0) return NULL;
   shard *s = dp_calloc(1, sizeof *s, "shard");
   snprintf(s->path, sizeof s->path, "%s", path);
   s->fd = -1;
@@ -370,7 +503,16 @@ shard *shard_open(const char *path, dp_err *err) {
   if (v < 1 || v > SHARD_MAX_CLASSES)
     BAD("%s: num_classes %lld outside [1, %d]", path, (long long)v, SHARD_MAX_CLASSES);
   s->num_classes = (int)v;
-  ncodec = attr_read_strings(root, "codec", &codec, path, err);
+  // Variable-length strings (codec, class_names, string ids) live in HDF5's
+  // global heap, which libhdf5 1.10.8 reads without bounds checks: a damaged
+  // collection crashes or hangs it (h5py too; tests/fuzz/README.md). Check
+  // every collection before the first such read.
+  {
+    int64_t blo = -1, bhi = -1;
+    blob_extent(f, &blo, &bhi);
+    if (check_global_heaps(path, file_size, len_size, blo, bhi, err) != 0) goto fail;
+  }
+  ncodec = attr_read_strings(root, "codec", 1, &codec, path, err);
   if (ncodec < 0) goto fail;
   if (ncodec != 1) BAD("%s: attribute 'codec' must be one string", path);
   if (!strcmp(codec[0], "jpeg")) {
@@ -380,7 +522,7 @@ shard *shard_open(const char *path, dp_err *err) {
   } else {
     BAD("%s: unknown codec '%s' (jpeg or raw)", path, codec[0]);
   }
-  int64_t ncn = attr_read_strings(root, "class_names", &s->class_names, path, err);
+  int64_t ncn = attr_read_strings(root, "class_names", s->num_classes, &s->class_names, path, err);
   if (ncn < 0) goto fail;
   if (ncn != s->num_classes) {
     for (int64_t i = 0; i < ncn; i++) free(s->class_names[i]);
@@ -417,6 +559,11 @@ shard *shard_open(const char *path, dp_err *err) {
   int64_t n = 0;
   d = open_int_1d(f, "labels", &n, path, err);
   if (d < 0) goto fail;
+  // Every record costs the file bytes (label, id, offset, data): a count
+  // beyond the file size is a damaged header, refused before the per-record
+  // arrays are allocated from it.
+  if (n < 0 || n > file_size)
+    BAD("%s: /labels claims %lld records in a %lld-byte file", path, (long long)n, (long long)file_size);
   s->n = n;
   s->labels = dp_malloc((size_t)(n + 1) * sizeof(int32_t), "shard labels");
   if (n) H5_CHECK(H5Dread(d, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->labels), "read /labels");
@@ -449,6 +596,7 @@ shard *shard_open(const char *path, dp_err *err) {
     close_id(sp);
     close_id(t);
     if (!ok) BAD("%s: /images/bytes must be a 1-D uint8 dataset", path);
+    if (dim > (hsize_t)INT64_MAX / 2) BAD("%s: /images/bytes has an absurd length %llu", path, (unsigned long long)dim);
     s->blob_size = (int64_t)dim;
   }
   if (s->offsets[0] != 0) BAD("%s: record 0: /images/offsets[0] = %lld, must be 0", path, (long long)s->offsets[0]);
@@ -663,6 +811,7 @@ void shard_paths_free(char **paths, int n) {
 // ---- writer -------------------------------------------------------------------
 struct shard_writer {
   char path[1024];
+  char tmp[1100];     // written here, renamed to path by shard_writer_close
   shard_writer_cfg cfg;
   char **names;
   uint8_t *blob;
@@ -690,15 +839,20 @@ shard_writer *shard_writer_create(const char *path, const shard_writer_cfg *cfg,
     dp_err_set(err, 1, "%s: codec=raw needs raw_h, raw_w >= 1 and raw_c 1 or 3", path);
     return NULL;
   }
-  // Fail early (not after buffering a whole shard) if the file cannot be made.
-  FILE *probe = fopen(path, "wb");
-  if (!probe) {
-    dp_err_set(err, 1, "%s: cannot create: %s", path, strerror(errno));
-    return NULL;
-  }
-  fclose(probe);
+  // The shard is written to a temp file in the same directory and renamed
+  // over `path` only when complete (core/afile.h), so a reader or a restarted
+  // job never sees half a shard. Creating the temp file now fails early, not
+  // after buffering a whole shard.
   shard_writer *w = dp_calloc(1, sizeof *w, "shard writer");
   snprintf(w->path, sizeof w->path, "%s", path);
+  dp_tmp_path_for(path, w->tmp, sizeof w->tmp);
+  int pfd = open(w->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (pfd < 0) {
+    dp_err_set(err, 1, "%s: cannot create (temp file %s): %s", path, w->tmp, strerror(errno));
+    free(w);
+    return NULL;
+  }
+  close(pfd);
   w->cfg = *cfg;
   w->names = dp_calloc((size_t)cfg->num_classes, sizeof(char *), "class names");
   for (int i = 0; i < cfg->num_classes; i++) {
@@ -812,6 +966,7 @@ fail:
 }
 
 static void writer_free(shard_writer *w) {
+  unlink(w->tmp);   // still there only when the shard was not committed
   for (int i = 0; i < w->cfg.num_classes; i++) free(w->names[i]);
   free(w->names);
   free(w->blob);
@@ -830,7 +985,7 @@ int shard_writer_close(shard_writer *w, dp_err *err) {
   H5_CHECK(fcpl = H5Pcreate(H5P_FILE_CREATE), "create fcpl");
   H5_CHECK(gcpl = H5Pcreate(H5P_GROUP_CREATE), "create gcpl");
   H5_CHECK(H5Pset_obj_track_times(gcpl, 0), "disable timestamps");
-  H5_CHECK(f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), "create file");
+  H5_CHECK(f = H5Fcreate(w->tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), "create file");
   {
     int32_t v = SHARD_SCHEMA_VERSION;
     if (write_int_attr(f, "schema_version", &v, 1, 1, path, err)) goto fail;
@@ -862,7 +1017,7 @@ int shard_writer_close(shard_writer *w, dp_err *err) {
   }
   H5_CHECK(H5Fclose(f), "close file");
   f = -1;
-  rc = 0;
+  rc = dp_commit_file(w->tmp, w->path, err);   // fsync, rename over path, fsync the directory
 fail:
   close_id(g);
   close_id(f);

@@ -86,7 +86,9 @@ shard_writer *shard_writer_create(const char *path, const shard_writer_cfg *cfg,
 // meta: META_NCOLS values (SHARD_META_MISSING for missing), or NULL.
 int shard_writer_add(shard_writer *w, const uint8_t *bytes, int64_t len, int32_t label,
                      int64_t id, const int32_t *meta, dp_err *err);
-int shard_writer_close(shard_writer *w, dp_err *err);   // writes datasets + attributes; frees w
+// Writes datasets + attributes to a temp file next to the shard's path, then
+// commits it (fsync, rename, fsync the directory: core/afile.h); frees w.
+int shard_writer_close(shard_writer *w, dp_err *err);
 int64_t shard_writer_count(const shard_writer *w);     // records added so far
 int64_t shard_writer_bytes(const shard_writer *w);     // blob bytes added so far
 #endif

@@ -67,6 +67,11 @@ nn_tid nn_tensor_new(nn_graph *g, const char *name, int ndim, const int64_t *dim
   DP_CHECK(!g->finalized, "adding a tensor", "build the whole model before finalize");
   if (ndim < 1 || ndim > NN_MAX_DIMS)
     DP_FATAL("tensor new", "model builder bug", "tensor %s has %d dims", name, ndim);
+  // Callers pass another tensor's dim array (nn_t(g, x)->dim), which the
+  // realloc below may free: copy it first (found by ASan, ResNet-50 build).
+  int64_t d[NN_MAX_DIMS];
+  memcpy(d, dim, (size_t)ndim * sizeof *d);
+  dim = d;
   grow((void **)&g->tensors, &g->cap_tensors, g->ntensors + 1, sizeof(nn_tensor), "tensors");
   nn_tensor *t = &g->tensors[g->ntensors];
   memset(t, 0, sizeof *t);

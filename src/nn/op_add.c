@@ -5,7 +5,8 @@
 
 
 static nn_tid add_build(nn_graph *g, const char *name, nn_tid a, nn_tid b, int relu) {
-  const nn_tensor *ta = nn_t(g, a), *tb = nn_t(g, b);
+  // Copies: nn_tensor_new below may move g->tensors (ASan: use after free).
+  const nn_tensor ca = *nn_t(g, a), cb = *nn_t(g, b), *ta = &ca, *tb = &cb;
   int same = ta->ndim == tb->ndim;
   for (int i = 0; same && i < ta->ndim; i++) same = ta->dim[i] == tb->dim[i];
   if (!same) DP_FATAL("building add", "model builder bug: shapes differ", "%s: %s vs %s", name, ta->name, tb->name);

@@ -6,7 +6,8 @@
 
 static nn_tid bn_build(nn_graph *g, const char *name, nn_tid x, float momentum, float eps,
                        int zero_init, int relu) {
-  const nn_tensor *t = nn_t(g, x);
+  // A copy: nn_tensor_new below may move g->tensors (ASan: use after free).
+  const nn_tensor tx = *nn_t(g, x), *t = &tx;
   if (t->ndim != 4)
     DP_FATAL("building batchnorm2d", "x must be (N, H, W, C)", "%s: ndim %d", name, t->ndim);
   nn_batchnorm2d_op *op = relu ? NN_OP_NEW(nn_batchnorm2d_op, g, batchnorm2d_relu, name)

@@ -7,7 +7,8 @@
 
 nn_tid nn_conv2d(nn_graph *g, const char *name, nn_tid x, int64_t out_ch, int k, int stride,
                  int pad, int bias) {
-  const nn_tensor *t = nn_t(g, x);
+  // A copy: nn_tensor_new below may move g->tensors (ASan: use after free).
+  const nn_tensor tx = *nn_t(g, x), *t = &tx;
   if (t->ndim != 4 || k < 1 || stride < 1 || pad < 0 || out_ch < 1)
     DP_FATAL("building conv2d", "x must be (N, H, W, C), k/stride >= 1, pad >= 0",
              "%s: ndim %d k %d stride %d pad %d out %lld", name, t->ndim, k, stride, pad,

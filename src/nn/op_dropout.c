@@ -5,7 +5,8 @@
 
 
 nn_tid nn_dropout(nn_graph *g, const char *name, nn_tid x, float p) {
-  const nn_tensor *t = nn_t(g, x);
+  // A copy: nn_tensor_new below may move g->tensors (ASan: use after free).
+  const nn_tensor tx = *nn_t(g, x), *t = &tx;
   if (!(p >= 0.0f && p < 1.0f)) DP_FATAL("building dropout", "use 0 <= p < 1", "%s: p = %g", name, (double)p);
   nn_dropout_op *op = NN_OP_NEW(nn_dropout_op, g, dropout, name);
   op->x = x;

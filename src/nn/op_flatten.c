@@ -5,7 +5,8 @@
 
 
 nn_tid nn_flatten(nn_graph *g, const char *name, nn_tid x) {
-  const nn_tensor *t = nn_t(g, x);
+  // A copy: nn_tensor_new below may move g->tensors (ASan: use after free).
+  const nn_tensor tx = *nn_t(g, x), *t = &tx;
   nn_flatten_op *op = NN_OP_NEW(nn_flatten_op, g, flatten, name);
   op->x = x;
   int64_t yd[2] = {t->dim[0], t->numel / t->dim[0]};

@@ -5,7 +5,8 @@
 
 
 nn_tid nn_global_avgpool(nn_graph *g, const char *name, nn_tid x) {
-  const nn_tensor *t = nn_t(g, x);
+  // A copy: nn_tensor_new below may move g->tensors (ASan: use after free).
+  const nn_tensor tx = *nn_t(g, x), *t = &tx;
   if (t->ndim != 4) DP_FATAL("building global_avgpool", "x must be (N, H, W, C)", "%s: ndim %d", name, t->ndim);
   nn_global_avgpool_op *op = NN_OP_NEW(nn_global_avgpool_op, g, global_avgpool, name);
   op->x = x;

@@ -7,7 +7,8 @@
 
 
 nn_tid nn_linear(nn_graph *g, const char *name, nn_tid x, int64_t out, int bias) {
-  const nn_tensor *t = nn_t(g, x);
+  // A copy: nn_tensor_new below may move g->tensors (ASan: use after free).
+  const nn_tensor tx = *nn_t(g, x), *t = &tx;
   if (out < 1) DP_FATAL("building linear", "out features >= 1", "%s: out %lld", name, (long long)out);
   nn_linear_op *op = NN_OP_NEW(nn_linear_op, g, linear, name);
   op->x = x;

@@ -5,7 +5,8 @@
 
 
 nn_tid nn_maxpool2d(nn_graph *g, const char *name, nn_tid x, int k, int stride, int pad) {
-  const nn_tensor *t = nn_t(g, x);
+  // A copy: nn_tensor_new below may move g->tensors (ASan: use after free).
+  const nn_tensor tx = *nn_t(g, x), *t = &tx;
   if (t->ndim != 4 || k < 1 || stride < 1 || pad < 0 || 2 * pad > k)
     DP_FATAL("building maxpool2d", "x must be (N, H, W, C); pad <= k/2 as torch requires",
              "%s: ndim %d k %d stride %d pad %d", name, t->ndim, k, stride, pad);

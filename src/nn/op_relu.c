@@ -5,7 +5,8 @@
 
 
 nn_tid nn_relu(nn_graph *g, const char *name, nn_tid x) {
-  const nn_tensor *t = nn_t(g, x);
+  // A copy: nn_tensor_new below may move g->tensors (ASan: use after free).
+  const nn_tensor tx = *nn_t(g, x), *t = &tx;
   nn_relu_op *op = NN_OP_NEW(nn_relu_op, g, relu, name);
   op->x = x;
   op->y = nn_tensor_new(g, name, t->ndim, t->dim, t->needs_grad);

@@ -5,7 +5,8 @@
 
 
 nn_tid nn_softmax_xent(nn_graph *g, const char *name, nn_tid logits, const nn_xent_cfg *cfg) {
-  const nn_tensor *t = nn_t(g, logits);
+  // A copy: nn_tensor_new below may move g->tensors (ASan: use after free).
+  const nn_tensor tl = *nn_t(g, logits), *t = &tl;
   if (t->ndim != 2) DP_FATAL("building softmax_xent", "logits must be (N, C)", "%s: ndim %d", name, t->ndim);
   int64_t c = t->dim[1];
   if (cfg && cfg->num_classes > 0 && cfg->num_classes != c)

@@ -1,5 +1,6 @@
 #include "train/eval.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,7 +47,7 @@ double eval_run_device(nn_graph *g, train_device *td, loader *l, dist_ctx *d, in
   dist_allreduce_sum_i64(d, cm, (int64_t)num_classes * num_classes);
   dist_allreduce_sum_f64(d, sums, 2);
   class_metrics_compute(out, cm, num_classes);
-  out->loss = sums[1] > 0 ? sums[0] / sums[1] : 0.0;
+  out->loss = sums[1] > 0 ? sums[0] / sums[1] : NAN;   // no samples: unknown (null)
   free(cm);
   nn_graph_set_training(g, was_training);
   return dp_now() - t0;

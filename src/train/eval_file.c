@@ -45,7 +45,7 @@ int eval_file_open(eval_file *ef, const char *weights, const char *data_glob, in
   dp_err_clear(&lerr);
   ef->l = loader_create(&lc, &lerr);
   if (!ef->l) {
-    snprintf(err, (size_t)err_sz, "setting 'data': %s", lerr.msg);
+    snprintf(err, (size_t)err_sz, "setting '%s': %s", lerr.code == LOADER_ERR_BATCH ? "batch" : "data", lerr.msg);
     return -1;
   }
   if (shard_class_names_diff((const char *const *)wm->class_names, wm->num_classes, weights,

@@ -52,8 +52,12 @@ void class_metrics_compute(class_metrics *m, const int64_t *confusion, int num_c
       f1sum += m->f1[c];
     }
   }
-  m->accuracy = m->total ? (double)m->correct / (double)m->total : 0.0;
-  m->macro_f1 = present ? f1sum / present : 0.0;
+  // No samples (an empty split): every metric is unknown, written as null
+  // (docs/results-schema.md), never a made-up 0.
+  if (m->total == 0)
+    for (int c = 0; c < C; c++) m->precision[c] = m->recall[c] = m->f1[c] = NAN;
+  m->accuracy = m->total ? (double)m->correct / (double)m->total : NAN;
+  m->macro_f1 = present ? f1sum / present : NAN;
 }
 
 void class_metrics_free(class_metrics *m) {
@@ -67,6 +71,10 @@ void class_metrics_free(class_metrics *m) {
 }
 
 void class_metrics_print(const class_metrics *m, const char *const *class_names, FILE *f) {
+  if (m->total == 0) {
+    fprintf(f, "no samples evaluated (empty split): metrics are null\n");
+    return;
+  }
   fprintf(f, "accuracy %.4f  macro-F1 %.4f  loss %.4f  (%lld samples)\n", m->accuracy,
           m->macro_f1, m->loss, (long long)m->total);
   fprintf(f, "  %-20s %9s %9s %9s %9s\n", "class", "precision", "recall", "f1", "support");

@@ -124,6 +124,7 @@ static char *state_json(const trainer *t, const uint64_t *rngs, const int64_t *c
   }
   dp_json_end_array(&j);
   dp_json_kv_int(&j, "steps_csv_bytes", t->csv_open ? dp_alog_size(&t->csv) : -1);
+  dp_json_kv_int(&j, "skipped_csv_bytes", skiplog_size(&t->skips));   // [inputs]
   dp_json_kv_double(&j, "wall_s", st->wall_before + (dp_now() - t->t_start));
   dp_json_kv_double(&j, "train_wall_s", st->train_wall_before + (dp_now() - t->loop_start));
   dp_json_kv_int(&j, "segments", st->segments);
@@ -288,6 +289,7 @@ int ckpt_resume_prepare(trainer *t) {
   }
   snprintf(t->ck.resumed_from, sizeof t->ck.resumed_from, "%s", path);
   t->ck.csv_bytes = (int64_t)jv_num(s, "steps_csv_bytes", -1);
+  t->ck.skips_bytes = (int64_t)jv_num(s, "skipped_csv_bytes", -1);   // [inputs]
   // Position; a different world size deals the rest of the epoch out again.
   train_state *st = &t->st;
   st->step = (int64_t)jv_num(s, "step", 0);

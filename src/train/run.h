@@ -19,6 +19,7 @@
 #include "train/device.h"
 #include "train/results.h"
 #include "train/progress.h"
+#include "train/skiplog.h"
 #include "train/state.h"
 
 // Exit code of a run stopped by SIGUSR1/SIGTERM after writing its checkpoint
@@ -67,6 +68,7 @@ typedef struct {
   ckpt_file file;             // the checkpoint being resumed (between prepare and apply)
   int saved_world;            // its world size
   int64_t csv_bytes;          // steps.csv length it recorded (-1: unknown)
+  int64_t skips_bytes;        // [inputs] skipped.csv length it recorded (-1: unknown)
 } ckpt_ctl;
 
 typedef struct trainer {
@@ -106,6 +108,7 @@ typedef struct trainer {
   double loop_cpu0;          // study: process CPU seconds when this segment's loop started
   int inject_rank;
   int64_t inject_step;
+  skiplog skips;              // [inputs] OUT/skipped.csv (rank 0 writes; every rank collects)
 } trainer;
 
 // setup.c

@@ -133,9 +133,10 @@ static int setup_loaders(trainer *t) {
   lc.cutmix_alpha = c->cutmix;
   lc.num_classes = 0;   // from the shards, so a mismatch with --classes is caught below
   lc.out_uint8 = t->td->loader_uint8;   // a GPU normalises on the device
+  lc.min_batches = c->accum;   // [inputs] batch vs data checked before any batch buffer exists
   t->train_lc = lc;
   t->train = loader_create(&lc, &err);
-  if (!t->train) CFG_FAIL("train", "%s", err.msg);
+  if (!t->train) CFG_FAIL(err.code == LOADER_ERR_BATCH ? "batch" : "train", "%s", err.msg);   // [inputs]
   t->num_classes = loader_num_classes(t->train);
   if (c->classes > 0 && c->classes != t->num_classes)
     CFG_FAIL("classes", "--classes %lld but the training shards have %d classes", (long long)c->classes,
@@ -149,10 +150,16 @@ static int setup_loaders(trainer *t) {
     vc.shuffle = 0;
     vc.train = 0;
     vc.mixup_alpha = vc.cutmix_alpha = 0;
+    vc.min_batches = 0;   // [inputs] an empty val split is allowed (null metrics)
     t->val = loader_create(&vc, &err);
     if (!t->val) CFG_FAIL("val", "%s", err.msg);
-    if (loader_num_classes(t->val) != t->num_classes)
-      CFG_FAIL("val", "val shards have %d classes, training shards %d", loader_num_classes(t->val), t->num_classes);
+    // [inputs] names, not just the count: permuted class names would score
+    // every prediction against the wrong label.
+    char why[700];
+    if (shard_class_names_diff(loader_class_names(t->train), t->num_classes, "the training shards",
+                               loader_class_names(t->val), loader_num_classes(t->val), "the val shards", why,
+                               sizeof why))
+      CFG_FAIL("val", "%s", why);
   }
   t->steps_per_epoch = loader_batches_per_epoch(t->train) / c->accum;
 
@@ -284,6 +291,10 @@ void setup_teardown(trainer *t) {
     dp_err e;
     if (dp_alog_close(&t->csv, &e)) LOG_WARN("%s", e.msg);
     t->csv_open = 0;
+  }
+  if (t->skips.open) {   // [inputs]
+    dp_err e;
+    if (skiplog_close(&t->skips, &e)) LOG_WARN("%s", e.msg);
   }
   free(t->class_weights);
   agg_free(t);

@@ -92,21 +92,29 @@ static int do_eval(trainer *t) {
   return best;
 }
 
-static void check_skips(trainer *t, int64_t *decoded, int64_t *skipped) {
+// [inputs] Collective. Every skip since the last call goes to OUT/skipped.csv;
+// the rate is judged at every log interval once 1000 records were read (a few
+// corrupt records in the first batches must not stop a run) and always at an
+// epoch end. Too many skips is bad input data: exit code 2.
+#define SKIP_RATE_MIN_RECORDS 1000
+static void check_skips(trainer *t, int64_t *decoded, int64_t *skipped, int epoch_end) {
+  dp_err e;
+  dp_err_clear(&e);
+  if (skiplog_collect(&t->skips, t->train, t->d, t->st.step, t->st.decoded_before, t->st.skipped_before, decoded,
+                      skipped, &e))
+    DP_FATAL("writing skipped.csv", "check --out (disk full?)", "%s", e.msg);
   loader_stats ls = loader_get_stats(t->train);
-  int64_t v[2] = {t->st.decoded_before + ls.decoded, t->st.skipped_before + ls.skipped};
-  dist_allreduce_sum_i64(t->d, v, 2);
-  *decoded = v[0];
-  *skipped = v[1];
-  int64_t tot = v[0] + v[1];
-  double rate = tot ? (double)v[1] / (double)tot : 0;
-  if (v[1] > 0 && t->d->rank == 0)
-    LOG_WARN("skipped %lld of %lld records so far (%.3f %%)", (long long)v[1], (long long)tot, 100 * rate);
-  if (rate > t->cfg->max_skip_rate)
-    DP_FATAL("reading training data", "inspect the shards with `dptrain data verify`, or raise --max-skip-rate",
-             "%lld of %lld records (%.2f %%) were skipped as corrupt, above --max-skip-rate %.2f %% (this rank's last: %s)",
-             (long long)v[1], (long long)tot, 100 * rate, 100 * t->cfg->max_skip_rate,
-             ls.last_error[0] ? ls.last_error : "none here");
+  int64_t tot = *decoded + *skipped;
+  double rate = tot ? (double)*skipped / (double)tot : 0;
+  if (epoch_end && *skipped > 0 && t->d->rank == 0)
+    LOG_WARN("skipped %lld of %lld records so far (%.3f %%; every one is listed in %s/skipped.csv)",
+             (long long)*skipped, (long long)tot, 100 * rate, t->cfg->out);
+  if ((epoch_end || tot >= SKIP_RATE_MIN_RECORDS) && rate > t->cfg->max_skip_rate)
+    DP_BAD_INPUT("reading training data", "inspect the shards with `dptrain data verify`, or raise --max-skip-rate",
+                 "%lld of %lld records (%.2f %%) were skipped as corrupt by step %lld, above --max-skip-rate %.2f %% "
+                 "(listed in %s/skipped.csv; this rank's last: %s)",
+                 (long long)*skipped, (long long)tot, 100 * rate, (long long)t->st.step, 100 * t->cfg->max_skip_rate,
+                 t->cfg->out, ls.last_error[0] ? ls.last_error : "none here");
 }
 
 // ---- outputs ---------------------------------------------------------------------------
@@ -183,7 +191,7 @@ static void write_results(trainer *t, const char *status, int64_t decoded, int64
   int rc = run_results_write_json(r, t->cfg, path);
   if (!strcmp(status, "completed")) {
     run_results_print_summary(r, stdout);
-    printf("outputs: %s/{results.json, steps.csv, config.ini, %s}\n", t->cfg->out,
+    printf("outputs: %s/{results.json, steps.csv, config.ini, skipped.csv, %s}\n", t->cfg->out,
            t->val ? "model.safetensors (best), model-last.safetensors" : "model.safetensors");
   } else {
     printf("%s at step %lld: checkpoint %s, results.json says \"status\": \"%s\"\n", status, (long long)t->st.step,
@@ -246,6 +254,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   t->ck.last_step = -1;
   t->ck.best_ckpt_step = -1;
   t->ck.csv_bytes = -1;
+  t->ck.skips_bytes = -1;   // [inputs]
   run_results_init(&t->res);
   t->res.load_start = run_load_average_1m();   // study: machine load
   fault_parse(t);
@@ -296,6 +305,14 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     int want_dir = cfg->checkpoint_every > 0 || cfg->checkpoint_minutes > 0 || cfg->resume[0];
     t->ck.w = ckpt_writer_create(t->ck.dir, want_dir, cfg->keep_checkpoints, &e);
     if (!t->ck.w) DP_FATAL("starting the checkpoint writer", "check --out", "%s", e.msg);
+  }
+  {   // [inputs] OUT/skipped.csv: a resume cuts it to the checkpoint's length
+    dp_err e;
+    dp_err_clear(&e);
+    char path[TC_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/skipped.csv", cfg->out);
+    if (skiplog_open_at(&t->skips, path, d->rank, resuming == 1 ? t->ck.skips_bytes : -1, &e))
+      DP_FATAL("creating skipped.csv", "check --out", "%s", e.msg);
   }
   if (cfg->dump_ids[0]) {
     char path[TC_PATH_MAX + 64];
@@ -348,11 +365,12 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     // Once a stop was requested, a wait gives up after 3 steps' time of silence.
     dist_watchdog_set_stop(d, signals_flag(), 3 * s.v[V_STEP]);
     int epoch_end = t->st.batch_in_epoch + cfg->accum > loader_batches_this_epoch(t->train);
+    if (!epoch_end && t->st.step % t->prog.every == 0) check_skips(t, &decoded, &skipped, 0);   // [inputs]
     int best = 0;
     if ((epoch_end && cfg->eval_every == 0) || (cfg->eval_every > 0 && t->st.step % cfg->eval_every == 0))
       best = do_eval(t);
     if (epoch_end) {
-      check_skips(t, &decoded, &skipped);
+      check_skips(t, &decoded, &skipped, 1);   // [inputs]
       t->st.epoch++;
       t->st.batch_in_epoch = 0;
       t->st.epoch_start = 0;
@@ -368,6 +386,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     int want = ckpt_due(t) || ckpt_time || (best && (cfg->checkpoint_every > 0 || cfg->checkpoint_minutes > 0));
     if (want && !last) {
       if (best) t->ck.best_ckpt_step = t->st.step;
+      check_skips(t, &decoded, &skipped, 0);   // [inputs] skipped.csv complete up to the checkpoint
       ckpt_take(t, 0);
     }
     if (t->csv_open && (cfg->log_every <= 0 || t->st.step % cfg->log_every == 0)) {
@@ -381,8 +400,8 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     if (d->rank == 0)
       LOG_WARN("signal %d: stopping at step %lld with a checkpoint (rerun with --resume auto to continue)", stop_sig,
                (long long)t->st.step);
+    check_skips(t, &decoded, &skipped, 0);   // [inputs] before the checkpoint records skipped.csv's length
     ckpt_take(t, 1);
-    check_skips(t, &decoded, &skipped);
     write_results(t, status, decoded, skipped);
     if (d->rank == 0 && t->csv_open) {
       dp_err e;
@@ -402,7 +421,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
                (unsigned long long)dp_outguard_dropped());
     return TRAIN_EXIT_PREEMPTED;
   }
-  if (t->st.batch_in_epoch != 0) check_skips(t, &decoded, &skipped);   // else done at the epoch end
+  if (t->st.batch_in_epoch != 0) check_skips(t, &decoded, &skipped, 1);   // else done at the epoch end [inputs]
   if (t->val && t->st.last_eval_step != t->st.step) do_eval(t);
   average_bn(t);
   // The last state; with validation model.safetensors holds the best one.

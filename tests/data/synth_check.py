@@ -94,7 +94,7 @@ for preset, (pct, miss) in PRESETS.items():
     check(undecodable == truth, "PIL could not decode %d records; truth %d" % (len(undecodable), len(truth)))
     r = subprocess.run([dptrain, "data", "verify", "--quiet", "--strict"] + sorted(glob.glob(os.path.join(out, "*.h5"))),
                        capture_output=True, text=True)
-    check(r.returncode == 1, "verify --strict must exit 1 with corrupt records (got %d)" % r.returncode)
+    check(r.returncode == 2, "verify --strict must exit 2 (bad input) with corrupt records (got %d)" % r.returncode)
 shutil.rmtree(work, ignore_errors=True)
 print("synth checks:", "OK" if fails == 0 else "%d failures" % fails)
 sys.exit(1 if fails else 0)

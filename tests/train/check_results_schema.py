@@ -91,8 +91,8 @@ STUDY = {
 }
 QUALITY = {
     "quality.samples": (int,),
-    "quality.accuracy": NUM,
-    "quality.macro_f1": NUM,
+    "quality.accuracy": NUM_OR_NULL,   # null exactly when samples == 0 (checked below)
+    "quality.macro_f1": NUM_OR_NULL,
     "quality.val_loss": NUM_OR_NULL,
     "quality.class_names": (list,),
     "quality.precision": (list,),
@@ -151,6 +151,12 @@ def check(doc, kind=None, world=None):
             errs.append("quality.confusion is not C x C")
         elif sum(map(sum, cm)) != q.get("samples"):
             errs.append("confusion matrix total != quality.samples")
+        empty = q.get("samples") == 0
+        for key in ("accuracy", "macro_f1", "val_loss"):
+            if (q.get(key) is None) != empty:
+                errs.append(f"quality.{key} is {q.get(key)!r} with {q.get('samples')} samples (null iff 0)")
+        if (doc.get("macro_f1") is None) != empty:
+            errs.append(f"macro_f1 is {doc.get('macro_f1')!r} with {q.get('samples')} samples (null iff 0)")
         if doc.get("per_class_f1") != q.get("f1"):
             errs.append("per_class_f1 != quality.f1")
         if doc.get("macro_f1") != q.get("macro_f1"):
