@@ -6,6 +6,12 @@
 // stats updated here with torch's momentum and unbiased variance.
 // Eval: running statistics (use_global_stats); backward then follows the
 // affine eval transform (frozen-BN fine-tuning).
+// Memory (docs/memory.md): backward reads x, the statistics and the mask in
+// y's extra, not y. When a later op's backward reads y, bn_recompute rebuilds
+// it with the global-stats primitive from the saved statistics (the same
+// normalisation kernel as the training forward, so the same bits; checked by
+// test_ops_recompute). A gradient that must be added to x is staged in the
+// op's backward scratch (arena, planned for that backward only).
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,10 +23,9 @@ typedef struct {
   cpu_ctx *ctx;
   dnnl_primitive_t fwd[2], bwd[2];   // [0] eval (global stats), [1] training
   dnnl_memory_t m_x, m_y, m_dx, m_dy, m_scale, m_shift, m_mean, m_var, m_dscale, m_dshift, m_ws[2],
-      m_scratch;   // m_ws: relu mask memory per mode (same buffer)
+      m_scratch, m_ws_rc;   // m_ws: relu mask memory per mode (same buffer); m_ws_rc: recompute's discarded mask
   float *dss;          // (2, C) diff scale, diff shift staging
   void *ws, *scratch;  // private only if the planned y->extra / workspace were too small
-  int64_t scratch_off; // scratchpad offset in g->workspace (after the dx staging)
 } bn_impl;
 
 // Planned sizes (setup falls back to private memory if oneDNN needs more):
@@ -32,8 +37,11 @@ typedef struct {
 static void bn_plan(nn_op *o, nn_graph *g) {
   nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
   const nn_tensor *x = nn_t(g, op->x);
-  if (op->relu) nn_t(g, op->y)->extra_bytes += BN_RELU_MASK_BYTES(x->numel);
-  o->workspace_bytes = (x->numel * 4 + 63) / 64 * 64 + BN_SCRATCH_BYTES;
+  int64_t mask = op->relu ? BN_RELU_MASK_BYTES(x->numel) : 0;
+  nn_t(g, op->y)->extra_bytes += mask;
+  // Shared workspace: the scratchpad, then the mask a recompute writes and discards.
+  o->workspace_bytes = BN_SCRATCH_BYTES + mask;
+  o->bwd_scratch_bytes = x->numel * 4;   // dx staging when x's gradient is added to
 }
 
 static void bn_setup(nn_op *o, nn_graph *g) {
@@ -62,6 +70,7 @@ static void bn_setup(nn_op *o, nn_graph *g) {
       const dnnl_memory_desc_t *wmd = du_query_md(fpd, dnnl_query_workspace_md, 0);
       if ((int64_t)dnnl_memory_desc_get_size(wmd) > ws) ws = (int64_t)dnnl_memory_desc_get_size(wmd);
       b->m_ws[tr] = du_mem(wmd, eng);
+      if (!tr) b->m_ws_rc = du_mem(wmd, eng);
     }
     b->fwd[tr] = du_prim(fpd, "bn forward primitive");
     b->bwd[tr] = du_prim(bpd, "bn backward primitive");
@@ -91,12 +100,16 @@ static void bn_setup(nn_op *o, nn_graph *g) {
       for (int tr = 0; tr < 2; tr++) du_set(b->m_ws[tr], b->ws);
     }
   }
-  b->scratch_off = (x->numel * 4 + 63) / 64 * 64;
-  void *sp = (char *)g->workspace + b->scratch_off;
-  if (b->scratch_off + scratch > g->workspace_bytes) {
-    LOG_WARN("%s: scratchpad %lld B exceeds the plan; using private memory", op->base.name, (long long)scratch);
-    sp = b->scratch = dp_aligned_alloc(64, (size_t)(scratch > 0 ? scratch : 64), "bn scratchpad");
+  // Workspace: the scratchpad at 0, the recompute's mask after BN_SCRATCH_BYTES.
+  void *sp = g->workspace;
+  int64_t rc_off = BN_SCRATCH_BYTES;
+  if (scratch > BN_SCRATCH_BYTES || BN_SCRATCH_BYTES + ws > g->workspace_bytes) {
+    LOG_WARN("%s: scratchpad %lld B + mask %lld B exceed the plan; using private memory", op->base.name,
+             (long long)scratch, (long long)ws);
+    rc_off = ((scratch > BN_SCRATCH_BYTES ? scratch : BN_SCRATCH_BYTES) + 63) / 64 * 64;
+    sp = b->scratch = dp_aligned_alloc(64, (size_t)(rc_off + ws + 64), "bn scratchpad");
   }
+  if (b->m_ws_rc) du_set(b->m_ws_rc, (char *)sp + rc_off);
   dnnl_memory_desc_t s_md = du_md(1, &(int64_t){scratch > 0 ? scratch : 1}, dnnl_x);
   s_md.data_type = dnnl_u8;
   DNNL_CHECK(dnnl_memory_create(&b->m_scratch, &s_md, eng, sp), "bn scratchpad");
@@ -145,7 +158,7 @@ static void bn_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   float *dw = nn_param_grad_dst(g, op->w_pid), *db = nn_param_grad_dst(g, op->b_pid);
   if (!dx && !dw && !db) return;
   float *saved = y->extra;
-  float *dst = (dx && !dx_add) ? dx : g->workspace;
+  float *dst = (dx && !dx_add) ? dx : o->bwd_scratch;
   du_set(b->m_x, x->data);
   du_set(b->m_dy, y->grad);
   du_set(b->m_dx, dst);
@@ -160,10 +173,32 @@ static void bn_backward(nn_op *o, nn_graph *g, nn_step *ns) {
                            {DNNL_ARG_DIFF_SHIFT, b->m_dshift}, {DNNL_ARG_SCRATCHPAD, b->m_scratch},
                            {DNNL_ARG_WORKSPACE, b->m_ws[tr]}};
   du_run(b->bwd[tr], b->ctx->stream, op->relu ? 11 : 10, a, "bn backward");
-  if (dx && dx_add) cpu_copy_or_add(dx, g->workspace, x->numel, 1);
+  if (dx && dx_add) cpu_copy_or_add(dx, o->bwd_scratch, x->numel, 1);
   int acc = ns->accumulate_grads;
   if (dw) cpu_copy_or_add(dw, b->dss, c, acc);
   if (db) cpu_copy_or_add(db, b->dss + c, c, acc);
+}
+
+// y again from x and the statistics of the last forward: the batch statistics
+// it saved (training) or the running ones it used (eval; forward does not
+// change them then). The mask goes to workspace memory and is discarded.
+void bn_cpu_recompute(nn_op *o, nn_graph *g) {
+  nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
+  bn_impl *b = op->base.be_state;
+  nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
+  int tr = op->fwd_training;
+  float *saved = y->extra;
+  du_set(b->m_x, x->data);
+  du_set(b->m_y, y->data);
+  du_set(b->m_scale, nn_param_data(g, op->w_pid));
+  du_set(b->m_shift, nn_param_data(g, op->b_pid));
+  du_set(b->m_mean, tr ? saved : nn_buf(g, op->rm_bid));
+  du_set(b->m_var, tr ? saved + op->ch : nn_buf(g, op->rv_bid));
+  dnnl_exec_arg_t a[8] = {{DNNL_ARG_SRC, b->m_x},        {DNNL_ARG_DST, b->m_y},
+                          {DNNL_ARG_SCALE, b->m_scale},  {DNNL_ARG_SHIFT, b->m_shift},
+                          {DNNL_ARG_MEAN, b->m_mean},    {DNNL_ARG_VARIANCE, b->m_var},
+                          {DNNL_ARG_SCRATCHPAD, b->m_scratch}, {DNNL_ARG_WORKSPACE, b->m_ws_rc}};
+  du_run(b->fwd[0], b->ctx->stream, op->relu ? 8 : 7, a, "bn recompute");
 }
 
 static void bn_destroy(nn_op *o) {
@@ -174,9 +209,10 @@ static void bn_destroy(nn_op *o) {
     if (b->fwd[i]) dnnl_primitive_destroy(b->fwd[i]);
     if (b->bwd[i]) dnnl_primitive_destroy(b->bwd[i]);
   }
-  dnnl_memory_t ms[13] = {b->m_x, b->m_y, b->m_dx, b->m_dy, b->m_scale, b->m_shift, b->m_mean,
-                          b->m_var, b->m_dscale, b->m_dshift, b->m_ws[0], b->m_ws[1], b->m_scratch};
-  for (int i = 0; i < 13; i++)
+  dnnl_memory_t ms[14] = {b->m_x,      b->m_y,      b->m_dx,    b->m_dy,    b->m_scale,
+                          b->m_shift,  b->m_mean,   b->m_var,   b->m_dscale, b->m_dshift,
+                          b->m_ws[0],  b->m_ws[1],  b->m_scratch, b->m_ws_rc};
+  for (int i = 0; i < 14; i++)
     if (ms[i]) dnnl_memory_destroy(ms[i]);
   free(b->dss);
   free(b->ws);
@@ -186,4 +222,5 @@ static void bn_destroy(nn_op *o) {
 }
 
 const nn_op_vt batchnorm2d_cpu_vt = {"batchnorm2d", bn_setup, bn_forward, bn_backward, bn_destroy, bn_plan};
-const nn_op_vt batchnorm2d_relu_cpu_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, bn_destroy, bn_plan};
+const nn_op_vt batchnorm2d_relu_cpu_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, bn_destroy,
+                                          bn_plan};
