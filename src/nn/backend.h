@@ -36,8 +36,10 @@ struct nn_backend_vt {
   // state); NULL when none is tracked.
   int64_t (*ctx_bytes)(void *ctx);
   // What running the graph costs beyond the planned buffers (libraries'
-  // working memory, JIT code, thread stacks), estimated from the op list; NULL: 0.
-  int64_t (*runtime_bytes)(const nn_graph *g);
+  // working memory, JIT code, thread stacks), estimated from the op list;
+  // *startup gets the part of it a process pays once when the libraries
+  // start (already resident in a process that has run anything). NULL: 0.
+  int64_t (*runtime_bytes)(const nn_graph *g, int64_t *startup);
   // Device memory in use as the driver reports it; NULL on the CPU.
   int64_t (*measured_bytes)(void *ctx);
 };

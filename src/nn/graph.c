@@ -211,7 +211,7 @@ nn_memory_plan nn_graph_memory_plan(const nn_graph *g, int optimizer_state_copie
     int64_t own = vt->ctx_bytes(g->backend_ctx) - g->backend_alloc_bytes;
     m.backend_bytes = own > 0 ? own : 0;
   }
-  m.runtime_bytes = vt->runtime_bytes ? vt->runtime_bytes(g) : 0;
+  m.runtime_bytes = vt->runtime_bytes ? vt->runtime_bytes(g, &m.runtime_startup_bytes) : 0;
   m.total_bytes = m.params_bytes + m.grads_bytes + m.buffers_bytes + m.arena_bytes + m.workspace_bytes +
                   m.optimizer_bytes + m.backend_bytes + m.runtime_bytes;
   m.measured_bytes = vt->measured_bytes && g->backend_ctx ? vt->measured_bytes(g->backend_ctx) : -1;

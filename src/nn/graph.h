@@ -305,6 +305,7 @@ typedef struct {
   int64_t optimizer_bytes;          // filled by the caller (depends on optimizer)
   int64_t input_bytes;              // input pipeline batch buffers (caller)
   int64_t runtime_bytes;            // CPU: libraries, JIT code, thread stacks (nn_backend_vt.runtime_bytes)
+  int64_t runtime_startup_bytes;    // the part of it paid once per process (library start-up)
   int64_t backend_bytes;            // CUDA: the context's own memory (library workspace,
                                     // autocast staging, op state) as tracked so far
   int64_t total_bytes;

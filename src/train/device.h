@@ -45,6 +45,11 @@ struct train_device {
   void (*optim_freezing)(train_device *td, void *opt, nn_graph *g, int64_t epoch);
   float (*optim_step)(train_device *td, void *opt, nn_graph *g);   // returns the head LR
   void (*destroy)(train_device *td);
+  // Memory this rank may still use where its graph lives: free device memory
+  // on a GPU (cudaMemGetInfo), on the CPU what the process may use
+  // (cgroup memory.max or MemAvailable, core/sysinfo.h); -1 when unknown.
+  // The batch-size finder's budget (train/memfit.h).
+  int64_t (*mem_free)(train_device *td);
   void *impl;
 };
 

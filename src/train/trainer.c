@@ -10,6 +10,7 @@
 
 #include "core/afile.h"
 #include "core/log.h"
+#include "core/membudget.h"   // memory:
 #include "core/sysinfo.h"
 #include "core/timer.h"
 #include "input/loader.h"
@@ -21,6 +22,7 @@
 #include "train/results.h"
 #include "train/device.h"
 #include "train/eval.h"
+#include "train/memfit.h"   // memory:
 #include "nn/optim.h"
 #include "train/progress.h"
 #include "train/state.h"
@@ -356,6 +358,7 @@ static step_vals train_step(trainer *t, loader *l, void *o, nn_step *ns, int red
   double o0 = dp_now();
   s.v[V_COMM] = o0 - c0;
   t->st.last_lr = td->optim_step(td, o, g);
+  dp_budget_check("a training step", 0);   // memory: the enforced budget (no-op without one)
   double e = dp_now();
   s.v[V_OPT] = e - o0;
   s.v[V_STEP] = e - s0;
@@ -703,6 +706,14 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     loader_cfg_defaults(&dc);
     t->td = train_device_open(cfg->device, cfg->precision, d, dc.mean, dc.std);
   }
+  // memory: the plan-based batch check and --batch auto (train/memfit.h), before
+  // any loader or graph allocates; from here on the run uses the fitted config.
+  train_config fitted = *cfg;
+  if (memfit_prepare(&fitted, d, t->td) != 0) {
+    teardown(t);
+    return 2;
+  }
+  cfg = t->cfg = &fitted;
   int mine = setup_checks(t) == 0;
   int ok = mine, root_ok = mine;
   MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, d->comm), "agreeing on the configuration");
@@ -715,7 +726,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     teardown(t);
     return 2;
   }
-  char path[TC_PATH_MAX + 64];
+  char path[2 * TC_PATH_MAX + 64];   // memory: room the compiler can prove for the fitted config's paths
   if (d->rank == 0) {
     dp_err me;
     dp_err_clear(&me);
@@ -802,6 +813,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     free(wm.class_names);
   }
   finish_results(t, decoded, skipped);
+  memfit_report(d);   // memory: the enforced budget's peak (collective; nothing without a budget)
   if (d->rank == 0) {
     char **names = dp_calloc((size_t)t->num_classes, sizeof(char *), "class names");
     for (int k = 0; k < t->num_classes; k++) names[k] = (char *)loader_class_name(t->train, k);

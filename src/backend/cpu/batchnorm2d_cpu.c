@@ -28,19 +28,50 @@ typedef struct {
   void *ws, *scratch;  // private only if the planned y->extra / workspace were too small
 } bn_impl;
 
-// Planned sizes (setup falls back to private memory if oneDNN needs more):
-// the fused-ReLU mask (1 bit per element) after the saved statistics in y's
-// extra, and a scratchpad after the backward diff_src staging.
-#define BN_RELU_MASK_BYTES(numel) (((numel) / 8 + 64 + 63) / 64 * 64)
-#define BN_SCRATCH_BYTES ((int64_t)256 << 10)
+// The sizes oneDNN will ask for (primitive descriptors only, on the planning
+// engine): the fused-ReLU mask it keeps from forward to backward (its
+// workspace; 1 bit per element for the jit kernels, more for small channel
+// counts) and the largest scratchpad of the forward/backward pairs.
+static void bn_query_sizes(const nn_batchnorm2d_op *op, const nn_tensor *x, dnnl_engine_t eng, int64_t *scratch,
+                           int64_t *mask) {
+  int64_t c = op->ch, xd[4] = {x->dim[0], c, x->dim[1], x->dim[2]};
+  dnnl_memory_desc_t x_md = du_md(4, xd, dnnl_nhwc);
+  dnnl_primitive_attr_t attr = du_attr_user_scratch();
+  unsigned base = dnnl_use_scale | dnnl_use_shift | (op->relu ? dnnl_fuse_norm_relu : 0);
+  *scratch = *mask = 0;
+  for (int tr = 0; tr < 2; tr++) {
+    unsigned flags = base | (tr ? 0 : dnnl_use_global_stats);
+    dnnl_batch_normalization_desc_t fd, bd;
+    DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &x_md, op->eps, flags),
+               "bn forward desc");
+    dnnl_primitive_desc_t fpd = du_pd(&fd, attr, eng, NULL, "bn forward pd");
+    DNNL_CHECK(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &x_md, &x_md, op->eps, flags),
+               "bn backward desc");
+    dnnl_primitive_desc_t bpd = du_pd(&bd, attr, eng, fpd, "bn backward pd");
+    if (du_scratch_bytes(fpd) > *scratch) *scratch = du_scratch_bytes(fpd);
+    if (du_scratch_bytes(bpd) > *scratch) *scratch = du_scratch_bytes(bpd);
+    if (op->relu) {
+      int64_t w = (int64_t)dnnl_memory_desc_get_size(du_query_md(fpd, dnnl_query_workspace_md, 0));
+      if (w > *mask) *mask = w;
+    }
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(bpd);
+  }
+  dnnl_primitive_attr_destroy(attr);
+}
 
+#define ALIGN64(v) (((v) + 63) / 64 * 64)
+
+// Planned sizes, exact (setup falls back to private memory if they ever
+// differ): the mask after the saved statistics in y's extra; the workspace
+// holds the scratchpad, then the mask a recompute writes and discards.
 static void bn_plan(nn_op *o, nn_graph *g) {
   nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
   const nn_tensor *x = nn_t(g, op->x);
-  int64_t mask = op->relu ? BN_RELU_MASK_BYTES(x->numel) : 0;
-  nn_t(g, op->y)->extra_bytes += mask;
-  // Shared workspace: the scratchpad, then the mask a recompute writes and discards.
-  o->workspace_bytes = BN_SCRATCH_BYTES + mask;
+  int64_t scratch, mask;
+  bn_query_sizes(op, x, du_plan_engine(), &scratch, &mask);
+  nn_t(g, op->y)->extra_bytes += ALIGN64(mask);
+  o->workspace_bytes = ALIGN64(scratch > 64 ? scratch : 64) + ALIGN64(mask);
   o->bwd_scratch_bytes = x->numel * 4;   // dx staging when x's gradient is added to
 }
 
@@ -100,13 +131,12 @@ static void bn_setup(nn_op *o, nn_graph *g) {
       for (int tr = 0; tr < 2; tr++) du_set(b->m_ws[tr], b->ws);
     }
   }
-  // Workspace: the scratchpad at 0, the recompute's mask after BN_SCRATCH_BYTES.
+  // Workspace: the scratchpad at 0, the recompute's mask after it (bn_plan).
   void *sp = g->workspace;
-  int64_t rc_off = BN_SCRATCH_BYTES;
-  if (scratch > BN_SCRATCH_BYTES || BN_SCRATCH_BYTES + ws > g->workspace_bytes) {
+  int64_t rc_off = ALIGN64(scratch > 64 ? scratch : 64);
+  if (rc_off + ALIGN64(ws) > g->workspace_bytes) {
     LOG_WARN("%s: scratchpad %lld B + mask %lld B exceed the plan; using private memory", op->base.name,
              (long long)scratch, (long long)ws);
-    rc_off = ((scratch > BN_SCRATCH_BYTES ? scratch : BN_SCRATCH_BYTES) + 63) / 64 * 64;
     sp = b->scratch = dp_aligned_alloc(64, (size_t)(rc_off + ws + 64), "bn scratchpad");
   }
   if (b->m_ws_rc) du_set(b->m_ws_rc, (char *)sp + rc_off);

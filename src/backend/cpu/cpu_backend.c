@@ -50,13 +50,18 @@ static void cpu_copy(void *ctx, void *dst, const void *src, size_t bytes) {
 // (docs/memory.md: peak RSS growth minus the plan of one-image graphs of
 // every model, 2 threads): 8 MiB with no oneDNN primitive (ViT: sgemm only),
 // 4 MiB more once there is a conv or BN, and 56 KiB per conv / BN op.
-static int64_t cpu_runtime_bytes(const nn_graph *g) {
+// The 8 + 4 MiB are library start-up: a dptrain process has paid them before
+// it plans a run (MPI, hwloc and device start-up touch the same pages), so
+// the batch-size finder leaves them out (*startup).
+static int64_t cpu_runtime_bytes(const nn_graph *g, int64_t *startup) {
   int64_t prims = 0;
   for (int32_t i = 0; i < g->nops; i++) {
     nn_op_kind k = g->ops[i]->kind;
     prims += k == NN_OP_conv2d || k == NN_OP_batchnorm2d || k == NN_OP_batchnorm2d_relu;
   }
-  return ((int64_t)8 << 20) + (prims ? (int64_t)4 << 20 : 0) + prims * ((int64_t)56 << 10);
+  int64_t start = ((int64_t)8 << 20) + (prims ? (int64_t)4 << 20 : 0);
+  if (startup) *startup = start;
+  return start + prims * ((int64_t)56 << 10);
 }
 
 static const nn_backend_vt cpu_backend_vt = {
