@@ -5,7 +5,7 @@
 set -euo pipefail
 PKGS="cmake build-essential pkg-config libopenmpi-dev openmpi-bin libhdf5-dev hdf5-tools
 libturbojpeg0-dev libjpeg-dev libhwloc-dev hwloc libopenblas-dev libdnnl-dev libcmocka-dev
-ocl-icd-opencl-dev opencl-c-headers zlib1g-dev
+ocl-icd-opencl-dev opencl-c-headers zlib1g-dev libcurl4-openssl-dev
 python3 python3-venv python3-torch python3-torchvision python3-numpy python3-h5py python3-pil
 dataset-fashion-mnist"
 missing=""

@@ -10,19 +10,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "backend/cpu/cpu.h"
 #include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "core/opts.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "dist/dist.h"
-#include "input/loader.h"
-#include "input/shard.h"
-#include "nn/ops.h"
+#include "train/eval_file.h"
 #include "train/results.h"
-#include "train/eval.h"
-#include "train/weights.h"
 
 typedef struct {
   char weights[1024], data[4096], out[1024];
@@ -74,19 +69,15 @@ int cmd_eval(int argc, char **argv) {
     dist_finalize(&d);
     return 2;
   }
-  const char *weights = o.weights, *data = o.data;
-  int64_t batch = o.batch;
+  const char *weights = o.weights;
   double t0 = dp_now();
-  weights_meta wm;
-  char err[512], msg[1200] = "", outdir[1024];
-  char **paths = NULL;
-  int npaths = 0;
+  char err[1100], msg[1200] = "", outdir[1024];
   int ok = 1;
-  if (weights_read_meta(weights, &wm, err, sizeof err) != 0) EVAL_BAD("setting 'weights': %s", err);
-  if (ok) {
-    npaths = shard_glob(data, &paths);
-    if (npaths <= 0) EVAL_BAD("setting 'data': no shards match '%.900s'", data);
-  }
+  dist_bind(&d, o.threads, o.loader_threads);
+  eval_file ef;
+  if (eval_file_open(&ef, weights, o.data, o.batch, &d, o.allow_nonfinite ? WEIGHTS_ALLOW_NONFINITE : 0, err,
+                     sizeof err))
+    EVAL_BAD("%s", err);
   // The output directory must exist before any work (it is not created:
   // a typo should not silently make a new directory tree).
   if (o.out[0]) snprintf(outdir, sizeof outdir, "%s", o.out);
@@ -99,72 +90,26 @@ int cmd_eval(int argc, char **argv) {
   if (ok && d.rank == 0 && (stat(outdir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
     EVAL_BAD("setting 'out': '%s' is not an existing directory", outdir);
   if (cli_agree(&d, ok, msg)) {
-    if (ok) weights_meta_free(&wm);
-    shard_paths_free(paths, npaths);
+    eval_file_close(&ef);
     dist_finalize(&d);
     return 2;
   }
-  dist_bind(&d, o.threads, o.loader_threads);
-  loader_cfg lc;
-  loader_cfg_defaults(&lc);
-  lc.shards = paths;
-  lc.nshards = npaths;
-  lc.rank = d.rank;
-  lc.world = d.world;
-  lc.batch = batch;
-  lc.drop_last = 0;
-  lc.shuffle = 0;
-  lc.train = 0;
-  lc.threads = d.loader_threads > 0 ? d.loader_threads : 1;
-  lc.out_size = (int)wm.model.image_size;
-  lc.out_channels = wm.model.channels;
-  memcpy(lc.mean, wm.mean, sizeof lc.mean);
-  memcpy(lc.std, wm.std, sizeof lc.std);
-  lc.num_classes = 0;   // the shards' own count, compared with the weights' below
-  lc.clamp_batch = 1;   // a batch larger than a rank's samples only costs memory
-  dp_err lerr;
-  dp_err_clear(&lerr);
-  loader *l = loader_create(&lc, &lerr);
-  if (!l) EVAL_BAD("setting 'data': %s", lerr.msg);
-  else if (shard_class_names_diff((const char *const *)wm.class_names, wm.num_classes, weights, loader_class_names(l),
-                                  loader_num_classes(l), "the evaluation shards", err, sizeof err) &&
-           (wm.class_names || loader_num_classes(l) != wm.num_classes))
-    EVAL_BAD("setting 'data': the shards do not have the classes the weights were trained on: %s", err);
-  nn_graph *g = NULL;
-  if (ok) {
-    batch = loader_batch_size(l);
-    g = nn_graph_create(cpu_backend(), batch, 1);
-    model_build(g, &wm.model);
-    nn_xent_cfg xc = {0.0f, NULL, wm.num_classes};
-    nn_softmax_xent(g, "loss", g->logits, &xc);
-    nn_graph_finalize(g);
-    if (weights_load(weights, g, o.allow_nonfinite ? WEIGHTS_ALLOW_NONFINITE : 0, err, sizeof err))
-      EVAL_BAD("setting 'weights': %s", err);
-  }
-  if (cli_agree(&d, ok, msg)) {
-    if (g) nn_graph_destroy(g);
-    loader_destroy(l);
-    shard_paths_free(paths, npaths);
-    weights_meta_free(&wm);
-    dist_finalize(&d);
-    return 2;
-  }
-  nn_graph_set_training(g, 0);
+  const weights_meta *wm = &ef.meta;
   run_results r;
   run_results_init(&r);
   r.kind = "eval";
-  eval_run(g, l, &d, wm.num_classes, &r.q);
+  eval_file_run(&ef, &d, &r.q);
   r.evaluated = 1;
   int write_failed = 0;
   if (d.rank == 0) {
-    class_metrics_print(&r.q, (const char *const *)wm.class_names, stdout);
+    class_metrics_print(&r.q, (const char *const *)wm->class_names, stdout);
     r.world_size = d.world;
     r.nodes = d.node_count;
     r.cores_per_rank = d.cores;
-    snprintf(r.model, sizeof r.model, "%s", wm.model.name);
-    r.params = g->nparam_elems;
-    r.flops_per_image_fwd = nn_flops_per_image(g);
-    r.class_names = wm.class_names;
+    snprintf(r.model, sizeof r.model, "%s", wm->model.name);
+    r.params = ef.params;
+    r.flops_per_image_fwd = ef.flops_per_image_fwd;
+    r.class_names = wm->class_names;
     r.total_wall_s = dp_now() - t0;
     char path[1200];
     snprintf(path, sizeof path, "%s/eval_results.json", outdir);
@@ -174,10 +119,7 @@ int cmd_eval(int argc, char **argv) {
   }
   r.class_names = NULL;
   run_results_free(&r);
-  nn_graph_destroy(g);
-  loader_destroy(l);
-  shard_paths_free(paths, npaths);
-  weights_meta_free(&wm);
+  eval_file_close(&ef);
   MPI_CHECK(MPI_Bcast(&write_failed, 1, MPI_INT, 0, d.comm), "sharing the outcome");
   dist_finalize(&d);
   return write_failed ? 1 : 0;

@@ -18,6 +18,9 @@ static const command commands[] = {
     {"info", cmd_info, "layer summary, parameter count, FLOPs and planned memory of a model"},
     {"data", cmd_data, "dataset tools: synth, pack, import-idx, verify, inspect"},
     {"study", cmd_study, "aggregate results.json files into a scaling/cost report"},
+    {"export", cmd_export, "export weights to ONNX (python/dptrain; metadata carries the preprocessing)"},
+    {"track", cmd_track, "MLflow tracking spool of a run: sync (send what was not sent), status"},
+    {"registry", cmd_registry, "MLflow model registry: register, promote (quality gate), list, show"},
 };
 
 static void usage(FILE *f) {

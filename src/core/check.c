@@ -8,10 +8,13 @@
 #include "core/membudget.h"
 
 static dp_fatal_hook_fn g_hook;
+static dp_fatal_report_fn g_report;
+static int g_reporting;
 static int g_rank = -1;
 static char g_host[128] = "?";
 
 void dp_set_fatal_hook(dp_fatal_hook_fn fn) { g_hook = fn; }
+void dp_set_fatal_report(dp_fatal_report_fn fn) { g_report = fn; }
 void dp_set_identity(int rank, const char *host) {
   g_rank = rank;
   snprintf(g_host, sizeof g_host, "%s", host ? host : "?");
@@ -38,6 +41,13 @@ void dp_fatal_at(const char *file, int line, const char *what, const char *hint,
   fputc('\n', stderr);
   fflush(stderr);
   fflush(stdout);
+  if (g_report && !g_reporting) {
+    g_reporting = 1;
+    char msg[1400];
+    snprintf(msg, sizeof msg, "%s:%d: %s: %s%s%s%s", base, line, what ? what : "error", detail,
+             hint && *hint ? " (hint: " : "", hint && *hint ? hint : "", hint && *hint ? ")" : "");
+    g_report(msg);
+  }
   if (g_hook) g_hook(1);
   exit(1);
 }

@@ -15,6 +15,11 @@ _Noreturn void dp_fatal_at(const char *file, int line, const char *what,
 // Hook run by dp_fatal_at before exiting (dist/ installs one that MPI_Aborts).
 typedef void (*dp_fatal_hook_fn)(int code);
 void dp_set_fatal_hook(dp_fatal_hook_fn fn);
+// Runs first, with the whole message, so a run can record why it failed
+// (results.json "status": "failed") before the job is torn down. Runs at
+// most once: a fatal error inside it goes straight to the abort.
+typedef void (*dp_fatal_report_fn)(const char *message);
+void dp_set_fatal_report(dp_fatal_report_fn fn);
 
 // Rank/host used in every message; set by dist/ after MPI_Init.
 void dp_set_identity(int rank, const char *host);

@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "dist/dist.h"
+#include "dist/watchdog.h"
 
 // A fatal error on one rank must end every rank: without this the others
 // would block forever in their next collective.
@@ -92,11 +93,15 @@ void dist_finalize(dist_ctx *d) {
 // Chunks below INT_MAX elements because MPI counts are int.
 #define DIST_CHUNK ((int64_t)1 << 30)
 
+// Non-blocking plus a watchdog wait (dist/watchdog.h), so a rank that never
+// arrives stops the job with its name instead of hanging it.
 static void allreduce_chunks(dist_ctx *d, void *buf, int64_t n, size_t elem, MPI_Datatype t, MPI_Op op,
                              const char *what) {
   for (int64_t o = 0; o < n; o += DIST_CHUNK) {
     int64_t c = n - o < DIST_CHUNK ? n - o : DIST_CHUNK;
-    MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)o * elem, (int)c, t, op, d->comm), what);
+    MPI_Request rq;
+    MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + (size_t)o * elem, (int)c, t, op, d->comm, &rq), what);
+    dist_wait_all(d, 1, &rq, what);
   }
 }
 

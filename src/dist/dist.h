@@ -33,6 +33,7 @@ typedef struct {
   char cpuset[256];          // human-readable PU list, e.g. "0-3,8-11"
   int oversubscribed;        // 1: more ranks/threads on this node than cores
   int bound;                 // 1: hwloc binding applied
+  struct dist_watchdog *wd;  // collective deadlines (dist/watchdog.h); NULL: plain blocking waits
 } dist_ctx;
 
 // MPI_Init_thread (FUNNELED: only the main thread calls MPI), identity for

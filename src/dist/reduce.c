@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "dist/dist.h"
+#include "dist/watchdog.h"
 
 #define DEFAULT_BUCKET_BYTES ((int64_t)25 << 20)
 #define DEFAULT_FIRST_BYTES ((int64_t)1 << 20)
@@ -133,8 +134,7 @@ void grad_reducer_wait(grad_reducer *r) {
   while (r->next < r->nbuckets) start_bucket(r, r->next++);
   // Scale each bucket as it lands, overlapping the scaling with the rest.
   for (;;) {
-    int b = MPI_UNDEFINED;
-    MPI_CHECK(MPI_Waitany(r->nbuckets, r->req, &b, MPI_STATUS_IGNORE), "waiting for gradient all-reduces");
+    int b = dist_wait_any(r->d, r->nbuckets, r->req, "the gradient all-reduce");
     if (b == MPI_UNDEFINED) break;
     scale_bucket(r, b);
   }

@@ -73,7 +73,8 @@ struct loader {
   int64_t *cum;              // (nshards + 1) first global index of each shard
   int64_t total;
   sampler smp;
-  int64_t nbatches;
+  int64_t nbatches;          // batches of a whole epoch
+  int64_t nbatches_now;      // batches of the current epoch (after a mid-epoch restart: fewer)
   int num_classes;
   int64_t *class_counts;
   aug_out out;
@@ -330,16 +331,21 @@ static void *worker_main(void *arg) {
 }
 
 // Stops the workers, then restarts the pipeline at (epoch, first batch).
-static void pipeline_restart(loader *l, int64_t epoch, int64_t first) {
+static int64_t batches_for(const loader *l, int64_t per_rank) {
+  return l->cfg.drop_last ? per_rank / l->cfg.batch : (per_rank + l->cfg.batch - 1) / l->cfg.batch;
+}
+
+static void pipeline_restart(loader *l, int64_t epoch, int64_t start, int64_t first) {
   pthread_mutex_lock(&l->mu);
   l->stop = 1;
   while (l->active > 0) pthread_cond_wait(&l->cv_done, &l->mu);
   l->epoch = epoch;
-  sampler_set_epoch(&l->smp, epoch);
+  sampler_set_epoch_at(&l->smp, epoch, start);
+  l->nbatches_now = batches_for(l, l->smp.per_rank);
   if (first < 0) first = 0;
-  if (first > l->nbatches) first = l->nbatches;
+  if (first > l->nbatches_now) first = l->nbatches_now;
   l->next_item = first * l->cfg.batch;
-  l->end_item = l->nbatches * l->cfg.batch;
+  l->end_item = l->nbatches_now * l->cfg.batch;
   l->released = first;
   l->consume = first;
   l->held = -1;
@@ -562,6 +568,7 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
   sampler_init(&l->smp, l->total, c->rank, c->world, c->shuffle, c->drop_last, c->seed);
   l->nbatches = c->drop_last ? l->smp.per_rank / c->batch
                              : (l->smp.per_rank + c->batch - 1) / c->batch;
+  l->nbatches_now = l->nbatches;
   aug_out_init(&l->out, c->out_size, c->out_channels, c->nchw, c->out_uint8, c->mean, c->std);
   l->mix = (mix_cfg){c->mixup_alpha, c->cutmix_alpha, c->mix_prob, l->num_classes};
   l->per_sample = (int64_t)c->out_size * c->out_size * c->out_channels;
@@ -651,13 +658,16 @@ void loader_destroy(loader *l) {
   free(l);
 }
 
-void loader_start_epoch(loader *l, int64_t epoch) { pipeline_restart(l, epoch, 0); }
+void loader_start_epoch(loader *l, int64_t epoch) { pipeline_restart(l, epoch, 0, 0); }
+
+void loader_start_epoch_at(loader *l, int64_t epoch, int64_t start) { pipeline_restart(l, epoch, start, 0); }
 
 void loader_seek(loader *l, int64_t batch_index) {
-  pipeline_restart(l, l->started ? l->epoch : 0, batch_index);
+  pipeline_restart(l, l->started ? l->epoch : 0, l->started ? l->smp.start : 0, batch_index);
 }
 
 int64_t loader_batches_per_epoch(const loader *l) { return l->nbatches; }
+int64_t loader_batches_this_epoch(const loader *l) { return l->started ? l->nbatches_now : l->nbatches; }
 int64_t loader_total_samples(const loader *l) { return l->total; }
 int loader_num_classes(const loader *l) { return l->num_classes; }
 
@@ -719,7 +729,7 @@ static void stats_merge(loader *l, const pslot *s) {
 }
 
 const loader_batch *loader_next_batch(loader *l) {
-  if (!l->started) pipeline_restart(l, 0, 0);
+  if (!l->started) pipeline_restart(l, 0, 0, 0);
   pthread_mutex_lock(&l->mu);
   if (l->held >= 0) {   // hand the previous buffer back to the workers
     slot_reset(l, &l->slots[l->held % l->P]);
@@ -727,7 +737,7 @@ const loader_batch *loader_next_batch(loader *l) {
     l->held = -1;
     pthread_cond_broadcast(&l->cv_work);
   }
-  if (l->consume >= l->nbatches) {
+  if (l->consume >= l->nbatches_now) {
     pthread_mutex_unlock(&l->mu);
     return NULL;
   }

@@ -128,7 +128,13 @@ void loader_destroy(loader *l);
 int64_t loader_memory_bytes(const loader *l);
 // Starts an epoch (sets the sampler epoch, restarts the workers).
 void loader_start_epoch(loader *l, int64_t epoch);
+// Starts the rest of an epoch whose first `start` global positions were
+// consumed already (resume on any world size; see sampler_set_epoch_at).
+void loader_start_epoch_at(loader *l, int64_t epoch, int64_t start);
+// Batches of a whole epoch on this rank.
 int64_t loader_batches_per_epoch(const loader *l);
+// Batches of the current epoch (fewer after loader_start_epoch_at).
+int64_t loader_batches_this_epoch(const loader *l);
 int64_t loader_total_samples(const loader *l);        // across all shards
 int loader_num_classes(const loader *l);
 const char *loader_class_name(const loader *l, int c);

@@ -26,12 +26,18 @@ void sampler_init(sampler *s, int64_t total, int rank, int world, int shuffle, i
   s->drop_last = drop_last;
   s->seed = seed;
   s->epoch = -1;
+  s->start = 0;
   s->per_rank = per_rank_count(total, world, drop_last);
   s->perm = dp_malloc((size_t)(total > 0 ? total : 1) * sizeof(int64_t), "sampler permutation");
   sampler_set_epoch(s, 0);
 }
 
-void sampler_set_epoch(sampler *s, int64_t epoch) {
+void sampler_set_epoch(sampler *s, int64_t epoch) { sampler_set_epoch_at(s, epoch, 0); }
+
+void sampler_set_epoch_at(sampler *s, int64_t epoch, int64_t start) {
+  if (start < 0 || start > s->total) start = start < 0 ? 0 : s->total;
+  s->start = start;
+  s->per_rank = per_rank_count(s->total - start, s->world, s->drop_last);
   if (epoch == s->epoch) return;
   s->epoch = epoch;
   if (s->shuffle) {
@@ -47,7 +53,7 @@ void sampler_set_epoch(sampler *s, int64_t epoch) {
 // like torch's `indices += indices[:padding_size]`.
 int64_t sampler_get(const sampler *s, int64_t k) {
   DP_CHECK(k >= 0 && k < s->per_rank, "sampler_get", "k must be in [0, per_rank)");
-  int64_t p = (int64_t)s->rank + k * (int64_t)s->world;
+  int64_t p = s->start + (int64_t)s->rank + k * (int64_t)s->world;
   return s->perm[p % s->total];
 }
 

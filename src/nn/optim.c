@@ -398,3 +398,50 @@ float optim_step(optimizer *o, nn_graph *g) {
   o->last_lr = lr;
   return lr;
 }
+
+void optim_snapshot_alloc(optim_snapshot *s, optim_kind kind, const nn_graph *g) {
+  memset(s, 0, sizeof *s);
+  s->kind = kind;
+  s->n = g->nparam_elems;
+  s->nparams = g->nparams;
+  size_t bytes = (size_t)(s->n > 0 ? s->n : 1) * sizeof(float);
+  s->state1 = dp_calloc(1, bytes, "optimizer snapshot");
+  if (kind == OPTIM_ADAMW) s->state2 = dp_calloc(1, bytes, "optimizer snapshot");
+  s->param_step = dp_calloc((size_t)(s->nparams > 0 ? s->nparams : 1), sizeof(int64_t), "optimizer snapshot");
+}
+
+void optim_snapshot_free(optim_snapshot *s) {
+  free(s->state1);
+  free(s->state2);
+  free(s->param_step);
+  memset(s, 0, sizeof *s);
+}
+
+void optim_snapshot_get(const optimizer *o, optim_snapshot *s) {
+  DP_CHECK(s->kind == o->cfg.kind && s->n == o->n && s->nparams == o->nparams, "optimizer snapshot",
+           "allocate the snapshot for this optimizer (optim_snapshot_alloc)");
+  memcpy(s->state1, o->state1, (size_t)o->n * sizeof(float));
+  if (o->state2) memcpy(s->state2, o->state2, (size_t)o->n * sizeof(float));
+  memcpy(s->param_step, o->param_step, (size_t)o->nparams * sizeof(int64_t));
+  s->step = o->step;
+  s->applied = o->step;   // the CPU optimizer never skips a step
+}
+
+int optim_snapshot_set(optimizer *o, const optim_snapshot *s, char *err, int err_sz) {
+  if (s->kind != o->cfg.kind) {
+    snprintf(err, err_sz, "the saved optimizer is %s, this run uses %s", s->kind == OPTIM_ADAMW ? "adamw" : "sgd",
+             o->cfg.kind == OPTIM_ADAMW ? "adamw" : "sgd");
+    return -1;
+  }
+  if (s->n != o->n || s->nparams != o->nparams) {
+    snprintf(err, err_sz, "the saved optimizer state has %lld elements in %d tensors, the model %lld in %d",
+             (long long)s->n, s->nparams, (long long)o->n, o->nparams);
+    return -1;
+  }
+  memcpy(o->state1, s->state1, (size_t)o->n * sizeof(float));
+  if (o->state2) memcpy(o->state2, s->state2, (size_t)o->n * sizeof(float));
+  memcpy(o->param_step, s->param_step, (size_t)o->nparams * sizeof(int64_t));
+  o->step = s->step;
+  o->last_lr = optim_lr_at(&o->cfg, o->step > 0 ? o->step - 1 : 0);
+  return 0;
+}

@@ -125,4 +125,24 @@ double optim_grad_norm(const nn_graph *g);
 float optim_step(optimizer *o, nn_graph *g);
 // How many fp32 copies of the parameters the state holds (for memory plans).
 int optim_state_copies(optim_kind kind);
+
+// The optimizer state as plain host data, for checkpoints: everything that
+// determines the next updates besides the parameters and the config.
+typedef struct {
+  optim_kind kind;
+  int64_t n;               // elements (flat parameter layout)
+  float *state1;           // (n) SGD momentum_buffer / AdamW exp_avg
+  float *state2;           // (n) AdamW exp_avg_sq; NULL for SGD
+  int32_t nparams;
+  int64_t *param_step;     // (nparams) updates each tensor took (AdamW bias correction)
+  int64_t step;            // optimizer steps taken (the LR schedule position)
+  int64_t applied;         // steps whose update was applied (fp16 can skip some)
+} optim_snapshot;
+// Allocates the arrays for an optimizer of `kind` over g (zeroed).
+void optim_snapshot_alloc(optim_snapshot *s, optim_kind kind, const nn_graph *g);
+void optim_snapshot_free(optim_snapshot *s);
+// Copies o's state out / back in. restore checks kind and sizes: returns 0,
+// or -1 with err filled (e.g. a checkpoint of an SGD run into AdamW).
+void optim_snapshot_get(const optimizer *o, optim_snapshot *s);
+int optim_snapshot_set(optimizer *o, const optim_snapshot *s, char *err, int err_sz);
 #endif

@@ -11,6 +11,7 @@
 #include "core/membudget.h"
 #include "core/opts.h"
 #include "nn/models/models.h"
+#include "track/mlflow.h"
 
 // One table drives the CLI, the config file and the saved config
 // (core/opts.h). Every number has the range it is checked against, on its
@@ -96,8 +97,22 @@ static const dp_opt opts[] = {
     O_F("max-skip-rate", D_, max_skip_rate, 0, 1, 0,
         "fail when more than this fraction of records is skipped as corrupt (checked at every log "
         "interval once 1000 records were read, and at each epoch end)"),
+    O_I("checkpoint-every", L_, checkpoint_every, 0, BIG, 0, "write a checkpoint every N steps (0 = off)"),
+    O_F("checkpoint-minutes", D_, checkpoint_minutes, 0, 1e6, 0, "write a checkpoint every M minutes (0 = off)"),
+    O_I("keep-checkpoints", I_, keep_checkpoints, 1, 1000000, 0, "newest checkpoints kept in OUT/checkpoints (plus the best)"),
+    O_S("resume", resume, "auto (newest valid checkpoint in OUT/checkpoints, else a fresh start) or a checkpoint path"),
+    O_B("resume-force", resume_force, "resume even if the config hash or the data fingerprint changed"),
+    O_F("collective-timeout", D_, collective_timeout, 1, 1e7, 0,
+        "seconds a rank waits for another before the job aborts naming the missing rank"),
+    O_S("init-weights", init_weights, "pretrained weights (safetensors, torchvision or timm names) loaded before training"),
+    O_S("init-exclude", init_exclude, "comma-separated tensor name prefixes not loaded from --init-weights"),
+    O_B("init-strict", init_strict, "any missing, unexpected or shape-mismatched tensor in --init-weights is an error"),
     O_S("device", device, "cpu | cuda | auto (auto: a GPU per rank when one is found, else CPU)"),
     O_S("precision", precision, "auto | fp32 | tf32 | bf16 | fp16 (GPU; auto = bf16 on sm_80+; CPU is fp32)"),
+    O_S("mlflow-uri", mlflow_uri, "MLflow tracking server http(s)://host:port (empty: $MLFLOW_TRACKING_URI or no tracking)"),
+    O_S("mlflow-experiment", mlflow_experiment, "MLflow experiment name (empty: $MLFLOW_EXPERIMENT_NAME or dptrain)"),
+    O_S("run-name", run_name, "MLflow run name (empty: the basename of --out)"),
+    O_F("mlflow-timeout", D_, mlflow_timeout, 1, 600, 0, "seconds per MLflow call before it is retried in the background"),
     O_S("dump-ids", dump_ids, "debug: write consumed sample ids to FILE.rank<r>"),
 };
 #define NOPTS ((int)(sizeof opts / sizeof opts[0]))
@@ -146,8 +161,11 @@ void train_config_defaults(train_config *c) {
   // by default), so a 1 % limit stopped production runs at the end of their
   // first epoch. 5 % still stops a run on a broken or mislabelled shard set.
   c->max_skip_rate = 0.05;
+  c->keep_checkpoints = 2;
+  c->collective_timeout = 600.0;
   snprintf(c->device, sizeof c->device, "cpu");
   snprintf(c->precision, sizeof c->precision, "auto");
+  c->mlflow_timeout = 10.0;
 }
 
 int train_config_set(train_config *c, const char *key, const char *value) {
@@ -200,6 +218,17 @@ void train_config_write(const train_config *c, FILE *f) {
   dp_opts_write_ini(&table, c, f);
 }
 
+void train_config_foreach(const train_config *c, void (*fn)(const char *name, const char *value, void *ctx),
+                          void *ctx) {
+  // The settings config.ini holds, formatted as it writes them.
+  char v[TC_PATH_MAX + 64];
+  for (int i = 0; i < NOPTS; i++) {
+    const dp_opt *o = &opts[i];
+    if (o->type == DP_OPT_LIST || (o->flags & DP_OPT_HIDDEN)) continue;
+    fn(o->name, dp_opts_format(o, c, v, sizeof v), ctx);
+  }
+}
+
 void train_config_write_json(const train_config *c, void *dp_json_writer) {
   dp_opts_write_json(&table, c, dp_json_writer);
 }
@@ -250,5 +279,15 @@ int train_config_check(const train_config *c) {
   if (c->threads < 0 || c->loader_threads < 0) BAD("threads", "must be >= 0");
   if (c->memory_budget[0] && dp_size_parse(c->memory_budget) <= 0)
     BAD("memory-budget", "'%s' is not a size (e.g. 24GiB, 512MiB, 2.5GB, or bytes)", c->memory_budget);
+  if (c->mlflow_uri[0]) {
+    char why[512];
+    if (trk_uri_check(c->mlflow_uri, why, sizeof why)) BAD("mlflow-uri", "%s", why);
+  }
+  if (!(c->mlflow_timeout >= 1 && c->mlflow_timeout <= 600))   // the table checks flags; this, defaults and code
+    BAD("mlflow-timeout", "must be in [1, 600] seconds (got %g)", c->mlflow_timeout);
+  for (const char *p = c->mlflow_experiment; *p; p++)
+    if ((unsigned char)*p < 0x20) BAD("mlflow-experiment", "contains a control character");
+  for (const char *p = c->run_name; *p; p++)
+    if ((unsigned char)*p < 0x20) BAD("run-name", "contains a control character");
   return 0;
 }

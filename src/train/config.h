@@ -83,8 +83,23 @@ typedef struct {
   char hardware_table[TC_PATH_MAX];
   double price_per_hour;     // per rank; < 0: from the table
   double max_skip_rate;
+  // Training state (train/checkpoint.h, docs/checkpoints.md).
+  int64_t checkpoint_every;  // steps between checkpoints (0 = off)
+  double checkpoint_minutes; // minutes between checkpoints (0 = off)
+  int keep_checkpoints;      // newest checkpoints kept (the best is kept as well)
+  char resume[TC_PATH_MAX];  // "" (fresh), "auto" (newest valid in OUT/checkpoints, else fresh) or a path
+  int resume_force;          // resume even when the config hash or the data fingerprint changed
+  double collective_timeout; // seconds a rank may wait for another before the job aborts
+  char init_weights[TC_PATH_MAX];   // pretrained safetensors loaded before training
+  char init_exclude[TC_PATH_MAX];   // comma-separated name prefixes not loaded
+  int init_strict;           // any missing / unexpected / mismatched tensor is an error
   char device[16];           // cpu | cuda | auto
   char precision[16];        // auto | fp32 | tf32 | bf16 | fp16 (GPU only; CPU is fp32)
+  // Tracking (src/track, docs/tracking.md): empty URI = MLFLOW_TRACKING_URI or off.
+  char mlflow_uri[TC_PATH_MAX];
+  char mlflow_experiment[256];   // "" = MLFLOW_EXPERIMENT_NAME or "dptrain"
+  char run_name[256];            // "" = basename of --out
+  double mlflow_timeout;         // seconds per HTTP call
   // Debug / tests.
   char dump_ids[TC_PATH_MAX];   // per-rank "<file>.rank<r>" of consumed sample ids
   char config[TC_PATH_MAX];  // config file read (informational)
@@ -103,6 +118,10 @@ int train_config_read_text(train_config *c, const char *text, size_t len, const 
 // Sets one option by name (without "--"). Returns 0, or -1 with a message.
 int train_config_set(train_config *c, const char *key, const char *value);
 void train_config_write(const train_config *c, FILE *f);
+// Calls fn(name, value) for every setting, in table order, with the value
+// formatted as config.ini writes it.
+void train_config_foreach(const train_config *c, void (*fn)(const char *name, const char *value, void *ctx),
+                          void *ctx);
 void train_config_usage(FILE *f);
 // Writes every setting as "name": value pairs into an open JSON object.
 void train_config_write_json(const train_config *c, void *dp_json_writer);

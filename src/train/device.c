@@ -87,6 +87,10 @@ static void cpu_optim_freezing(train_device *td, void *o, nn_graph *g, int64_t e
   optim_apply_freezing(o, g, epoch);
 }
 static float cpu_optim_step(train_device *td, void *o, nn_graph *g) { return optim_step(o, g); }
+static void cpu_optim_save(train_device *td, void *o, optim_snapshot *s) { optim_snapshot_get(o, s); }
+static int cpu_optim_load(train_device *td, void *o, const optim_snapshot *s, char *err, int err_sz) {
+  return optim_snapshot_set(o, s, err, err_sz);
+}
 
 static void cpu_destroy(train_device *td) {
   if (!td) return;
@@ -118,6 +122,8 @@ train_device *train_device_cpu_create(dist_ctx *d) {
   td->optim_destroy = cpu_optim_destroy;
   td->optim_freezing = cpu_optim_freezing;
   td->optim_step = cpu_optim_step;
+  td->optim_save = cpu_optim_save;
+  td->optim_load = cpu_optim_load;
   td->destroy = cpu_destroy;
   td->mem_free = cpu_mem_free;
   td->impl = c;

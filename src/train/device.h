@@ -44,6 +44,11 @@ struct train_device {
   void (*optim_destroy)(train_device *td, void *opt);
   void (*optim_freezing)(train_device *td, void *opt, nn_graph *g, int64_t epoch);
   float (*optim_step)(train_device *td, void *opt, nn_graph *g);   // returns the head LR
+  // Checkpoints: the optimizer state as host data (s allocated with
+  // optim_snapshot_alloc for this optimizer's kind and g); set returns 0, or
+  // -1 with err filled when the state does not fit this optimizer.
+  void (*optim_save)(train_device *td, void *opt, optim_snapshot *s);
+  int (*optim_load)(train_device *td, void *opt, const optim_snapshot *s, char *err, int err_sz);
   void (*destroy)(train_device *td);
   // Memory this rank may still use where its graph lives: free device memory
   // on a GPU (cudaMemGetInfo), on the CPU what the process may use

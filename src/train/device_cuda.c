@@ -15,6 +15,7 @@
 #include "backend/cuda/cuda_plan.h"
 #include "backend/cuda/kernels.h"
 #include "dist/nccl_reduce.h"
+#include "dist/watchdog.h"
 #include "core/log.h"
 #include "nn/backend.h"
 #include "train/device.h"
@@ -109,7 +110,7 @@ static void cu_reduce_attach(train_device *td, nn_graph *g, nn_step *s, int64_t 
   s->grad_ready = NULL;
   s->grad_ready_ctx = NULL;
   if (c->d->world < 2) return;   // one rank: nothing to reduce
-  cuda_nccl_init(&c->nc, c->d->comm, 300.0);
+  cuda_nccl_init(&c->nc, c->d->comm, dist_watchdog_timeout(c->d));
   c->nc_ready = 1;
   // fp32 on the wire: the reduced gradients equal the CPU path's up to
   // summation order. (bf16 reduction halves the bytes; not enabled yet.)
@@ -202,6 +203,36 @@ static float cu_optim_step(train_device *td, void *opt, nn_graph *g) {
   return o->o.last_lr;
 }
 
+// Checkpoints: the optimizer's device state to / from host arrays (one
+// synchronous copy each; checkpoints are rare). Per-tensor AdamW step counts
+// are the number of applied updates for every tensor here (the fused GPU
+// optimizer keeps one count).
+static void cu_optim_save(train_device *td, void *opt, optim_snapshot *s) {
+  cuda_dev_optim *o = opt;
+  cuda_optimizer *q = &o->o;
+  DP_CHECK(s->n == q->n && s->kind == q->cfg.kind, "saving the GPU optimizer", "snapshot allocated for another optimizer");
+  cuda_backend_download(q->cx, s->state1, q->state1, (size_t)q->n * 4);
+  if (q->state2 && s->state2) cuda_backend_download(q->cx, s->state2, q->state2, (size_t)q->n * 4);
+  for (int32_t i = 0; i < s->nparams; i++) s->param_step[i] = q->applied;
+  s->step = q->step;
+  s->applied = q->applied;
+}
+static int cu_optim_load(train_device *td, void *opt, const optim_snapshot *s, char *err, int err_sz) {
+  cuda_dev_optim *o = opt;
+  cuda_optimizer *q = &o->o;
+  if (s->kind != q->cfg.kind || s->n != q->n) {
+    snprintf(err, err_sz, "the saved optimizer state (%s, %lld elements) does not fit this run's (%s, %lld)",
+             s->kind == OPTIM_ADAMW ? "adamw" : "sgd", (long long)s->n, q->cfg.kind == OPTIM_ADAMW ? "adamw" : "sgd",
+             (long long)q->n);
+    return -1;
+  }
+  cuda_backend_upload(q->cx, q->state1, s->state1, (size_t)q->n * 4);
+  if (q->state2 && s->state2) cuda_backend_upload(q->cx, q->state2, s->state2, (size_t)q->n * 4);
+  q->step = s->step;
+  q->applied = s->applied;
+  return 0;
+}
+
 static void cu_destroy(train_device *td) {
   if (!td) return;
   cuda_dev *c = td->impl;
@@ -282,6 +313,8 @@ train_device *train_device_cuda_create(dist_ctx *d, const char *precision, const
   td->optim_destroy = cu_optim_destroy;
   td->optim_freezing = cu_optim_freezing;
   td->optim_step = cu_optim_step;
+  td->optim_save = cu_optim_save;
+  td->optim_load = cu_optim_load;
   td->destroy = cu_destroy;
   td->mem_free = cu_mem_free;
   td->impl = c;

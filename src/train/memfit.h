@@ -81,6 +81,9 @@ int64_t memfit_choose(memfit *m, const memfit_budget *b, FILE *log, memfit_row *
 // Human-readable one-line breakdown of a plan.
 void memfit_plan_format(const memfit_plan *p, char *buf, size_t n);
 
+// The run's configuration as the finder may change it: a copy of c in this
+// module's storage (one run per process), valid until the next call.
+train_config *memfit_config_copy(const train_config *c);
 // The trainer's hook, before any loader or graph allocates (collective):
 // --batch auto picks c->batch (the minimum over the ranks); any batch whose
 // plan exceeds the budget is refused with the planned size; with a budget

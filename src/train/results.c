@@ -7,11 +7,17 @@
 #include <time.h>
 
 #include "core/check.h"
+#include "core/afile.h"
 #include "core/json.h"
 
 void run_results_init(run_results *r) {
   memset(r, 0, sizeof *r);
   r->kind = "train";
+  r->status = "completed";
+  r->best_step = -1;
+  r->best_metric = NAN;
+  r->step_images_per_s = NAN;
+  r->segments = 1;
   r->comm_hidden_fraction = NAN;
   r->baseline_images_per_s = NAN;
   r->baseline_macro_f1 = NAN;
@@ -73,22 +79,103 @@ static void quality_obj(dp_json *j, const run_results *r) {
   dp_json_end_array(j);
 }
 
-int run_results_write_json(const run_results *r, const train_config *cfg, const char *path) {
-  FILE *f = fopen(path, "w");
-  if (!f) {
-    fprintf(stderr, "dptrain: cannot write '%s': %s\n", path, strerror(errno));
+static void utc_now(char *ts, size_t n) {
+  time_t now = time(NULL);
+  struct tm tmv;
+  gmtime_r(&now, &tmv);
+  strftime(ts, n, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+}
+
+int run_results_write_failed(const char *path, const train_config *cfg, const char *reason, int rank,
+                             const char *host, int64_t step) {
+  dp_err e;
+  dp_err_clear(&e);
+  dp_afile *af = dp_afile_open(path, &e);
+  if (!af) {
+    fprintf(stderr, "dptrain: %s\n", e.msg);
     return -1;
   }
+  dp_json j;
+  dp_json_init(&j, dp_afile_stream(af), 1);
+  dp_json_begin_object(&j);
+  dp_json_kv_int(&j, "schema_version", RESULTS_SCHEMA_VERSION);
+  dp_json_kv_string(&j, "kind", "train");
+  dp_json_kv_string(&j, "status", "failed");
+  dp_json_kv_string(&j, "reason", reason);
+  dp_json_kv_int(&j, "failed_rank", rank);
+  dp_json_kv_string(&j, "failed_host", host ? host : "");
+  dp_json_kv_int(&j, "step", step);
+  char ts[64];
+  utc_now(ts, sizeof ts);
+  dp_json_kv_string(&j, "created_utc", ts);
+  if (cfg) {
+    dp_json_key(&j, "config");
+    dp_json_begin_object(&j);
+    train_config_write_json(cfg, &j);
+    dp_json_end_object(&j);
+  }
+  dp_json_end_object(&j);
+  fputc('\n', dp_afile_stream(af));
+  if (dp_afile_commit(af, &e)) {
+    fprintf(stderr, "dptrain: %s\n", e.msg);
+    return -1;
+  }
+  return 0;
+}
+
+static void state_obj(dp_json *j, const run_results *r) {
+  dp_json_kv_string(j, "status", r->status ? r->status : "completed");
+  dp_json_kv_int(j, "segments", r->segments);
+  dp_json_kv_string(j, "resumed_from", r->resumed_from);
+  dp_json_kv_string(j, "config_hash", r->config_hash);
+  dp_json_kv_string(j, "data_fingerprint", r->data_fingerprint);
+  dp_json_kv_string(j, "init_weights", r->init_weights);
+  dp_json_key(j, "checkpoints");
+  dp_json_begin_object(j);
+  dp_json_kv_int(j, "written", r->checkpoints_written);
+  dp_json_kv_int(j, "failures", r->checkpoint_failures);
+  dp_json_kv_string(j, "last_path", r->checkpoint_last_path);
+  dp_json_kv_int(j, "last_bytes", r->checkpoint_last_bytes);
+  dp_json_kv_double(j, "last_write_s", r->checkpoint_last_write_s);
+  dp_json_kv_double(j, "max_write_s", r->checkpoint_max_write_s);
+  dp_json_kv_double(j, "max_step_stall_s", r->checkpoint_max_snapshot_s);
+  dp_json_kv_double(j, "total_stall_s", r->checkpoint_stall_s);
+  dp_json_kv_string(j, "note", "written on a helper thread from a snapshot; the stall is the snapshot time");
+  dp_json_end_object(j);
+  dp_json_key(j, "models");
+  dp_json_begin_object(j);
+  dp_json_key(j, "best");
+  dp_json_begin_object(j);
+  dp_json_kv_string(j, "file", r->best_step >= 0 ? "model.safetensors" : "");
+  dp_json_kv_int(j, "step", r->best_step);
+  dp_json_kv_string(j, "metric", r->early_metric);
+  dp_json_kv_double(j, "value", r->best_metric);
+  dp_json_end_object(j);
+  dp_json_key(j, "last");
+  dp_json_begin_object(j);
+  dp_json_kv_string(j, "file", r->best_step >= 0 ? "model-last.safetensors" : "model.safetensors");
+  dp_json_kv_int(j, "step", r->last_step);
+  dp_json_end_object(j);
+  dp_json_end_object(j);
+}
+
+int run_results_write_json(const run_results *r, const train_config *cfg, const char *path) {
+  dp_err e;
+  dp_err_clear(&e);
+  dp_afile *af = dp_afile_open(path, &e);
+  if (!af) {
+    fprintf(stderr, "dptrain: %s\n", e.msg);
+    return -1;
+  }
+  FILE *f = dp_afile_stream(af);
   dp_json j;
   dp_json_init(&j, f, 1);
   dp_json_begin_object(&j);
   dp_json_kv_int(&j, "schema_version", RESULTS_SCHEMA_VERSION);
   dp_json_kv_string(&j, "kind", r->kind);
+  if (!strcmp(r->kind, "train")) dp_json_kv_string(&j, "status", r->status ? r->status : "completed");
   char ts[64];
-  time_t now = time(NULL);
-  struct tm tmv;
-  gmtime_r(&now, &tmv);
-  strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tmv);
+  utc_now(ts, sizeof ts);
   dp_json_kv_string(&j, "created_utc", ts);
   // Headline fields (flat, for scripts); details below.
   dp_json_kv_int(&j, "world_size", r->world_size);
@@ -149,6 +236,11 @@ int run_results_write_json(const run_results *r, const train_config *cfg, const 
   dp_json_kv_int(&j, "epochs_done", r->epochs_done);
   dp_json_kv_double(&j, "train_wall_s", r->train_wall_s);
   dp_json_kv_double(&j, "total_wall_s", r->total_wall_s);
+  dp_json_kv_double(&j, "step_images_per_s", r->step_images_per_s);
+  dp_json_kv_double(&j, "eval_wall_s", r->eval_wall_s);
+  dp_json_kv_string(&j, "images_per_s_basis",
+                    "wall clock over the timed steps, stalls between steps included, evaluations excluded; "
+                    "step_images_per_s sums the step spans only");
   dp_json_kv_double(&j, "mfu", r->mfu);
   dp_json_kv_bool(&j, "stopped_early", r->stopped_early);
   dp_json_kv_string(&j, "stop_reason", r->stop_reason);
@@ -215,10 +307,17 @@ int run_results_write_json(const run_results *r, const train_config *cfg, const 
   dp_json_kv_double(&j, "skip_rate", tot ? (double)r->skipped / (double)tot : 0.0);
   dp_json_end_object(&j);
 
+  if (!strcmp(r->kind, "train")) {
+    dp_json_key(&j, "state");
+    dp_json_begin_object(&j);
+    state_obj(&j, r);
+    dp_json_end_object(&j);
+  }
+
   dp_json_end_object(&j);
   fputc('\n', f);
-  if (fclose(f) != 0) {
-    fprintf(stderr, "dptrain: writing '%s' failed: %s\n", path, strerror(errno));
+  if (dp_afile_commit(af, &e)) {
+    fprintf(stderr, "dptrain: %s\n", e.msg);
     return -1;
   }
   return 0;

@@ -52,11 +52,35 @@ typedef struct {
   int64_t decoded, skipped;
   int stopped_early;
   char stop_reason[128];
+  // Run state (issue: training state that outlives the process).
+  const char *status;          // "completed" | "preempted" | "failed"
+  double step_images_per_s;    // images over the summed step spans (excludes stalls between steps)
+  double eval_wall_s, checkpoint_stall_s;
+  int segments;                // 1 + number of restarts from a checkpoint
+  char resumed_from[1100];     // checkpoint of the last restart ("" fresh)
+  char config_hash[64], data_fingerprint[160];
+  // Checkpoints.
+  int64_t checkpoints_written, checkpoint_failures, checkpoint_last_bytes;
+  double checkpoint_last_write_s, checkpoint_max_write_s, checkpoint_max_snapshot_s;
+  char checkpoint_last_path[1100];
+  // Models: model.safetensors is the best by --early-metric when there is
+  // validation, model-last.safetensors the last state.
+  int64_t best_step;           // -1: no evaluation
+  double best_metric;
+  char early_metric[16];
+  int64_t last_step;
+  char init_weights[1024];     // --init-weights, "" none
 } run_results;
 
 void run_results_init(run_results *r);
 void run_results_free(run_results *r);
-// Writes results.json. cfg may be NULL (eval). Returns 0 or -1 (message printed).
+// Writes results.json atomically (core/afile.h). cfg may be NULL (eval).
+// Returns 0 or -1 (message printed, naming the path).
 int run_results_write_json(const run_results *r, const train_config *cfg, const char *path);
+// A run that died: {"status": "failed", "reason", the rank, host and step,
+// the config}, written atomically (what can be written when a fatal error
+// stops the job). Returns 0 or -1.
+int run_results_write_failed(const char *path, const train_config *cfg, const char *reason, int rank,
+                             const char *host, int64_t step);
 void run_results_print_summary(const run_results *r, FILE *f);
 #endif

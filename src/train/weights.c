@@ -10,8 +10,18 @@
 
 #include "core/check.h"
 #include "core/safetensors.h"
+#include "nn/models/models.h"
+#include "input/loader.h"
 
 static const char *bn_suffix = ".running_mean";
+
+// The eval transform's resize ratio when the caller leaves it 0 (and when an
+// older file has none): the loader's default, one source of truth.
+static float default_resize_ratio(void) {
+  loader_cfg d;
+  loader_cfg_defaults(&d);
+  return d.eval_resize_ratio;
+}
 
 // "<bn>.running_mean" -> "<bn>.num_batches_tracked" in key; 0 if nm is not a running mean.
 static int nbt_name(const char *nm, char *key, size_t n) {
@@ -21,33 +31,38 @@ static int nbt_name(const char *nm, char *key, size_t n) {
   return 1;
 }
 
-int weights_save(const char *path, nn_graph *g, const weights_meta *meta, char *err, int err_sz) {
+int weights_pack_add(st_pack *pk, const nn_graph *g, const float *params, const float *bufs,
+                     const weights_meta *meta, int copy, char *err, int err_sz) {
   // Metadata values are strings (the format allows nothing else).
-  enum { NMETA = 14 };
-  char val[NMETA][256];
-  const char *kv[2 * NMETA];
-  int m = 0;
-#define META(key, ...) (kv[2 * m] = key, snprintf(val[m], sizeof val[m], __VA_ARGS__), kv[2 * m + 1] = val[m], m++)
-  META("format", "pt");
-  META("dptrain.model", "%s", meta->model.name);
-  META("dptrain.image_size", "%lld", (long long)meta->model.image_size);
-  META("dptrain.channels", "%d", meta->model.channels);
-  META("dptrain.classes", "%lld", (long long)meta->model.classes);
-  META("dptrain.small_stem", "%d", meta->model.small_stem);
-  META("dptrain.zero_init_residual", "%d", meta->model.zero_init_residual);
-  META("dptrain.patch", "%d", meta->model.patch);
-  META("dptrain.dropout", "%.9g", (double)meta->model.dropout);
-  META("dptrain.cnn_width", "%d", meta->model.cnn_width);
-  META("dptrain.steps", "%lld", (long long)meta->steps);
-  META("dptrain.mean", "%.9g,%.9g,%.9g", (double)meta->mean[0], (double)meta->mean[1], (double)meta->mean[2]);
-  META("dptrain.std", "%.9g,%.9g,%.9g", (double)meta->std[0], (double)meta->std[1], (double)meta->std[2]);
-#undef META
+  st_pack_meta(pk, "format", "pt");
+  st_pack_meta(pk, "dptrain.model", "%s", meta->model.name);
+  st_pack_meta(pk, "dptrain.image_size", "%lld", (long long)meta->model.image_size);
+  st_pack_meta(pk, "dptrain.channels", "%d", meta->model.channels);
+  st_pack_meta(pk, "dptrain.classes", "%lld", (long long)meta->model.classes);
+  st_pack_meta(pk, "dptrain.small_stem", "%d", meta->model.small_stem);
+  st_pack_meta(pk, "dptrain.zero_init_residual", "%d", meta->model.zero_init_residual);
+  st_pack_meta(pk, "dptrain.patch", "%d", meta->model.patch);
+  st_pack_meta(pk, "dptrain.dropout", "%.9g", (double)meta->model.dropout);
+  st_pack_meta(pk, "dptrain.cnn_width", "%d", meta->model.cnn_width);
+  st_pack_meta(pk, "dptrain.steps", "%lld", (long long)meta->steps);
+  st_pack_meta(pk, "dptrain.mean", "%.9g,%.9g,%.9g", (double)meta->mean[0], (double)meta->mean[1],
+               (double)meta->mean[2]);
+  st_pack_meta(pk, "dptrain.std", "%.9g,%.9g,%.9g", (double)meta->std[0], (double)meta->std[1],
+               (double)meta->std[2]);
+  // The eval transform (src/input/augment.c, aug_eval_params): resize the
+  // shorter side to int(image_size / ratio), bilinear with half-pixel centres
+  // and no antialiasing, then center-crop image_size x image_size.
+  st_pack_meta(pk, "dptrain.eval_resize_ratio", "%.9g",
+               (double)(meta->eval_resize_ratio > 0 ? meta->eval_resize_ratio : default_resize_ratio()));
+  st_pack_meta(pk, "dptrain.eval_resize_filter", "bilinear");
+  st_pack_meta(pk, "dptrain.eval_resize_antialias", "0");
+  st_pack_meta(pk, "dptrain.eval_crop", "center");
   // Class names joined by '\n' (shard_open refuses names with control characters).
   char *names = NULL;
   size_t names_len = 0;
   FILE *nf = open_memstream(&names, &names_len);
   if (!nf) {
-    snprintf(err, err_sz, "writing %s: open_memstream: %s", path, strerror(errno));
+    snprintf(err, err_sz, "building the weights metadata: open_memstream: %s", strerror(errno));
     return -1;
   }
   for (int c = 0; c < meta->num_classes; c++) {
@@ -55,49 +70,44 @@ int weights_save(const char *path, nn_graph *g, const weights_meta *meta, char *
     if (strchr(nm, '\n')) {
       fclose(nf);
       free(names);
-      snprintf(err, err_sz, "writing %s: class name %d contains a newline", path, c);
+      snprintf(err, err_sz, "building the weights metadata: class name %d contains a newline", c);
       return -1;
     }
     fprintf(nf, "%s%s", c ? "\n" : "", nm);
   }
   fclose(nf);
-  kv[2 * m] = "dptrain.class_names";
-  kv[2 * m + 1] = names ? names : "";
-  m++;
+  st_pack_meta_str(pk, "dptrain.class_names", names ? names : "");
+  free(names);
 
   // Tensors: every parameter (torch layout), every BN buffer, and per BN
   // module its num_batches_tracked (I64 scalar), so torch's strict
-  // load_state_dict accepts the file. Host views: a CUDA graph's buffers are
-  // downloaded once each.
-  const float *pd = nn_params_host(g), *bd = nn_bufs_host(g);
-  int nnbt = 0;
-  char key[NN_NAME_MAX + 32];
-  for (int32_t i = 0; i < g->nbufs; i++) nnbt += nbt_name(g->bufs[i].name, key, sizeof key);
-  int ne = g->nparams + g->nbufs + nnbt;
-  st_entry *e = dp_calloc((size_t)ne + 1, sizeof(st_entry), "weights entries");
-  char (*nbt_keys)[NN_NAME_MAX + 32] = dp_calloc((size_t)nnbt + 1, sizeof *nbt_keys, "weights names");
-  int64_t *nbt_vals = dp_calloc((size_t)nnbt + 1, sizeof(int64_t), "num_batches_tracked");
-  int k = 0, q = 0;
-  for (int32_t i = 0; i < g->nparams; i++, k++) {
+  // load_state_dict accepts the file.
+  void (*add)(st_pack *, const char *, st_dtype, int, const int64_t *, const void *) =
+      copy ? st_pack_add_copy : st_pack_add;
+  for (int32_t i = 0; i < g->nparams; i++) {
     const nn_param *p = &g->params[i];
-    e[k] = (st_entry){p->name, ST_F32, p->ndim, {0}, pd + p->offset};
-    for (int d = 0; d < p->ndim; d++) e[k].shape[d] = p->shape[d];
+    add(pk, p->name, ST_F32, p->ndim, p->shape, params + p->offset);
   }
-  for (int32_t i = 0; i < g->nbufs; i++, k++)
-    e[k] = (st_entry){g->bufs[i].name, ST_F32, 1, {g->bufs[i].numel}, bd + g->bufs[i].offset};
-  for (int32_t i = 0; i < g->nbufs; i++) {
-    if (!nbt_name(g->bufs[i].name, nbt_keys[q], sizeof nbt_keys[q])) continue;
-    nbt_vals[q] = meta->steps;
-    e[k++] = (st_entry){nbt_keys[q], ST_I64, 0, {0}, &nbt_vals[q]};
-    q++;
+  for (int32_t i = 0; i < g->nbufs; i++) add(pk, g->bufs[i].name, ST_F32, 1, &g->bufs[i].numel, bufs + g->bufs[i].offset);
+  char key[NN_NAME_MAX + 32];
+  int64_t nbt = meta->steps;
+  for (int32_t i = 0; i < g->nbufs; i++)
+    if (nbt_name(g->bufs[i].name, key, sizeof key)) st_pack_add_copy(pk, key, ST_I64, 0, NULL, &nbt);
+  return 0;
+}
+
+int weights_save(const char *path, nn_graph *g, const weights_meta *meta, char *err, int err_sz) {
+  // Host views: a CUDA graph's buffers are downloaded once each.
+  const float *pd = nn_params_host(g), *bd = nn_bufs_host(g);
+  st_pack pk;
+  st_pack_init(&pk);
+  int rc = weights_pack_add(&pk, g, pd, bd, meta, 0, err, err_sz);
+  if (!rc) {
+    dp_err de;
+    rc = st_pack_write(&pk, path, &de);
+    if (rc) snprintf(err, err_sz, "%s", de.msg);
   }
-  dp_err de;
-  int rc = st_write(path, e, ne, kv, m, &de);
-  if (rc) snprintf(err, err_sz, "%s", de.msg);
-  free(e);
-  free(nbt_keys);
-  free(nbt_vals);
-  free(names);
+  st_pack_free(&pk);
   return rc;
 }
 
@@ -201,6 +211,13 @@ int weights_read_meta(const char *path, weights_meta *meta, char *err, int err_s
       snprintf(err, err_sz, "'%s': metadata dptrain.std has a non-positive value", path);
       goto done;
     }
+  meta->eval_resize_ratio = default_resize_ratio();
+  if (meta_floats(f, "dptrain.eval_resize_ratio", &meta->eval_resize_ratio, 1, err, err_sz)) goto done;
+  if (!(meta->eval_resize_ratio > 0 && meta->eval_resize_ratio <= 1)) {
+    snprintf(err, err_sz, "'%s': metadata dptrain.eval_resize_ratio = %g is not in (0, 1]", path,
+             (double)meta->eval_resize_ratio);
+    goto done;
+  }
   const char *names = md_str(f, "dptrain.class_names", NULL);
   if (names) {
     int count = 1;
@@ -307,6 +324,164 @@ int weights_load(const char *path, nn_graph *g, int flags, char *err, int err_sz
     }
   }
   st_close(f);
+  if (!rc) {
+    nn_params_push(g);
+    nn_bufs_push(g);
+  }
+  return rc;
+}
+
+// ---- pretrained initialisation ---------------------------------------------------
+static int prefix_excluded(const char *name, const char *list) {
+  if (!list || !*list) return 0;
+  const char *p = list;
+  while (*p) {
+    const char *e = strchr(p, ',');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    if (n > 0 && !strncmp(name, p, n)) return 1;
+    if (!e) break;
+    p = e + 1;
+  }
+  return 0;
+}
+
+// Converts a tensor of a float dtype to F32 into dst (numel elements).
+static int read_as_f32(const st_file *f, const st_tensor *t, float *dst) {
+  const unsigned char *d = st_data(f, t);
+  for (int64_t i = 0; i < t->numel; i++) {
+    switch (t->dtype) {
+      case ST_F32: memcpy(&dst[i], d + 4 * i, 4); break;
+      case ST_F64: {
+        double v;
+        memcpy(&v, d + 8 * i, 8);
+        dst[i] = (float)v;
+        break;
+      }
+      case ST_BF16: {
+        uint16_t h;
+        memcpy(&h, d + 2 * i, 2);
+        uint32_t u = (uint32_t)h << 16;
+        memcpy(&dst[i], &u, 4);
+        break;
+      }
+      case ST_F16: {
+        uint16_t h;
+        memcpy(&h, d + 2 * i, 2);
+        uint32_t sign = (uint32_t)(h >> 15) << 31, ex = (h >> 10) & 31, man = h & 1023, u;
+        if (ex == 0) {   // zero or subnormal
+          float v = ldexpf((float)man, -24);
+          memcpy(&u, &v, 4);
+          u |= sign;
+        } else if (ex == 31) {
+          u = sign | 0x7f800000u | (man << 13);
+        } else {
+          u = sign | ((ex + 112) << 23) | (man << 13);
+        }
+        memcpy(&dst[i], &u, 4);
+        break;
+      }
+      default: return -1;
+    }
+  }
+  return 0;
+}
+
+static int is_extra_name(const char *nm) {
+  size_t n = strlen(nm);
+  const char *suf = ".num_batches_tracked";
+  size_t sl = strlen(suf);
+  if (n > sl && !strcmp(nm + n - sl, suf)) return 1;
+  return !strncmp(nm, "dptrain.", 8) || !strncmp(nm, "optimizer.", 10);
+}
+
+int weights_init_load(const char *path, nn_graph *g, const weights_init_opts *o, weights_init_report *rep, char *err,
+                      int err_sz) {
+  memset(rep, 0, sizeof *rep);
+  dp_err de;
+  st_file *f = st_open(path, &de);
+  if (!f) {
+    snprintf(err, err_sz, "%s", de.msg);
+    return -1;
+  }
+  int n = st_count(f);
+  uint8_t *used = dp_calloc((size_t)n + 1, 1, "init weights");
+  float *pd = nn_params_host(g), *bd = nn_bufs_host(g);
+  int rc = 0;
+  int total = g->nparams + g->nbufs;
+  for (int k = 0; k < total && !rc; k++) {
+    int is_param = k < g->nparams;
+    const nn_param *p = is_param ? &g->params[k] : NULL;
+    const nn_buffer *b = is_param ? NULL : &g->bufs[k - g->nparams];
+    const char *name = is_param ? p->name : b->name;
+    int ndim = is_param ? p->ndim : 1;
+    const int64_t *shape = is_param ? p->shape : &b->numel;
+    int64_t numel = is_param ? p->numel : b->numel;
+    float *dst = is_param ? pd + p->offset : bd + b->offset;
+    if (prefix_excluded(name, o->exclude)) {
+      rep->excluded++;
+      continue;
+    }
+    const st_tensor *t = st_find(f, name);
+    char alt[NN_NAME_MAX + 32];
+    if (!t && vit_name_to_timm(name, alt, sizeof alt)) t = st_find(f, alt);
+    if (!t) {
+      if (!rep->missing++) snprintf(rep->first_missing, sizeof rep->first_missing, "%s", name);
+      continue;
+    }
+    used[t - st_at(f, 0)] = 1;
+    int same = t->numel == numel;
+    // Same element count in another layout (timm's (1, T, D) pos_embed for
+    // (T, D)) is the same tensor; a count difference is a real mismatch.
+    (void)ndim;
+    (void)shape;
+    if (!same) {
+      if (is_param && p->is_head) {
+        rep->head_skipped++;
+        continue;
+      }
+      if (!rep->mismatched++) {
+        char a[96] = "", bb[96] = "";
+        shape_str(t->shape, t->ndim, a, sizeof a);
+        shape_str(shape, ndim, bb, sizeof bb);
+        snprintf(rep->first_mismatch, sizeof rep->first_mismatch, "%s: file %s, model %s", name, a, bb);
+      }
+      continue;
+    }
+    if (read_as_f32(f, t, dst)) {
+      snprintf(err, err_sz, "'%s': tensor '%s' is %s, not a float type", path, t->name, st_dtype_name(t->dtype));
+      rc = -1;
+      break;
+    }
+    if (!o->allow_nonfinite)
+      for (int64_t i = 0; i < numel; i++)
+        if (!isfinite(dst[i])) {
+          snprintf(err, err_sz, "'%s': tensor '%s' holds a non-finite value at element %lld", path, t->name,
+                   (long long)i);
+          rc = -1;
+          break;
+        }
+    rep->loaded++;
+  }
+  // st_at() index of a tensor: tensors are stored in offset order; map back.
+  for (int i = 0; i < n && !rc; i++) {
+    const st_tensor *t = st_at(f, i);
+    if (used[i] || is_extra_name(t->name)) continue;
+    if (!rep->unexpected++) snprintf(rep->first_unexpected, sizeof rep->first_unexpected, "%s", t->name);
+  }
+  free(used);
+  st_close(f);
+  if (!rc && o->strict && (rep->missing || rep->mismatched || rep->unexpected)) {
+    snprintf(err, err_sz, "'%s' does not fit the model under --init-strict: %d missing (first: %s), %d "
+             "shape-mismatched (first: %s), %d unexpected (first: %s)", path, rep->missing,
+             rep->missing ? rep->first_missing : "-", rep->mismatched, rep->mismatched ? rep->first_mismatch : "-",
+             rep->unexpected, rep->unexpected ? rep->first_unexpected : "-");
+    rc = -1;
+  }
+  if (!rc && rep->loaded == 0) {
+    snprintf(err, err_sz, "'%s' has none of the model's tensors (torchvision or timm names expected; first model "
+             "tensor: %s)", path, g->nparams ? g->params[0].name : "-");
+    rc = -1;
+  }
   if (!rc) {
     nn_params_push(g);
     nn_bufs_push(g);
