@@ -240,7 +240,7 @@ void setup_model(trainer *t) {
     LOG_INFO("GPU memory: planned %.1f MiB (params+grads %.1f, activations %.1f, context %.1f, optimizer %.1f); "
              "measured in use before the optimizer %.1f MiB",
              (double)m.total_bytes / 1048576.0, (double)(m.params_bytes + m.grads_bytes) / 1048576.0,
-             (double)(m.activations_bytes + m.activation_grads_bytes + m.extras_bytes) / 1048576.0,
+             (double)m.arena_bytes / 1048576.0,   // memory: the lifetime-planned arena
              (double)m.backend_bytes / 1048576.0, (double)m.optimizer_bytes / 1048576.0,
              (double)m.measured_bytes / 1048576.0);
   }
