@@ -137,8 +137,8 @@ static int bench_cuda(const model_cfg *cfg, int64_t batch, int64_t classes, cons
 typedef struct {
   char model[32];
   int64_t batch, size, classes;
-  int threads, warmup, steps, small_stem;
-  char device[8], precision[8], optimizer[8];
+  int threads, warmup, steps, small_stem, no_recompute;
+  char device[8], precision[8], optimizer[8], plan[16];
 } args_t;
 static const dp_opt arg_list[] = {
     DP_OPT_S(args_t, "model", model, DP_OPT_REQUIRED, "model name"),
@@ -152,11 +152,14 @@ static const dp_opt arg_list[] = {
     DP_OPT_S(args_t, "device", device, 0, "cpu | cuda"),
     DP_OPT_S(args_t, "precision", precision, 0, "cuda: fp32 | tf32 | bf16 | fp16"),
     DP_OPT_S(args_t, "optimizer", optimizer, 0, "sgd | adamw (cuda)"),
+    DP_OPT_S(args_t, "plan", plan, 0, "arena layout: lifetime (default) | flat (every tensor for the whole step)"),
+    DP_OPT_I(args_t, "no-recompute", DP_OPT_INT, no_recompute, 0, 1, DP_OPT_BARE,
+             "keep recomputable outputs (BN, LayerNorm, GELU) instead of rebuilding them in backward"),
 };
-static const dp_opts arg_table = {"bench_train", arg_list, 11, NULL, 0};
+static const dp_opts arg_table = {"bench_train", arg_list, (int)(sizeof arg_list / sizeof arg_list[0]), NULL, 0};
 
 int main(int argc, char **argv) {
-  args_t a = {"", 32, 224, 1000, 2, 2, 5, 0, "cpu", "bf16", "sgd"};
+  args_t a = {"", 32, 224, 1000, 2, 2, 5, 0, 0, "cpu", "bf16", "sgd", "lifetime"};
   int prc = dp_opts_parse(&arg_table, &a, argc, argv);
   if (prc) return prc > 0 ? 0 : 2;
   const char *model = a.model;
@@ -198,6 +201,11 @@ int main(int argc, char **argv) {
   model_build(g, &cfg);
   nn_xent_cfg xc = {.label_smoothing = 0, .class_weights = NULL, .num_classes = classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);
+  if (strcmp(a.plan, "lifetime") && strcmp(a.plan, "flat")) {
+    fprintf(stderr, "bench_train: setting 'plan': lifetime or flat, not '%s'\n", a.plan);
+    return 2;
+  }
+  nn_graph_set_plan(g, strcmp(a.plan, "flat") ? NN_PLAN_LIFETIME : NN_PLAN_FLAT, !a.no_recompute);
   double t_build = dp_now();
   nn_graph_finalize(g);
   t_build = dp_now() - t_build;
@@ -232,11 +240,12 @@ int main(int argc, char **argv) {
          (double)st.loss, gflop / med);
   nn_memory_plan mp = nn_graph_memory_plan(g, optim_state_copies(OPTIM_SGD));
   int64_t grown = dp_proc_status_bytes("VmHWM") - rss0;
-  printf("memory: planned %.1f MiB (params+grads+momentum %.1f, activations+grads %.1f, extras %.1f, "
-         "workspace %.1f), measured peak RSS growth %.1f MiB (%+.1f %%)\n",
-         mp.total_bytes / 1048576.0, (mp.params_bytes + mp.grads_bytes + mp.optimizer_bytes) / 1048576.0,
-         (mp.activations_bytes + mp.activation_grads_bytes) / 1048576.0, mp.extras_bytes / 1048576.0,
-         mp.workspace_bytes / 1048576.0, grown / 1048576.0,
+  printf("memory (%s plan%s): planned %.1f MiB (params+grads+momentum %.1f, arena %.1f [flat %.1f, kept %.1f, "
+         "%d recomputed], workspace %.1f, runtime %.1f), measured peak RSS growth %.1f MiB (%+.1f %%)\n",
+         a.plan, a.no_recompute ? ", no recompute" : "", mp.total_bytes / 1048576.0,
+         (mp.params_bytes + mp.grads_bytes + mp.optimizer_bytes) / 1048576.0, mp.arena_bytes / 1048576.0,
+         mp.flat_arena_bytes / 1048576.0, mp.kept_bytes / 1048576.0, mp.recomputed_tensors,
+         mp.workspace_bytes / 1048576.0, mp.runtime_bytes / 1048576.0, grown / 1048576.0,
          100.0 * (double)(grown - mp.total_bytes) / (double)mp.total_bytes);
   printf("RESULT dptrain %s %.2f img/s\n", model, (double)batch / med);
   printf("MEMORY dptrain %s %.0f %.0f\n", model, mp.total_bytes / 1048576.0, grown / 1048576.0);

@@ -1,8 +1,13 @@
 #!/usr/bin/python3
 """PyTorch side of bench_train.sh: training img/s (forward + backward + SGD
 step, momentum 0.9, wd 1e-4) on a fixed random batch, the same models as
-dptrain (torchvision ResNet-18/50; the baseline CNN of tests/models/torch_cnn.py),
-NCHW and channels_last, 2 threads by default. Prints one RESULT line per layout.
+dptrain (torchvision ResNet-18/50 and ViT-B/16; the baseline CNN of tests/models/torch_cnn.py),
+NCHW and channels_last, 2 threads by default. Prints one RESULT line per layout
+and one MEMORY line: the peak resident-set growth of the process over the
+training steps (VmHWM after the steps minus VmRSS before the model is built:
+parameters, gradients, optimizer state, activations and allocator slack), the
+same quantity bench_train reports for dptrain. Run one layout per process
+(--layouts nchw, then --layouts cl) for a clean peak.
 
 usage: torch_train.py MODEL [--batch 32] [--image-size 224] [--classes 1000]
                       [--threads 2] [--warmup 2] [--steps 5] [--layouts nchw,cl]
@@ -28,10 +33,21 @@ def make(name, classes):
         return torchvision.models.resnet18(num_classes=classes)
     if name == "resnet50":
         return torchvision.models.resnet50(num_classes=classes)
+    if name == "vit_b16":
+        return torchvision.models.vit_b_16(num_classes=classes)
     raise SystemExit(f"torch_train.py: no PyTorch model for {name}")
 
 
+def proc_status_kib(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return -1
+
+
 def bench(args, layout):
+    rss0 = proc_status_kib("VmRSS")
     torch.manual_seed(0)
     model = make(args.model, args.classes)
     x = torch.randn(args.batch, 3, args.image_size, args.image_size)
@@ -55,6 +71,8 @@ def bench(args, layout):
     print(f"torch {args.model} {args.image_size}px b{args.batch} {layout}, {args.threads} threads: "
           f"step median {med:.3f} s (min {min(times):.3f}, max {max(times):.3f}), loss {loss.item():.3f}")
     print(f"RESULT torch_{layout} {args.model} {args.batch / med:.2f} img/s")
+    grown = (proc_status_kib("VmHWM") - rss0) / 1024.0
+    print(f"MEMORY torch_{layout} {args.model} {grown:.0f} MiB peak RSS growth")
 
 
 def main():

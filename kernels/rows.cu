@@ -178,3 +178,26 @@ extern "C" cudaError_t dp_cuda_softmax_bwd(const float *y, const float *dy, floa
   k_softmax_bwd<<<rows_grid(rows), DP_THREADS, 0, s>>>(y, dy, dx, rows, d, accumulate);
   return cudaGetLastError();
 }
+
+// y from x and the mean / rstd the forward saved: the recompute of a
+// layernorm output in backward (the same expression as k_layernorm_fwd).
+__global__ void k_layernorm_apply(const float *x, const float *gamma, const float *beta, const float *mean,
+                                  const float *rstd, float *y, int64_t rows, int64_t d) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const float *xr = x + r * d;
+    float *yr = y + r * d;
+    float mu = mean[r], rs = rstd[r];
+    for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+      float v = (xr[j] - mu) * rs;
+      yr[j] = gamma ? v * gamma[j] + (beta ? beta[j] : 0.f) : v;
+    }
+  }
+}
+
+extern "C" cudaError_t dp_cuda_layernorm_apply(const float *x, const float *gamma, const float *beta,
+                                               const float *mean, const float *rstd, float *y, int64_t rows,
+                                               int64_t d, cudaStream_t s) {
+  if (rows <= 0 || d <= 0) return cudaSuccess;
+  k_layernorm_apply<<<rows_grid(rows), DP_THREADS, 0, s>>>(x, gamma, beta, mean, rstd, y, rows, d);
+  return cudaGetLastError();
+}

@@ -77,7 +77,7 @@ int cmd_info(int argc, char **argv) {
   if (patch) cfg.patch = (int)patch;
   if (width) cfg.cnn_width = (int)width;
 
-  nn_graph *g = nn_graph_create(cpu_backend(), batch, 0);
+  nn_graph *g = nn_graph_create_planning(cpu_backend(), batch);   // nothing model-sized is allocated
   model_build(g, &cfg);
   nn_xent_cfg xc = {.label_smoothing = 0, .class_weights = NULL, .num_classes = classes};
   nn_softmax_xent(g, "loss", g->logits, &xc);
@@ -103,10 +103,18 @@ int cmd_info(int argc, char **argv) {
   printf("  gradients         %10.1f\n", mib(m.grads_bytes));
   printf("  optimizer state   %10.1f\n", mib(m.optimizer_bytes));
   printf("  BN buffers        %10.1f\n", mib(m.buffers_bytes));
-  printf("  activations       %10.1f\n", mib(m.activations_bytes));
-  printf("  activation grads  %10.1f\n", mib(m.activation_grads_bytes));
-  printf("  op extras         %10.1f\n", mib(m.extras_bytes));
+  printf("  activation arena  %10.1f   lifetime plan (every tensor for the whole step: %.1f)\n", mib(m.arena_bytes),
+         mib(m.flat_arena_bytes));
+  int32_t n = g->nops, ps = m.peak_step;
+  const char *at = n > 0 ? g->ops[ps < n ? ps : 2 * n - 1 - ps]->name : "-";
+  printf("    at its peak, %s of %s: activations %.1f, activation grads %.1f, op extras %.1f\n",
+         ps < n ? "forward" : "backward", at, mib(m.activations_bytes), mib(m.activation_grads_bytes),
+         mib(m.extras_bytes));
+  printf("    kept from forward to backward %.1f; %d outputs recomputed in backward instead\n", mib(m.kept_bytes),
+         m.recomputed_tensors);
   printf("  workspace         %10.1f\n", mib(m.workspace_bytes));
+  printf("  runtime           %10.1f   libraries, JIT code, threads (calibrated, docs/memory.md)\n",
+         mib(m.runtime_bytes));
   printf("  total             %10.1f\n", mib(m.total_bytes));
   nn_graph_destroy(g);
   return 0;

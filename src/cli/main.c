@@ -28,6 +28,7 @@ typedef struct {
 static const command commands[] = {
     {"train", cmd_train, "data-parallel training over MPI ranks, with the scaling/cost/F1 report"},
     {"eval", cmd_eval, "evaluate weights on shards: accuracy, macro-F1, per-class metrics"},
+    {"tune-batch", cmd_tune, "largest batch under a memory budget: plan, one probe step, table of memory and img/s"},
     {"info", cmd_info, "layer summary, parameter count, FLOPs and planned memory of a model"},
     {"data", cmd_data, "dataset tools: synth, pack, import-idx, verify, inspect"},
     {"study", cmd_study, "aggregate results.json files into a scaling/cost report"},
@@ -39,7 +40,7 @@ static const command commands[] = {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: dptrain <command> [options]\n       dptrain help [command] | --version\n\ncommands:\n");
-  for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+  for (size_t i = 0; i < NCOMMANDS; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
   fprintf(f,
           "\n'dptrain <command> --help' (or 'dptrain help <command>') shows a command's options.\n"
           "Exit status: 0 ok, 1 runtime failure, 2 bad input or configuration.\n");

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/membudget.h"
+
 static dp_fatal_hook_fn g_hook;
 static dp_fatal_report_fn g_report;
 static int g_reporting;
@@ -60,17 +62,27 @@ void dp_fatal_code_at(int code, const char *file, int line, const char *what, co
   fatal_v(code, file, line, what, hint, fmt, ap);
 }
 
+// Under an enforced memory budget (core/membudget.h), a large allocation
+// that would pass it is an error naming the budget before it happens.
+#define BUDGET_CHECK(bytes, what) \
+  do {                            \
+    if ((bytes) >= DP_BUDGET_MIN_CHECK && dp_budget_active()) dp_budget_check(what, (int64_t)(bytes)); \
+  } while (0)
+
 void *dp_malloc(size_t n, const char *what) {
+  BUDGET_CHECK(n, what);
   void *p = malloc(n ? n : 1);
   if (!p) DP_FATAL(what, "reduce batch size or model size", "malloc(%zu) failed", n);
   return p;
 }
 void *dp_calloc(size_t count, size_t size, const char *what) {
+  BUDGET_CHECK(count * size, what);
   void *p = calloc(count ? count : 1, size ? size : 1);
   if (!p) DP_FATAL(what, "reduce batch size or model size", "calloc(%zu, %zu) failed", count, size);
   return p;
 }
 void *dp_realloc(void *old, size_t n, const char *what) {
+  BUDGET_CHECK(n, what);
   void *p = realloc(old, n ? n : 1);
   if (!p) DP_FATAL(what, "reduce batch size or model size", "realloc(%zu) failed", n);
   return p;
@@ -78,6 +90,7 @@ void *dp_realloc(void *old, size_t n, const char *what) {
 void *dp_aligned_alloc(size_t align, size_t n, const char *what) {
   void *p = NULL;
   size_t sz = (n + align - 1) / align * align;
+  BUDGET_CHECK(sz, what);
   if (posix_memalign(&p, align, sz ? sz : align) != 0 || !p)
     DP_FATAL(what, "reduce batch size or model size", "aligned alloc of %zu bytes failed", n);
   return p;

@@ -145,7 +145,16 @@ aug_scratch *aug_scratch_create(const aug_out *o) {
       s->ps[j * o->channels + c] = o->scale[c];
       s->pb[j * o->channels + c] = o->bias[c];
     }
+  // Touched now, so the memory does not grow with the first jittered sample.
+  memset(s->img, 0, nc * n * sizeof(float));
+  memset(s->row[0], 0, (nc + 4) * sizeof(float));
+  memset(s->row[1], 0, (nc + 4) * sizeof(float));
   return s;
+}
+
+int64_t aug_scratch_bytes(const aug_out *o) {
+  int64_t n = o->size, nc = n * o->channels;
+  return 6 * n * 4 + 2 * (nc + 4) * 4 + 2 * nc * 4 + nc * n * 4;
 }
 
 void aug_scratch_destroy(aug_scratch *s) {

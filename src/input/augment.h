@@ -46,6 +46,8 @@ void aug_eval_params(int w, int h, int out, float resize_ratio, aug_params *p);
 // Per-thread scratch (tables and row buffers); sized for one aug_out.
 typedef struct aug_scratch aug_scratch;
 aug_scratch *aug_scratch_create(const aug_out *o);
+// Bytes aug_scratch_create allocates (and touches) for o.
+int64_t aug_scratch_bytes(const aug_out *o);
 void aug_scratch_destroy(aug_scratch *s);
 
 // Renders one sample. `src` is the decoded image, possibly DCT-scaled from

@@ -48,6 +48,20 @@ static uint8_t *decoder_reserve(decoder *d, size_t n) {
   return d->buf;
 }
 
+void decoder_prepare(decoder *d, size_t n) {
+  if (n <= d->cap) return;
+  free(d->buf);
+  d->cap = n;
+  d->buf = dp_malloc(d->cap, "decoder pixel buffer");
+  memset(d->buf, 0, d->cap);
+}
+
+int64_t decoder_worst_bytes(const img_header *hdr, int channels) {
+  int64_t npx = (int64_t)hdr->w * hdr->h;
+  int cmyk = hdr->colorspace == TJCS_CMYK || hdr->colorspace == TJCS_YCCK || hdr->colorspace == DECODE_CS_UNKNOWN;
+  return npx * channels + (cmyk ? npx * 4 : 0);
+}
+
 int decoder_jpeg_header(decoder *d, const uint8_t *buf, int64_t len, img_header *hdr,
                         dp_err *err) {
   if (len <= 0) {

@@ -41,6 +41,15 @@ typedef struct {
 typedef struct decoder decoder;
 decoder *decoder_create(void);
 void decoder_destroy(decoder *d);
+// Allocates and touches a pixel buffer of at least n bytes now (the loader
+// reserves the worst case of its data, so decoding never grows it and the
+// process's memory does not depend on which images or crops come).
+void decoder_prepare(decoder *d, size_t n);
+// Buffer bytes decoding an image of hdr's size at full scale into `channels`
+// channels can need: CMYK/YCCK sources stage 4 bytes per pixel as well;
+// colorspace DECODE_CS_UNKNOWN (size known, colour space not) counts as CMYK.
+#define DECODE_CS_UNKNOWN (-2)
+int64_t decoder_worst_bytes(const img_header *hdr, int channels);
 
 // Reads the JPEG header and validates the dimensions. Returns 0 or -1 (err set).
 int decoder_jpeg_header(decoder *d, const uint8_t *buf, int64_t len, img_header *hdr,

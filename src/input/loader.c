@@ -100,6 +100,7 @@ struct loader {
   loader_stats stats;
   loader_skip *skips;        // recorded, not yet taken (loader_take_skips)
   int64_t nskips, skips_cap;
+  loader_dims dims;          // what its memory depends on (loader_memory_bytes)
 };
 
 void loader_cfg_defaults(loader_cfg *c) {
@@ -364,6 +365,91 @@ static void free_shards(loader *l) {
 
 // threads <= 0: one decode thread per CPU this process may run on (its
 // binding), leaving nothing out: the consumer mostly waits.
+// ---- memory plan -----------------------------------------------------------------
+static int threads_from_affinity(void);
+// Worst-case decoder buffer of record r: its size from /meta/width and
+// /meta/height, else from its JPEG header (read here); 0 when decoding
+// needs no buffer (raw records in the output's channel count, unreadable
+// records: they are skipped before any decode).
+static int64_t record_decode_bytes(const shard *s, int64_t r, int channels, decoder *dec, uint8_t **buf,
+                                   int64_t *cap) {
+  if (s->codec == SHARD_CODEC_RAW) return s->raw_c == channels ? 0 : (int64_t)s->raw_h * s->raw_w * channels;
+  const int32_t *mw = s->meta[META_WIDTH], *mh = s->meta[META_HEIGHT];
+  img_header hdr = {0, 0, DECODE_CS_UNKNOWN, 0};
+  if (mw && mh && mw[r] > 0 && mh[r] > 0) {
+    hdr.w = mw[r];
+    hdr.h = mh[r];
+    return decoder_worst_bytes(&hdr, channels);
+  }
+  int64_t len = shard_record_size(s, r);
+  if (len <= 0 || len > MAX_RECORD_BYTES) return 0;
+  dp_err err;
+  for (int64_t want = len < 65536 ? len : 65536;; want = len) {   // the header is nearly always in the first 64 KB
+    if (*cap < want) {
+      free(*buf);
+      *cap = want;
+      *buf = dp_malloc((size_t)want, "header scan");
+    }
+    dp_err_clear(&err);
+    int64_t got = shard_read_record_prefix(s, r, *buf, want, &err);
+    if (got > 0 && decoder_jpeg_header(dec, *buf, got, &hdr, &err) == 0) return decoder_worst_bytes(&hdr, channels);
+    if (want == len) return 0;
+  }
+}
+
+static void dims_add_shard(loader_dims *d, const shard *s, int channels, decoder *dec, uint8_t **buf, int64_t *cap) {
+  d->total += s->n;
+  int cols = 0;
+  for (int c = 0; c < META_NCOLS; c++) cols += s->meta[c] != NULL;
+  d->index_bytes += (s->n + 1) * (int64_t)(8 + 4 + 8 + 4 * cols);
+  for (int64_t r = 0; r < s->n; r++) {
+    int64_t n = shard_record_size(s, r);
+    if (n > d->max_record_bytes) d->max_record_bytes = n < MAX_RECORD_BYTES ? n : MAX_RECORD_BYTES;
+    int64_t dec_bytes = record_decode_bytes(s, r, channels, dec, buf, cap);
+    if (dec_bytes > d->max_decode_bytes) d->max_decode_bytes = dec_bytes;
+  }
+}
+
+int loader_scan(const loader_cfg *cfg, loader_dims *d, dp_err *err) {
+  memset(d, 0, sizeof *d);
+  d->max_record_bytes = 1;
+  decoder *dec = decoder_create();
+  uint8_t *buf = NULL;
+  int64_t cap = 0;
+  int rc = 0;
+  for (int i = 0; i < cfg->nshards && rc == 0; i++) {
+    shard *s = shard_open(cfg->shards[i], err);
+    if (!s) {
+      rc = -1;
+      break;
+    }
+    if (i == 0) d->num_classes = s->num_classes;
+    dims_add_shard(d, s, cfg->out_channels, dec, &buf, &cap);
+    shard_close(s);
+  }
+  if (cfg->num_classes > d->num_classes) d->num_classes = cfg->num_classes;
+  free(buf);
+  decoder_destroy(dec);
+  return rc;
+}
+
+int64_t loader_plan_bytes(const loader_cfg *c, const loader_dims *d) {
+  int64_t B = c->batch, per_sample = (int64_t)c->out_size * c->out_size * c->out_channels;
+  int64_t img = (B * per_sample * (c->out_uint8 ? 1 : 4) + 4095) / 4096 * 4096;
+  // Per slot: images, labels, ids, sample index, skip id / shard / record / message, soft targets.
+  int64_t slot = img + B * (4 + 8 + 8 + 8 + 4 + 8 + 8) + B * (int64_t)d->num_classes * 4;
+  aug_out o;
+  aug_out_init(&o, c->out_size, c->out_channels, c->nchw, c->out_uint8, c->mean, c->std);
+  int64_t rec = d->max_record_bytes < MAX_RECORD_BYTES ? d->max_record_bytes : MAX_RECORD_BYTES;
+  int64_t thread = rec + d->max_decode_bytes + aug_scratch_bytes(&o);
+  int threads = c->threads > 0 ? c->threads : threads_from_affinity();
+  int prefetch = c->prefetch <= 0 ? 3 : c->prefetch < 2 ? 2 : c->prefetch;   // as loader_create
+  return (int64_t)prefetch * slot + (int64_t)threads * thread + d->index_bytes +
+         d->num_classes * (int64_t)sizeof(int64_t);
+}
+
+int64_t loader_memory_bytes(const loader *l) { return loader_plan_bytes(&l->cfg, &l->dims); }
+
 static int threads_from_affinity(void) {
   cpu_set_t set;
   CPU_ZERO(&set);
@@ -392,9 +478,15 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
   l->shards = dp_calloc((size_t)c->nshards, sizeof(shard *), "loader shards");
   l->cum = dp_calloc((size_t)c->nshards + 1, sizeof(int64_t), "loader shards");
   int64_t maxrec = 1;
+  l->dims.max_record_bytes = 1;
+  decoder *scan_dec = decoder_create();
+  uint8_t *scan_buf = NULL;
+  int64_t scan_cap = 0;
   for (int i = 0; i < c->nshards; i++) {
     shard *s = shard_open(c->shards[i], err);
     if (!s) {
+      free(scan_buf);
+      decoder_destroy(scan_dec);
       free_shards(l);
       free(l->cum);
       free(l);
@@ -411,6 +503,8 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
                                  l->shards[0]->path, (const char *const *)s->class_names, s->num_classes,
                                  s->path, msg, sizeof msg)) {
         dp_err_set(err, 1, "shards of one run must have the same classes: %s", msg);
+        free(scan_buf);
+        decoder_destroy(scan_dec);
         free_shards(l);
         free(l->cum);
         free(l);
@@ -418,11 +512,12 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
       }
     }
     l->cum[i + 1] = l->cum[i] + s->n;
-    for (int64_t r = 0; r < s->n; r++) {
-      int64_t n = shard_record_size(s, r);
-      if (n > maxrec) maxrec = n;
-    }
+    // Record sizes and the worst-case decode of this shard (docs/memory.md).
+    dims_add_shard(&l->dims, s, c->out_channels, scan_dec, &scan_buf, &scan_cap);
   }
+  free(scan_buf);
+  decoder_destroy(scan_dec);
+  maxrec = l->dims.max_record_bytes;
   if (c->num_classes > 0 && c->num_classes < l->num_classes) {
     dp_err_set(err, 1, "config num_classes %d < the shards' %d", c->num_classes, l->num_classes);
     free_shards(l);
@@ -432,6 +527,7 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
   }
   if (c->num_classes > 0) l->num_classes = c->num_classes;
   l->cfg.num_classes = l->num_classes;
+  l->dims.num_classes = l->num_classes;
   l->total = l->cum[l->nshards];
   l->class_counts = dp_calloc((size_t)l->num_classes, sizeof(int64_t), "class counts");
   for (int i = 0; i < l->nshards; i++)
@@ -494,6 +590,7 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
     s->skip_rec = dp_calloc(B, sizeof(int64_t), "batch skips");
     s->skip_msg = dp_calloc(B, sizeof(char *), "batch skips");
     s->soft = dp_calloc(B * (size_t)l->num_classes, sizeof(float), "batch soft targets");
+    memset(s->soft, 0, B * (size_t)l->num_classes * sizeof(float));   // touched now: mixed batches add nothing
     if (c->out_uint8) s->b.images_u8 = s->img; else s->b.images = s->img;
     slot_reset(l, s);
   }
@@ -511,6 +608,11 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
     w->as = aug_scratch_create(&l->out);
     w->rcap = maxrec < MAX_RECORD_BYTES ? maxrec : MAX_RECORD_BYTES;
     w->rbuf = dp_malloc((size_t)w->rcap, "loader read buffer");
+    // The worst case of the data, allocated and touched now: the largest
+    // record, the largest source image decoded at full size (a small crop
+    // gets no DCT down-scaling). Decoding never grows these later.
+    memset(w->rbuf, 0, (size_t)w->rcap);
+    decoder_prepare(w->dec, (size_t)l->dims.max_decode_bytes);
     int rc = pthread_create(&w->th, NULL, worker_main, w);
     DP_CHECK(rc == 0, "pthread_create for a loader worker", "too many threads?");
   }

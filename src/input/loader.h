@@ -93,6 +93,30 @@ typedef struct {
   char reason[320];
 } loader_skip;
 
+// What the loader's memory depends on in the data (loader_scan).
+typedef struct {
+  int64_t total;              // samples across the shards
+  int num_classes;
+  int64_t max_record_bytes;   // largest record (as read; capped at the loader's limit)
+  int64_t max_decode_bytes;   // one thread's worst-case decoder buffer: the largest source
+                              // image decoded at full size, with CMYK staging when its
+                              // colour space is not known from the header
+  int64_t index_bytes;        // labels, offsets, ids and metadata columns held in memory
+} loader_dims;
+// Opens the shards of cfg (headers, labels, offsets, metadata; no batch
+// buffers) and fills d. Source image sizes come from /meta/width and
+// /meta/height; a record without them has its JPEG header read. Returns 0,
+// or -1 with err set.
+int loader_scan(const loader_cfg *cfg, loader_dims *d, dp_err *err);
+// Bytes a loader with cfg over data d allocates: the prefetch slots' batch
+// buffers (images, labels, ids, soft targets), each decode thread's read,
+// decoder and augmentation buffers, and the shard index. loader_create
+// allocates and touches all of it up front for the worst case the data and
+// the augmentation can produce (the largest source image decoded at full
+// size whatever the crop, mixup/cutmix soft targets), so the loader's
+// resident memory does not change with the images or the crops drawn.
+int64_t loader_plan_bytes(const loader_cfg *cfg, const loader_dims *d);
+
 typedef struct loader loader;
 // dp_err.code of a loader_create failure caused by the batch size (the
 // caller names its batch setting); other failures name the shard file.
@@ -103,6 +127,8 @@ typedef struct loader loader;
 // batch buffers. Returns NULL with err naming the file (or the setting).
 loader *loader_create(const loader_cfg *cfg, dp_err *err);
 void loader_destroy(loader *l);
+// loader_plan_bytes of this loader's configuration (after clamp_batch) and data.
+int64_t loader_memory_bytes(const loader *l);
 // Starts an epoch (sets the sampler epoch, restarts the workers).
 void loader_start_epoch(loader *l, int64_t epoch);
 // Starts the rest of an epoch whose first `start` global positions were

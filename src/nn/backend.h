@@ -18,6 +18,9 @@ struct nn_backend_vt {
   const char *name;
   nn_backend kind;
   const nn_op_vt *const *ops;   // (NN_OP_KIND_COUNT); NULL entry: not implemented
+  // (NN_OP_KIND_COUNT) or NULL; an entry for each kind whose constructor sets
+  // nn_op.recompute, so the lifetime plan (nn/plan.h) is the same on every backend.
+  const nn_recompute_fn *recompute;
   int host_memory;   // 1: buffers are host memory the CPU may read and write directly
   void *(*ctx_create)(void);
   void (*ctx_destroy)(void *ctx);
@@ -32,6 +35,11 @@ struct nn_backend_vt {
   // (GPU: library workspace, autocast staging, op-private and optimizer
   // state); NULL when none is tracked.
   int64_t (*ctx_bytes)(void *ctx);
+  // What running the graph costs beyond the planned buffers (libraries'
+  // working memory, JIT code, thread stacks), estimated from the op list;
+  // *startup gets the part of it a process pays once when the libraries
+  // start (already resident in a process that has run anything). NULL: 0.
+  int64_t (*runtime_bytes)(const nn_graph *g, int64_t *startup);
   // Device memory in use as the driver reports it; NULL on the CPU.
   int64_t (*measured_bytes)(void *ctx);
 };

@@ -6,6 +6,7 @@
 
 #include "core/check.h"
 #include "nn/backend.h"
+#include "nn/plan.h"
 
 nn_graph *nn_graph_create(const nn_backend_vt *be, int64_t batch, uint64_t seed) {
   if (batch < 1) DP_FATAL("graph create", "use --batch >= 1", "batch size %lld < 1", (long long)batch);
@@ -17,8 +18,30 @@ nn_graph *nn_graph_create(const nn_backend_vt *be, int64_t batch, uint64_t seed)
   g->training = 1;
   g->seed = seed;
   g->input = g->logits = g->loss_tensor = -1;
+  g->plan_mode = NN_PLAN_LIFETIME;
+  g->plan_recompute = 1;
   g->backend_ctx = be->ctx_create();
   return g;
+}
+
+nn_graph *nn_graph_create_planning(const nn_backend_vt *be, int64_t batch) {
+  if (batch < 1) DP_FATAL("graph create", "use --batch >= 1", "batch size %lld < 1", (long long)batch);
+  if (!be) DP_FATAL("graph create", "internal error", "no backend given");
+  nn_graph *g = dp_calloc(1, sizeof *g, "graph");
+  g->be = be;
+  g->backend = be->kind;
+  g->batch = batch;
+  g->training = 1;
+  g->input = g->logits = g->loss_tensor = -1;
+  g->plan_mode = NN_PLAN_LIFETIME;
+  g->plan_recompute = 1;
+  return g;   // backend_ctx stays NULL: nn_graph_finalize refuses this graph
+}
+
+void nn_graph_set_plan(nn_graph *g, int mode, int recompute) {
+  DP_CHECK(!g->finalized, "choosing the memory plan", "set it before nn_graph_finalize");
+  g->plan_mode = mode == NN_PLAN_FLAT ? NN_PLAN_FLAT : NN_PLAN_LIFETIME;
+  g->plan_recompute = recompute ? 1 : 0;
 }
 
 void nn_step_init(nn_step *s, const nn_graph *g) {
@@ -39,6 +62,8 @@ void nn_graph_destroy(nn_graph *g) {
   free(g->tensors);
   free(g->params);
   free(g->bufs);
+  free(g->recompute_start);
+  free(g->recompute_list);
   // Backend memory goes back through the hook before the context that owns
   // it (the CUDA context holds the streams the frees synchronise on).
   size_t pbytes = (size_t)(g->nparam_elems > 0 ? g->nparam_elems : 1) * 4;
@@ -84,6 +109,8 @@ nn_tid nn_tensor_new(nn_graph *g, const char *name, int ndim, const int64_t *dim
     t->numel *= dim[i];
   }
   t->needs_grad = needs_grad;
+  t->producer = -1;
+  t->data_off = t->grad_off = t->extra_off = -1;
   return g->ntensors++;
 }
 
@@ -119,8 +146,27 @@ int32_t nn_buffer_new(nn_graph *g, const char *name, int64_t numel, float init_v
   return g->nbufs++;
 }
 
+void nn_op_input(nn_op *op, nn_tid t, int keep) {
+  if (op->nin >= NN_OP_MAX_IN)
+    DP_FATAL("building an op", "model builder bug", "%s: more than %d inputs", op->name, NN_OP_MAX_IN);
+  op->in[op->nin] = t;
+  op->in_keep[op->nin++] = keep ? 1 : 0;
+}
+
 void nn_op_push(nn_graph *g, nn_op *op) {
   DP_CHECK(!g->finalized, "adding an op", "build the whole model before finalize");
+  // The plan needs every op's output and inputs (nn_op_input in the
+  // constructor). An op without an output (out < 0: side effects only, e.g.
+  // a test's toy op) takes no arena memory.
+  if (op->out >= g->ntensors || (op->out >= 0 && g->tensors[op->out].producer >= 0))
+    DP_FATAL("adding an op", "op constructor bug", "%s: output %d missing or already written by another op",
+             op->name, (int)op->out);
+  for (int k = 0; k < op->nin; k++) {
+    if (op->in[k] < 0 || op->in[k] >= g->ntensors || op->in[k] == op->out)
+      DP_FATAL("adding an op", "op constructor bug", "%s: input %d is tensor %d", op->name, k, (int)op->in[k]);
+    g->tensors[op->in[k]].nconsumers++;
+  }
+  if (op->out >= 0) g->tensors[op->out].producer = g->nops;
   int32_t old = g->cap_ops;
   grow((void **)&g->ops, &g->cap_ops, g->nops + 1, sizeof(nn_op *), "ops");
   if (g->cap_ops != old) {
@@ -137,8 +183,6 @@ void nn_op_push(nn_graph *g, nn_op *op) {
   if (op->vt->plan) op->vt->plan(op, g);
   g->ops[g->nops++] = op;
 }
-
-static int64_t align_elems(int64_t n) { return (n + 15) / 16 * 16; }
 
 // Offsets of the flat parameter buffer: backward produces gradients from the
 // last op to the first, so the last-registered parameter gets offset 0; each
@@ -168,12 +212,16 @@ nn_memory_plan nn_graph_memory_plan(const nn_graph *g, int optimizer_state_copie
   m.params_bytes = np * 4;
   m.grads_bytes = np * 4;
   m.buffers_bytes = g->nbuf_elems * 4;
-  for (int32_t i = 0; i < g->ntensors; i++) {
-    const nn_tensor *t = &g->tensors[i];
-    m.activations_bytes += align_elems(t->numel) * 4;
-    if (t->needs_grad) m.activation_grads_bytes += align_elems(t->numel) * 4;
-    m.extras_bytes += (t->extra_bytes + 63) / 64 * 64;
-  }
+  nn_plan p;
+  nn_plan_build(g, 0, &p);
+  m.arena_bytes = p.arena_bytes;
+  m.activations_bytes = p.live_data;
+  m.activation_grads_bytes = p.live_grad;
+  m.extras_bytes = p.live_extra;
+  m.peak_step = p.peak_step;
+  m.kept_bytes = p.kept_bytes;
+  m.flat_arena_bytes = p.flat_bytes;
+  m.recomputed_tensors = p.nrecompute;
   const nn_backend_vt *vt = g->be;
   // The CPU kernels share g->workspace; the CUDA tables never touch it (their
   // libraries use the context's bounded workspace, counted in backend_bytes).
@@ -188,15 +236,59 @@ nn_memory_plan nn_graph_memory_plan(const nn_graph *g, int optimizer_state_copie
     int64_t own = vt->ctx_bytes(g->backend_ctx) - g->backend_alloc_bytes;
     m.backend_bytes = own > 0 ? own : 0;
   }
-  m.total_bytes = m.params_bytes + m.grads_bytes + m.buffers_bytes + m.activations_bytes +
-                  m.activation_grads_bytes + m.extras_bytes + m.workspace_bytes + m.optimizer_bytes +
-                  m.backend_bytes;
+  m.runtime_bytes = vt->runtime_bytes ? vt->runtime_bytes(g, &m.runtime_startup_bytes) : 0;
+  m.total_bytes = m.params_bytes + m.grads_bytes + m.buffers_bytes + m.arena_bytes + m.workspace_bytes +
+                  m.optimizer_bytes + m.backend_bytes + m.runtime_bytes;
   m.measured_bytes = vt->measured_bytes && g->backend_ctx ? vt->measured_bytes(g->backend_ctx) : -1;
   return m;
 }
 
+// Carves the arena by the lifetime plan: tensor data, gradients, extras and
+// backward scratch at their planned offsets; the recompute schedule.
+static size_t arena_layout(nn_graph *g) {
+  nn_plan p;
+  nn_plan_build(g, 1, &p);
+  DP_CHECK(p.overlaps == 0, "planning the activation arena", "a planner bug: live items overlap");
+  size_t bytes = (size_t)p.arena_bytes + 4096;
+  // One block from the backend (one cudaMalloc on a GPU).
+  dp_arena_init_external(&g->act, nn_backend_alloc(g, bytes, "activation arena"), bytes);
+  g->act.used = g->act.peak = (size_t)p.arena_bytes;
+  uint8_t *base = g->act.base;
+  int32_t nrc = 0;
+  for (int32_t i = 0; i < g->ntensors; i++) {
+    nn_tensor *t = &g->tensors[i];
+    t->data_off = p.data_off[i];
+    t->grad_off = t->needs_grad ? p.grad_off[i] : -1;
+    t->extra_off = t->extra_bytes > 0 ? p.extra_off[i] : -1;
+    t->data = (float *)(base + t->data_off);
+    t->grad = t->grad_off >= 0 ? (float *)(base + t->grad_off) : NULL;
+    t->extra = t->extra_off >= 0 ? base + t->extra_off : NULL;
+    t->pinned = p.pinned[i];
+    t->recomputed = p.recomputed[i];
+    nrc += t->recomputed;
+  }
+  for (int32_t i = 0; i < g->nops; i++)
+    g->ops[i]->bwd_scratch = p.scratch_off[i] >= 0 ? base + p.scratch_off[i] : NULL;
+  // Recompute schedule, by the op before whose backward each tensor is rebuilt.
+  g->recompute_start = dp_calloc((size_t)g->nops + 1, sizeof(int32_t), "recompute schedule");
+  g->recompute_list = dp_malloc((size_t)(nrc > 0 ? nrc : 1) * sizeof(nn_tid), "recompute schedule");
+  for (int32_t i = 0; i < g->ntensors; i++)
+    if (p.recomputed[i]) g->recompute_start[p.recompute_at[i] + 1]++;
+  for (int32_t i = 0; i < g->nops; i++) g->recompute_start[i + 1] += g->recompute_start[i];
+  int32_t *fill = dp_calloc((size_t)g->nops + 1, sizeof(int32_t), "recompute schedule");
+  for (int32_t i = 0; i < g->ntensors; i++)
+    if (p.recomputed[i]) {
+      int32_t at = p.recompute_at[i];
+      g->recompute_list[g->recompute_start[at] + fill[at]++] = i;
+    }
+  free(fill);
+  nn_plan_free(&p);
+  return bytes;
+}
+
 void nn_graph_finalize(nn_graph *g) {
   DP_CHECK(!g->finalized, "finalize", "finalize once");
+  DP_CHECK(g->backend_ctx != NULL, "finalize", "a planning graph (nn_graph_create_planning) cannot be finalized");
   int64_t off = param_layout(g, g->params);
   g->nparam_elems = off;
   for (int32_t i = 0; i < g->nops; i++) {
@@ -225,25 +317,17 @@ void nn_graph_finalize(nn_graph *g) {
   g->buf_data = nn_backend_alloc(g, bbytes, "buffers");
   nn_backend_memset(g, g->buf_data, 0, bbytes);
 
-  // Activation arena: every tensor keeps its output (needed by backward) and
-  // its gradient; sized by the same plan that nn_graph_memory_plan reports.
-  nn_memory_plan m = nn_graph_memory_plan(g, 0);
-  size_t arena_bytes = (size_t)(m.activations_bytes + m.activation_grads_bytes + m.extras_bytes) +
-                       (size_t)g->ntensors * 3 * DP_ARENA_ALIGN + 4096;
-  // One block from the backend (one cudaMalloc on a GPU), carved exactly as
-  // the plan says.
-  dp_arena_init_external(&g->act, nn_backend_alloc(g, arena_bytes, "activation arena"), arena_bytes);
+  // Activation arena, planned by lifetime (nn/plan.h).
+  size_t arena_bytes = arena_layout(g);
   g->backend_alloc_bytes = (int64_t)(2 * pbytes + bbytes + arena_bytes);
-  for (int32_t i = 0; i < g->ntensors; i++) {
-    nn_tensor *t = &g->tensors[i];
-    t->data = dp_arena_alloc(&g->act, (size_t)align_elems(t->numel) * 4, t->name);
-    if (t->needs_grad) t->grad = dp_arena_alloc(&g->act, (size_t)align_elems(t->numel) * 4, t->name);
-    if (t->extra_bytes > 0) t->extra = dp_arena_alloc(&g->act, (size_t)t->extra_bytes, t->name);
-  }
   // Touch everything now so the first step does not pay page faults and RSS
   // matches the plan from the start.
-  nn_backend_memset(g, g->act.base, 0, g->act.used);
-  g->workspace_bytes = m.workspace_bytes;   // 0 on a CUDA graph (see the memory plan)
+  nn_backend_memset(g, g->act.base, 0, g->act.size);
+  // Shared op workspace: the largest op's (0 on a CUDA graph, see the memory plan).
+  g->workspace_bytes = 0;
+  if (g->be->host_memory)
+    for (int32_t i = 0; i < g->nops; i++)
+      if (g->ops[i]->workspace_bytes > g->workspace_bytes) g->workspace_bytes = g->ops[i]->workspace_bytes;
   if (g->workspace_bytes > 0) {
     g->workspace = dp_aligned_alloc(64, (size_t)g->workspace_bytes, "op workspace");
     memset(g->workspace, 0, (size_t)g->workspace_bytes);
@@ -381,6 +465,19 @@ void nn_backward(nn_graph *g, nn_step *s) {
   }
   for (int32_t i = g->nops - 1; i >= 0; i--) {
     nn_op *op = g->ops[i];
+    // Outputs not kept from forward are rebuilt before their first reader.
+    for (int32_t k = g->recompute_start[i]; k < g->recompute_start[i + 1]; k++) {
+      const nn_tensor *t = &g->tensors[g->recompute_list[k]];
+      nn_op *po = g->ops[t->producer];
+      g->be->recompute[po->kind](po, g);
+    }
+    // Gradient memory is reused: an output no consumer wrote a gradient into
+    // (a dead end of the graph) holds zeros, not another tensor's values.
+    nn_tensor *y = op->out >= 0 ? &g->tensors[op->out] : NULL;
+    if (y && y->grad && !y->grad_written) {
+      nn_backend_memset(g, y->grad, 0, (size_t)y->numel * 4);
+      y->grad_written = 1;
+    }
     op->vt->backward(op, g, s);
     if (s->grad_ready && op->param_hi > op->param_lo) s->grad_ready(s->grad_ready_ctx, op->param_hi);
   }

@@ -13,7 +13,12 @@
 //     written by backward or the optimizers (which work per tensor or per
 //     segment of tensors), so all-reduce, grad norm and checkpoints see zeros;
 //   * BN running statistics live in a separate named table (g->bufs);
-//   * activations and their gradients come from one planned arena.
+//   * activations, their gradients and the ops' saved state come from one
+//     arena planned by lifetime (nn/plan.h): each op declares what its
+//     backward reads (nn_op.in_keep / out_keep, docs/memory.md), an activation
+//     gradient lives from the op that produces it to its last reader in
+//     backward, and a forward output no backward reads is released after its
+//     last forward reader.
 // Forward runs the tape in order, backward in reverse.
 //
 // Conventions every op follows:
@@ -52,8 +57,16 @@ typedef struct {
   float *grad;        // NULL when no gradient flows here
   int needs_grad;
   int grad_written;   // reset each backward; see nn_grad_begin
-  int64_t extra_bytes;   // op-private memory planned with this tensor (e.g. BN mean/var, masks)
+  int64_t extra_bytes;   // op-private memory planned with this tensor (e.g. BN mean/var, masks);
+                         // it lives from the producer's forward to the producer's backward
   void *extra;
+  // Set while building and by the plan (nn/plan.h):
+  int32_t producer;      // index of the op that writes it; -1: a leaf the caller fills
+  int32_t nconsumers;    // ops that read it in forward
+  uint8_t pinned;        // lives the whole step (leaves, outputs, logits, loss): callers may read it
+  uint8_t recomputed;    // not kept across forward/backward; its producer's recompute hook
+                         // rebuilds it before its first reader in backward
+  int64_t data_off, grad_off, extra_off;   // byte offsets in the arena after finalize (-1: none)
 } nn_tensor;
 
 typedef enum {
@@ -131,9 +144,17 @@ typedef struct {
   void (*backward)(nn_op *op, nn_graph *g, nn_step *s);
   void (*destroy)(nn_op *op);                           // free op-private resources (optional)
   // Adds this backend's private memory to the op's plan (workspace_bytes,
-  // extra_bytes of its outputs) when the op is pushed (optional).
+  // bwd_scratch_bytes, extra_bytes of its outputs) when the op is pushed (optional).
   void (*plan)(nn_op *op, nn_graph *g);
 } nn_op_vt;
+
+// Rewrites an op's output data from what the op keeps for backward (its kept
+// inputs, its extras, its parameters), bit for bit as its forward wrote it.
+// One per op kind in nn_backend_vt.recompute; the graph calls it in backward
+// before the first op that reads the output (ops with nn_op.recompute set).
+typedef void (*nn_recompute_fn)(nn_op *op, nn_graph *g);
+
+#define NN_OP_MAX_IN 3
 
 // Every op struct embeds this first.
 struct nn_op {
@@ -142,9 +163,20 @@ struct nn_op {
   char name[NN_NAME_MAX];
   nn_tid out;                // main output tensor (for summaries)
   int64_t flops;             // forward FLOPs for the whole batch (2 per MAC)
-  int64_t workspace_bytes;   // scratch this op needs during forward/backward
+  int64_t workspace_bytes;   // scratch this op needs during forward/backward (shared g->workspace)
+  int64_t bwd_scratch_bytes; // scratch only its backward needs, planned in the arena for the
+                             // duration of that backward (e.g. staging a gradient that must be added)
+  void *bwd_scratch;         // set by finalize
   int64_t param_lo, param_hi;   // element range of its params after finalize (lo == hi: none)
   void *be_state;            // the backend's private state of this op (created in setup)
+  // Keep-list (set by the constructor with nn_op_input): the forward inputs,
+  // and which values its backward reads. The plan keeps exactly these from
+  // forward to backward.
+  int32_t nin;
+  nn_tid in[NN_OP_MAX_IN];
+  uint8_t in_keep[NN_OP_MAX_IN];   // 1: backward reads this input's data
+  uint8_t out_keep;                // 1: backward reads the output's data
+  uint8_t recompute;               // 1: the output may be rebuilt (nn_backend_vt.recompute) instead of kept
 };
 
 struct nn_graph {
@@ -172,7 +204,11 @@ struct nn_graph {
   float *buf_data;
   float *bufs_host;          // host copy of buf_data on a CUDA graph (nn_bufs_host), else NULL
 
-  dp_arena act;              // activations + activation grads + op extras
+  dp_arena act;              // activations + activation grads + op extras (planned by lifetime)
+  int plan_mode;             // NN_PLAN_LIFETIME (default) or NN_PLAN_FLAT (every tensor for the whole step)
+  int plan_recompute;        // 1 (default): recompute outputs whose producer allows it instead of keeping them
+  int32_t *recompute_start;  // (nops + 1) CSR: tensors to recompute before op i's backward
+  nn_tid *recompute_list;
   float *workspace;          // shared scratch, size = max op workspace_bytes (CPU graphs only:
                              // the CUDA ops use their context's bounded workspace)
   int64_t workspace_bytes;
@@ -200,9 +236,18 @@ static inline nn_tensor *nn_t(nn_graph *g, nn_tid id) { return &g->tensors[id]; 
 int32_t nn_param_new(nn_graph *g, const char *name, int ndim, const int64_t *shape,
                      nn_param_kind kind, nn_init_kind init, float init_arg);
 int32_t nn_buffer_new(nn_graph *g, const char *name, int64_t numel, float init_value);
+// Record input t of the op being built; keep = 1 when its backward reads t's
+// values (call in input order, before nn_op_push).
+void nn_op_input(nn_op *op, nn_tid t, int keep);
 // Append an op to the tape; it takes ownership. Params registered since the
 // previous push belong to this op.
 void nn_op_push(nn_graph *g, nn_op *op);
+// Arena layout (before finalize): NN_PLAN_LIFETIME reuses memory by lifetime;
+// NN_PLAN_FLAT gives every tensor, gradient and extra its own range for the
+// whole step (the layout before the lifetime planner, kept for comparisons).
+// recompute = 0 keeps recomputable outputs instead of rebuilding them.
+enum { NN_PLAN_LIFETIME = 0, NN_PLAN_FLAT = 1 };
+void nn_graph_set_plan(nn_graph *g, int mode, int recompute);
 // Lay out params, plan and allocate memory, run op setup, initialise params.
 void nn_graph_finalize(nn_graph *g);
 
@@ -263,12 +308,21 @@ static inline int64_t nn_param_align(int64_t n) { return (n + NN_PARAM_ALIGN - 1
 
 typedef struct {
   int64_t params_bytes, grads_bytes, buffers_bytes;
-  int64_t activations_bytes;        // forward outputs kept for backward
-  int64_t activation_grads_bytes;
-  int64_t extras_bytes;             // op-private saved state (masks, stats)
+  int64_t arena_bytes;              // the planned activation arena (what finalize allocates)
+  // What the arena holds at its busiest step (their sum <= arena_bytes; the
+  // rest is fragmentation of the offset assignment):
+  int64_t activations_bytes;        // forward outputs live then
+  int64_t activation_grads_bytes;   // activation gradients live then
+  int64_t extras_bytes;             // op-private saved state (masks, stats, weights) and scratch
+  int32_t peak_step;                // tape step of that peak (0..nops-1 forward, nops.. backward)
+  int64_t kept_bytes;               // outputs + extras kept from forward to backward
+  int64_t flat_arena_bytes;         // the arena without lifetime reuse (NN_PLAN_FLAT), for comparison
+  int32_t recomputed_tensors;       // outputs rebuilt in backward instead of kept
   int64_t workspace_bytes;
   int64_t optimizer_bytes;          // filled by the caller (depends on optimizer)
   int64_t input_bytes;              // input pipeline batch buffers (caller)
+  int64_t runtime_bytes;            // CPU: libraries, JIT code, thread stacks (nn_backend_vt.runtime_bytes)
+  int64_t runtime_startup_bytes;    // the part of it paid once per process (library start-up)
   int64_t backend_bytes;            // CUDA: the context's own memory (library workspace,
                                     // autocast staging, op state) as tracked so far
   int64_t total_bytes;
@@ -276,6 +330,10 @@ typedef struct {
 } nn_memory_plan;
 // Plan without allocating (works on a finalized or a not-yet-finalized graph).
 nn_memory_plan nn_graph_memory_plan(const nn_graph *g, int optimizer_state_copies);
+// A graph only for planning (nn_graph_memory_plan, summaries): no backend
+// context is created, finalize refuses it. Cheap enough to build one per
+// candidate batch size.
+nn_graph *nn_graph_create_planning(const nn_backend_vt *be, int64_t batch);
 void nn_graph_print_summary(const nn_graph *g, FILE *f);
 
 #endif

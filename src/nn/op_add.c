@@ -14,6 +14,10 @@ static nn_tid add_build(nn_graph *g, const char *name, nn_tid a, nn_tid b, int r
   op->a = a;
   op->b = b;
   op->relu = relu;
+  // Keeps nothing: add passes dy on; add_relu masks it by its own output's sign.
+  nn_op_input(&op->base, a, 0);
+  nn_op_input(&op->base, b, 0);
+  op->base.out_keep = (uint8_t)relu;
   op->y = nn_tensor_new(g, name, ta->ndim, ta->dim, ta->needs_grad || tb->needs_grad);
   op->base.out = op->y;
   op->base.flops = (relu ? 2 : 1) * ta->numel;

@@ -15,6 +15,7 @@ nn_tid nn_attention(nn_graph *g, const char *name, nn_tid qkv, int heads) {
              (long long)xt.dim[xt.ndim - 1], heads);
   nn_attention_op *op = NN_OP_NEW(nn_attention_op, g, attention, name);
   op->qkv = qkv;
+  nn_op_input(&op->base, qkv, 1);   // q, k, v for the gradients; P is in y's extra
   op->N = xt.dim[0];
   op->T = xt.dim[1];
   op->D = xt.dim[2] / 3;

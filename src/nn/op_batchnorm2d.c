@@ -14,6 +14,10 @@ static nn_tid bn_build(nn_graph *g, const char *name, nn_tid x, float momentum, 
                                : NN_OP_NEW(nn_batchnorm2d_op, g, batchnorm2d, name);
   int64_t c = t->dim[3];
   op->x = x;
+  // Keeps x (and, in y's extra, the batch statistics and the ReLU mask); y is
+  // not kept: recompute rebuilds it from x when a later op's backward reads it.
+  nn_op_input(&op->base, x, 1);
+  op->base.recompute = 1;
   op->ch = c;
   op->momentum = momentum;
   op->eps = eps;

@@ -20,6 +20,7 @@ nn_tid nn_conv2d(nn_graph *g, const char *name, nn_tid x, int64_t out_ch, int k,
              name, (long long)h, (long long)w, k);
   nn_conv2d_op *op = NN_OP_NEW(nn_conv2d_op, g, conv2d, name);
   op->x = x;
+  nn_op_input(&op->base, x, 1);   // the weight gradient needs x
   op->in_ch = c;
   op->out_ch = out_ch;
   op->k = k;

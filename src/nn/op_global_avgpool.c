@@ -10,6 +10,7 @@ nn_tid nn_global_avgpool(nn_graph *g, const char *name, nn_tid x) {
   if (t->ndim != 4) DP_FATAL("building global_avgpool", "x must be (N, H, W, C)", "%s: ndim %d", name, t->ndim);
   nn_global_avgpool_op *op = NN_OP_NEW(nn_global_avgpool_op, g, global_avgpool, name);
   op->x = x;
+  nn_op_input(&op->base, x, 0);
   int64_t yd[2] = {t->dim[0], t->dim[3]};
   op->y = nn_tensor_new(g, name, 2, yd, t->needs_grad);
   op->base.out = op->y;

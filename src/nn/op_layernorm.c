@@ -10,6 +10,9 @@ nn_tid nn_layernorm(nn_graph *g, const char *name, nn_tid x, float eps) {
   char pn[NN_NAME_MAX];
   nn_layernorm_op *op = NN_OP_NEW(nn_layernorm_op, g, layernorm, name);
   op->x = x;
+  // Keeps x (mean and rstd in y's extra); y is recomputed from them when needed.
+  nn_op_input(&op->base, x, 1);
+  op->base.recompute = 1;
   op->eps = eps;
   op->D = D;
   op->rows = xt->numel / D;

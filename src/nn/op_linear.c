@@ -12,6 +12,7 @@ nn_tid nn_linear(nn_graph *g, const char *name, nn_tid x, int64_t out, int bias)
   if (out < 1) DP_FATAL("building linear", "out features >= 1", "%s: out %lld", name, (long long)out);
   nn_linear_op *op = NN_OP_NEW(nn_linear_op, g, linear, name);
   op->x = x;
+  nn_op_input(&op->base, x, 1);   // the weight gradient needs x
   op->in = t->dim[t->ndim - 1];
   op->rows = t->numel / op->in;
   op->out = out;

@@ -14,13 +14,20 @@ nn_tid nn_maxpool2d(nn_graph *g, const char *name, nn_tid x, int k, int stride, 
   if (oh < 1 || ow < 1)
     DP_FATAL("building maxpool2d", "input too small for this model?", "%s: output %lldx%lld",
              name, (long long)oh, (long long)ow);
+  if (k > 16)
+    DP_FATAL("building maxpool2d", "use a kernel of at most 16 x 16",
+             "%s: k %d (the saved argmax is one byte per window)", name, k);
   nn_maxpool2d_op *op = NN_OP_NEW(nn_maxpool2d_op, g, maxpool2d, name);
   op->x = x;
+  // Keeps the argmax of each window (y's extra, one byte per output element),
+  // not x: k * k <= 256 positions.
+  nn_op_input(&op->base, x, 0);
   op->k = k;
   op->stride = stride;
   op->pad = pad;
   int64_t yd[4] = {t->dim[0], oh, ow, t->dim[3]};
   op->y = nn_tensor_new(g, name, 4, yd, t->needs_grad);
+  nn_t(g, op->y)->extra_bytes = nn_t(g, op->y)->numel;   // argmax u * k + v of each window
   op->base.out = op->y;
   op->base.flops = t->dim[0] * oh * ow * t->dim[3] * k * k;
   nn_op_push(g, &op->base);

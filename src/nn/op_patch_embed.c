@@ -13,6 +13,7 @@ nn_tid nn_patch_embed(nn_graph *g, const char *name, nn_tid x, int64_t dim, int 
              "%s: input (N,H,W,C) with H, W divisible by patch %d", name, patch);
   nn_patch_embed_op *op = NN_OP_NEW(nn_patch_embed_op, g, patch_embed, name);
   op->x = x;
+  nn_op_input(&op->base, x, 1);   // the weight gradient needs the image
   op->N = xt.dim[0];
   op->H = xt.dim[1];
   op->W = xt.dim[2];

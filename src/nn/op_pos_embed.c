@@ -9,6 +9,7 @@ nn_tid nn_pos_embed(nn_graph *g, const char *name, nn_tid x) {
   if (xt.ndim != 3) DP_FATAL("building pos_embed", "model builder bug", "%s: input must be (N, T, D)", name);
   nn_pos_embed_op *op = NN_OP_NEW(nn_pos_embed_op, g, pos_embed, name);
   op->x = x;
+  nn_op_input(&op->base, x, 0);
   op->N = xt.dim[0];
   op->T = xt.dim[1];
   op->D = xt.dim[2];

@@ -16,6 +16,9 @@ nn_tid nn_softmax_xent(nn_graph *g, const char *name, nn_tid logits, const nn_xe
   if (!(eps >= 0.0f && eps <= 1.0f)) DP_FATAL("building softmax_xent", "label smoothing in [0, 1]", "%g", (double)eps);
   nn_softmax_xent_op *op = NN_OP_NEW(nn_softmax_xent_op, g, softmax_xent, name);
   op->x = logits;
+  // The CPU backward reads the probabilities in y's extra, the CUDA one the
+  // logits (pinned anyway: callers read them).
+  nn_op_input(&op->base, logits, 1);
   op->rows = t->dim[0];
   op->classes = c;
   op->label_smoothing = eps;

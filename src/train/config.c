@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/check.h"
 #include "core/json.h"
+#include "core/membudget.h"
 #include "core/opts.h"
 #include "nn/models/models.h"
 #include "track/mlflow.h"
@@ -44,6 +46,14 @@ static const dp_opt opts[] = {
     O_I("steps", L_, steps, 0, BIG, 0, "optimizer steps (0 = use --epochs)"),
     O_I("batch", L_, batch, 1, 1 << 20, 0, "per-rank batch per micro-step"),
     O_I("accum", I_, accum, 1, 65536, 0, "gradient accumulation micro-steps per optimizer step"),
+    O_B("auto-batch", auto_batch, "pick the largest batch under the memory budget (also written --batch auto)"),
+    O_S("memory-budget", memory_budget,
+        "memory per rank, e.g. 24GiB or 4096MiB (empty: free memory minus a reserve, divided among the node's ranks)"),
+    O_F("memory-margin", F_, memory_margin, 0, 0.9, 0, "safety margin below the budget when picking a batch (fraction)"),
+    O_B("memory-enforce", memory_enforce,
+        "with a budget (--memory-budget or --batch auto): an allocation or step past it is an error"),
+    O_I("global-batch", L_, global_batch, 0, BIG, 0, "tune-batch: also give the accumulation steps that hold this global batch"),
+    O_I("tune-steps", I_, tune_steps, 1, 1000, 0, "tune-batch: training steps per probed batch (first measures memory)"),
     O_S("optimizer", optimizer, "sgd | adamw"),
     O_F("lr", F_, lr, 0, 1000, DP_OPT_LO_OPEN, "peak learning rate"),
     O_F("momentum", F_, momentum, 0, 1, 0, "SGD momentum"),
@@ -124,6 +134,9 @@ void train_config_defaults(train_config *c) {
   c->epochs = 1;
   c->batch = 32;
   c->accum = 1;
+  c->memory_margin = 0.05f;
+  c->memory_enforce = 1;
+  c->tune_steps = 3;
   snprintf(c->optimizer, sizeof c->optimizer, "sgd");
   c->lr = 0.1f;
   c->momentum = 0.9f;
@@ -176,7 +189,21 @@ void train_config_usage(FILE *f) {
 }
 
 int train_config_parse(train_config *c, int argc, char **argv) {
-  int rc = dp_opts_parse(&table, c, argc, argv);
+  // "--batch auto" is --auto-batch (the batch itself stays a checked integer).
+  char **av = dp_malloc((size_t)(argc + 1) * sizeof *av, "arguments");
+  static char auto_flag[] = "--auto-batch", one[] = "1", batch_eq[] = "--auto-batch=1";
+  for (int i = 0; i < argc; i++) {
+    av[i] = argv[i];
+    if (!strcmp(argv[i], "--batch") && i + 1 < argc && !strcmp(argv[i + 1], "auto")) {
+      av[i] = auto_flag;
+      av[++i] = one;
+    } else if (!strcmp(argv[i], "--batch=auto")) {
+      av[i] = batch_eq;
+    }
+  }
+  av[argc] = NULL;
+  int rc = dp_opts_parse(&table, c, argc, av);
+  free(av);
   if (rc) return rc;
   // The config file read (informational, shown in config.ini's header).
   for (int i = 1; i < argc; i++) {
@@ -250,6 +277,8 @@ int train_config_check(const train_config *c) {
   if (c->bucket_mb <= 0) BAD("bucket-mb", "must be > 0");
   if (c->mixup < 0 || c->cutmix < 0) BAD("mixup", "alphas must be >= 0");
   if (c->threads < 0 || c->loader_threads < 0) BAD("threads", "must be >= 0");
+  if (c->memory_budget[0] && dp_size_parse(c->memory_budget) <= 0)
+    BAD("memory-budget", "'%s' is not a size (e.g. 24GiB, 512MiB, 2.5GB, or bytes)", c->memory_budget);
   if (c->mlflow_uri[0]) {
     char why[512];
     if (trk_uri_check(c->mlflow_uri, why, sizeof why)) BAD("mlflow-uri", "%s", why);

@@ -32,6 +32,13 @@ typedef struct {
   int64_t steps;             // > 0 overrides epochs
   int64_t batch;             // per rank, per micro-step
   int accum;                 // gradient accumulation micro-steps
+  // Memory (train/memfit.h; memory: batch-size finder and budget).
+  int auto_batch;            // 1: pick the largest batch under the budget ("--batch auto")
+  char memory_budget[32];    // per rank, e.g. "24GiB"; empty: free memory minus a reserve
+  float memory_margin;       // safety margin below the budget (fraction)
+  int memory_enforce;        // 1: fail on allocations past the budget (CPU)
+  int64_t global_batch;      // tune-batch: the accumulation steps that hold this global batch
+  int tune_steps;            // tune-batch: steps per probed batch (1 measures memory, the rest time)
   // Optimizer and schedule.
   char optimizer[16];        // sgd | adamw
   float lr, momentum, weight_decay;

@@ -8,6 +8,7 @@
 
 #include "core/check.h"
 #include "core/log.h"
+#include "core/sysinfo.h"
 #include "backend/cpu/cpu.h"
 
 typedef struct {
@@ -35,6 +36,8 @@ static void cpu_feed(train_device *td, nn_graph *g, nn_step *s, const loader_bat
   s->soft_targets = b->soft_targets;
   s->num_valid = nvalid;
 }
+
+static int64_t cpu_mem_free(train_device *td) { return dp_memory_available_bytes(); }
 
 static const float *cpu_logits(train_device *td, nn_graph *g) { return nn_t(g, g->logits)->data; }
 
@@ -122,6 +125,7 @@ train_device *train_device_cpu_create(dist_ctx *d) {
   td->optim_save = cpu_optim_save;
   td->optim_load = cpu_optim_load;
   td->destroy = cpu_destroy;
+  td->mem_free = cpu_mem_free;
   td->impl = c;
   return td;
 }

@@ -57,6 +57,11 @@ struct train_device {
   void (*optim_save)(train_device *td, void *opt, optim_snapshot *s);
   int (*optim_load)(train_device *td, void *opt, const optim_snapshot *s, char *err, int err_sz);
   void (*destroy)(train_device *td);
+  // Memory this rank may still use where its graph lives: free device memory
+  // on a GPU (cudaMemGetInfo), on the CPU what the process may use
+  // (cgroup memory.max or MemAvailable, core/sysinfo.h); -1 when unknown.
+  // The batch-size finder's budget (train/memfit.h).
+  int64_t (*mem_free)(train_device *td);
   void *impl;
 };
 

@@ -297,6 +297,16 @@ static cuda_precision parse_precision(const char *p) {
   return CUDA_PREC_TF32;
 }
 
+// Free memory of this rank's GPU (the driver's count; unverified: no GPU run yet).
+static int64_t cu_mem_free(train_device *td) {
+  size_t fr = 0, tot = 0;
+  if (cudaMemGetInfo(&fr, &tot) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return -1;
+  }
+  return (int64_t)fr;
+}
+
 train_device *train_device_cuda_create(dist_ctx *d, const char *precision, const float *mean, const float *std) {
   char msg[256];
   int n = cuda_device_probe(msg, sizeof msg);
@@ -348,6 +358,7 @@ train_device *train_device_cuda_create(dist_ctx *d, const char *precision, const
   td->optim_save = cu_optim_save;
   td->optim_load = cu_optim_load;
   td->destroy = cu_destroy;
+  td->mem_free = cu_mem_free;
   td->impl = c;
   return td;
 }

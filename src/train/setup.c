@@ -12,6 +12,7 @@
 #include "input/shard.h"
 #include "nn/ops.h"
 #include "train/lineage.h"
+#include "train/memfit.h"   // memory:
 #include "train/run.h"
 
 // ---- configuration checks (before any work) ----------------------------------
@@ -113,27 +114,8 @@ static int setup_loaders(trainer *t) {
     if (t->nval <= 0) CFG_FAIL("val", "no shards match '%s'", c->val);
   }
   loader_cfg lc;
-  loader_cfg_defaults(&lc);
-  lc.shards = t->train_paths;
-  lc.nshards = t->ntrain;
-  lc.rank = t->d->rank;
-  lc.world = t->d->world;
-  lc.batch = c->batch;
-  lc.drop_last = 1;
-  lc.shuffle = 1;
-  lc.seed = c->seed;
-  lc.threads = t->d->loader_threads > 0 ? t->d->loader_threads : 1;
-  lc.out_size = (int)c->image_size;
-  lc.out_channels = c->channels;
-  lc.train = c->augment;
-  lc.rrc_scale[0] = c->rrc_scale_min;
-  lc.hflip_p = c->hflip;
-  lc.jitter = c->jitter;
-  lc.mixup_alpha = c->mixup;
-  lc.cutmix_alpha = c->cutmix;
-  lc.num_classes = 0;   // from the shards, so a mismatch with --classes is caught below
-  lc.out_uint8 = t->td->loader_uint8;   // a GPU normalises on the device
-  lc.min_batches = c->accum;   // [inputs] batch vs data checked before any batch buffer exists
+  // memory: the settings the batch-size probe uses too (train/memfit.h).
+  train_loader_cfg(c, t->d, t->td, t->train_paths, t->ntrain, 1, &lc);
   t->train_lc = lc;
   t->train = loader_create(&lc, &err);
   if (!t->train) CFG_FAIL(err.code == LOADER_ERR_BATCH ? "batch" : "train", "%s", err.msg);   // [inputs]
@@ -218,13 +200,9 @@ static void bcast_floats(dist_ctx *d, float *x, int64_t n) {
 
 void setup_model(trainer *t) {
   const train_config *c = t->cfg;
-  if (!model_cfg_default(&t->mc, c->model, c->image_size, c->channels, t->num_classes))
+  // memory: the model settings the batch-size planner uses too (train/memfit.h).
+  if (train_model_cfg(c, t->num_classes, &t->mc))
     DP_FATAL("building the model", "see --help", "unknown model '%s'", c->model);
-  t->mc.small_stem = c->small_stem;
-  t->mc.zero_init_residual = c->zero_init_residual;
-  if (c->patch > 0) t->mc.patch = c->patch;
-  if (c->cnn_width > 0) t->mc.cnn_width = c->cnn_width;
-  t->mc.dropout = c->dropout;
   nn_graph *g = nn_graph_create(t->td->be, c->batch, c->seed);
   model_build(g, &t->mc);
   nn_xent_cfg xc = {c->label_smoothing, t->class_weights, t->num_classes};
@@ -269,7 +247,7 @@ void setup_model(trainer *t) {
     LOG_INFO("GPU memory: planned %.1f MiB (params+grads %.1f, activations %.1f, context %.1f, optimizer %.1f); "
              "measured in use before the optimizer %.1f MiB",
              (double)m.total_bytes / 1048576.0, (double)(m.params_bytes + m.grads_bytes) / 1048576.0,
-             (double)(m.activations_bytes + m.activation_grads_bytes + m.extras_bytes) / 1048576.0,
+             (double)m.arena_bytes / 1048576.0,   // memory: the lifetime-planned arena
              (double)m.backend_bytes / 1048576.0, (double)m.optimizer_bytes / 1048576.0,
              (double)m.measured_bytes / 1048576.0);
   }

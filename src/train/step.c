@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/membudget.h"   // memory:
 #include "core/sysinfo.h"
 #include "core/timer.h"
 #include "dist/watchdog.h"
@@ -90,6 +91,7 @@ step_vals train_step(trainer *t, loader *l, void *o, nn_step *ns, int reduce, in
       add_loss(t, &s, td->loss_result(td, slot_m[k]), accum);
       pending &= ~(1u << k);
     }
+  dp_budget_check("a training step", 0);   // memory: the enforced budget (no-op without one)
   double e = dp_now();
   s.v[V_OPT] = e - o0;
   s.v[V_STEP] = e - s0;

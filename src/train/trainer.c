@@ -5,6 +5,7 @@
 // checkpoint; evaluations at epoch ends or every --eval-every steps keep the
 // best model; checkpoints (resume.c) at --checkpoint-every / --checkpoint-
 // minutes and on preemption.
+#include "train/memfit.h"   // memory:
 #include "train/trainer.h"
 
 #include <math.h>
@@ -161,6 +162,7 @@ static void open_steps_csv(trainer *t, int resuming) {
 // Rank 0: fills the state part of results and writes results.json.
 static void write_results(trainer *t, const char *status, int64_t decoded, int64_t skipped) {
   agg_finish_results(t, decoded, skipped);
+  memfit_report(t->d);   // memory: the enforced budget's peak (collective; nothing without a budget)
   if (t->d->rank != 0) return;
   run_results *r = &t->res;
   r->status = status;
@@ -272,6 +274,15 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     loader_cfg_defaults(&dc);
     t->td = train_device_open(cfg->device, cfg->precision, d, dc.mean, dc.std);
   }
+  // memory: the plan-based batch check and --batch auto (train/memfit.h), before
+  // any loader or graph allocates; from here on the run uses the fitted config.
+  train_config *fitted = memfit_config_copy(cfg);
+  if (memfit_prepare(fitted, d, t->td) != 0) {
+    setup_teardown(t);
+    dist_watchdog_free(d);
+    return 2;
+  }
+  cfg = t->cfg = fitted;
   int mine = setup_checks(t) == 0;
   // The output directory must take files before any work is done.
   if (mine && d->rank == 0) {

@@ -6,6 +6,12 @@
 // stats updated here with torch's momentum and unbiased variance.
 // Eval: running statistics (use_global_stats); backward then follows the
 // affine eval transform (frozen-BN fine-tuning).
+// Memory (docs/memory.md): backward reads x, the statistics and the mask in
+// y's extra, not y. When a later op's backward reads y, bn_recompute rebuilds
+// it with the global-stats primitive from the saved statistics (the same
+// normalisation kernel as the training forward, so the same bits; checked by
+// test_ops_recompute). A gradient that must be added to x is staged in the
+// op's backward scratch (arena, planned for that backward only).
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,23 +23,56 @@ typedef struct {
   cpu_ctx *ctx;
   dnnl_primitive_t fwd[2], bwd[2];   // [0] eval (global stats), [1] training
   dnnl_memory_t m_x, m_y, m_dx, m_dy, m_scale, m_shift, m_mean, m_var, m_dscale, m_dshift, m_ws[2],
-      m_scratch;   // m_ws: relu mask memory per mode (same buffer)
+      m_scratch, m_ws_rc;   // m_ws: relu mask memory per mode (same buffer); m_ws_rc: recompute's discarded mask
   float *dss;          // (2, C) diff scale, diff shift staging
   void *ws, *scratch;  // private only if the planned y->extra / workspace were too small
-  int64_t scratch_off; // scratchpad offset in g->workspace (after the dx staging)
 } bn_impl;
 
-// Planned sizes (setup falls back to private memory if oneDNN needs more):
-// the fused-ReLU mask (1 bit per element) after the saved statistics in y's
-// extra, and a scratchpad after the backward diff_src staging.
-#define BN_RELU_MASK_BYTES(numel) (((numel) / 8 + 64 + 63) / 64 * 64)
-#define BN_SCRATCH_BYTES ((int64_t)256 << 10)
+// The sizes oneDNN will ask for (primitive descriptors only, on the planning
+// engine): the fused-ReLU mask it keeps from forward to backward (its
+// workspace; 1 bit per element for the jit kernels, more for small channel
+// counts) and the largest scratchpad of the forward/backward pairs.
+static void bn_query_sizes(const nn_batchnorm2d_op *op, const nn_tensor *x, dnnl_engine_t eng, int64_t *scratch,
+                           int64_t *mask) {
+  int64_t c = op->ch, xd[4] = {x->dim[0], c, x->dim[1], x->dim[2]};
+  dnnl_memory_desc_t x_md = du_md(4, xd, dnnl_nhwc);
+  dnnl_primitive_attr_t attr = du_attr_user_scratch();
+  unsigned base = dnnl_use_scale | dnnl_use_shift | (op->relu ? dnnl_fuse_norm_relu : 0);
+  *scratch = *mask = 0;
+  for (int tr = 0; tr < 2; tr++) {
+    unsigned flags = base | (tr ? 0 : dnnl_use_global_stats);
+    dnnl_batch_normalization_desc_t fd, bd;
+    DNNL_CHECK(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &x_md, op->eps, flags),
+               "bn forward desc");
+    dnnl_primitive_desc_t fpd = du_pd(&fd, attr, eng, NULL, "bn forward pd");
+    DNNL_CHECK(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, &x_md, &x_md, op->eps, flags),
+               "bn backward desc");
+    dnnl_primitive_desc_t bpd = du_pd(&bd, attr, eng, fpd, "bn backward pd");
+    if (du_scratch_bytes(fpd) > *scratch) *scratch = du_scratch_bytes(fpd);
+    if (du_scratch_bytes(bpd) > *scratch) *scratch = du_scratch_bytes(bpd);
+    if (op->relu) {
+      int64_t w = (int64_t)dnnl_memory_desc_get_size(du_query_md(fpd, dnnl_query_workspace_md, 0));
+      if (w > *mask) *mask = w;
+    }
+    dnnl_primitive_desc_destroy(fpd);
+    dnnl_primitive_desc_destroy(bpd);
+  }
+  dnnl_primitive_attr_destroy(attr);
+}
 
+#define ALIGN64(v) (((v) + 63) / 64 * 64)
+
+// Planned sizes, exact (setup falls back to private memory if they ever
+// differ): the mask after the saved statistics in y's extra; the workspace
+// holds the scratchpad, then the mask a recompute writes and discards.
 static void bn_plan(nn_op *o, nn_graph *g) {
   nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
   const nn_tensor *x = nn_t(g, op->x);
-  if (op->relu) nn_t(g, op->y)->extra_bytes += BN_RELU_MASK_BYTES(x->numel);
-  o->workspace_bytes = (x->numel * 4 + 63) / 64 * 64 + BN_SCRATCH_BYTES;
+  int64_t scratch, mask;
+  bn_query_sizes(op, x, du_plan_engine(), &scratch, &mask);
+  nn_t(g, op->y)->extra_bytes += ALIGN64(mask);
+  o->workspace_bytes = ALIGN64(scratch > 64 ? scratch : 64) + ALIGN64(mask);
+  o->bwd_scratch_bytes = x->numel * 4;   // dx staging when x's gradient is added to
 }
 
 static void bn_setup(nn_op *o, nn_graph *g) {
@@ -62,6 +101,7 @@ static void bn_setup(nn_op *o, nn_graph *g) {
       const dnnl_memory_desc_t *wmd = du_query_md(fpd, dnnl_query_workspace_md, 0);
       if ((int64_t)dnnl_memory_desc_get_size(wmd) > ws) ws = (int64_t)dnnl_memory_desc_get_size(wmd);
       b->m_ws[tr] = du_mem(wmd, eng);
+      if (!tr) b->m_ws_rc = du_mem(wmd, eng);
     }
     b->fwd[tr] = du_prim(fpd, "bn forward primitive");
     b->bwd[tr] = du_prim(bpd, "bn backward primitive");
@@ -91,12 +131,15 @@ static void bn_setup(nn_op *o, nn_graph *g) {
       for (int tr = 0; tr < 2; tr++) du_set(b->m_ws[tr], b->ws);
     }
   }
-  b->scratch_off = (x->numel * 4 + 63) / 64 * 64;
-  void *sp = (char *)g->workspace + b->scratch_off;
-  if (b->scratch_off + scratch > g->workspace_bytes) {
-    LOG_WARN("%s: scratchpad %lld B exceeds the plan; using private memory", op->base.name, (long long)scratch);
-    sp = b->scratch = dp_aligned_alloc(64, (size_t)(scratch > 0 ? scratch : 64), "bn scratchpad");
+  // Workspace: the scratchpad at 0, the recompute's mask after it (bn_plan).
+  void *sp = g->workspace;
+  int64_t rc_off = ALIGN64(scratch > 64 ? scratch : 64);
+  if (rc_off + ALIGN64(ws) > g->workspace_bytes) {
+    LOG_WARN("%s: scratchpad %lld B + mask %lld B exceed the plan; using private memory", op->base.name,
+             (long long)scratch, (long long)ws);
+    sp = b->scratch = dp_aligned_alloc(64, (size_t)(rc_off + ws + 64), "bn scratchpad");
   }
+  if (b->m_ws_rc) du_set(b->m_ws_rc, (char *)sp + rc_off);
   dnnl_memory_desc_t s_md = du_md(1, &(int64_t){scratch > 0 ? scratch : 1}, dnnl_x);
   s_md.data_type = dnnl_u8;
   DNNL_CHECK(dnnl_memory_create(&b->m_scratch, &s_md, eng, sp), "bn scratchpad");
@@ -145,7 +188,7 @@ static void bn_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   float *dw = nn_param_grad_dst(g, op->w_pid), *db = nn_param_grad_dst(g, op->b_pid);
   if (!dx && !dw && !db) return;
   float *saved = y->extra;
-  float *dst = (dx && !dx_add) ? dx : g->workspace;
+  float *dst = (dx && !dx_add) ? dx : o->bwd_scratch;
   du_set(b->m_x, x->data);
   du_set(b->m_dy, y->grad);
   du_set(b->m_dx, dst);
@@ -160,10 +203,32 @@ static void bn_backward(nn_op *o, nn_graph *g, nn_step *ns) {
                            {DNNL_ARG_DIFF_SHIFT, b->m_dshift}, {DNNL_ARG_SCRATCHPAD, b->m_scratch},
                            {DNNL_ARG_WORKSPACE, b->m_ws[tr]}};
   du_run(b->bwd[tr], b->ctx->stream, op->relu ? 11 : 10, a, "bn backward");
-  if (dx && dx_add) cpu_copy_or_add(dx, g->workspace, x->numel, 1);
+  if (dx && dx_add) cpu_copy_or_add(dx, o->bwd_scratch, x->numel, 1);
   int acc = ns->accumulate_grads;
   if (dw) cpu_copy_or_add(dw, b->dss, c, acc);
   if (db) cpu_copy_or_add(db, b->dss + c, c, acc);
+}
+
+// y again from x and the statistics of the last forward: the batch statistics
+// it saved (training) or the running ones it used (eval; forward does not
+// change them then). The mask goes to workspace memory and is discarded.
+void bn_cpu_recompute(nn_op *o, nn_graph *g) {
+  nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
+  bn_impl *b = op->base.be_state;
+  nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
+  int tr = op->fwd_training;
+  float *saved = y->extra;
+  du_set(b->m_x, x->data);
+  du_set(b->m_y, y->data);
+  du_set(b->m_scale, nn_param_data(g, op->w_pid));
+  du_set(b->m_shift, nn_param_data(g, op->b_pid));
+  du_set(b->m_mean, tr ? saved : nn_buf(g, op->rm_bid));
+  du_set(b->m_var, tr ? saved + op->ch : nn_buf(g, op->rv_bid));
+  dnnl_exec_arg_t a[8] = {{DNNL_ARG_SRC, b->m_x},        {DNNL_ARG_DST, b->m_y},
+                          {DNNL_ARG_SCALE, b->m_scale},  {DNNL_ARG_SHIFT, b->m_shift},
+                          {DNNL_ARG_MEAN, b->m_mean},    {DNNL_ARG_VARIANCE, b->m_var},
+                          {DNNL_ARG_SCRATCHPAD, b->m_scratch}, {DNNL_ARG_WORKSPACE, b->m_ws_rc}};
+  du_run(b->fwd[0], b->ctx->stream, op->relu ? 8 : 7, a, "bn recompute");
 }
 
 static void bn_destroy(nn_op *o) {
@@ -174,9 +239,10 @@ static void bn_destroy(nn_op *o) {
     if (b->fwd[i]) dnnl_primitive_destroy(b->fwd[i]);
     if (b->bwd[i]) dnnl_primitive_destroy(b->bwd[i]);
   }
-  dnnl_memory_t ms[13] = {b->m_x, b->m_y, b->m_dx, b->m_dy, b->m_scale, b->m_shift, b->m_mean,
-                          b->m_var, b->m_dscale, b->m_dshift, b->m_ws[0], b->m_ws[1], b->m_scratch};
-  for (int i = 0; i < 13; i++)
+  dnnl_memory_t ms[14] = {b->m_x,      b->m_y,      b->m_dx,    b->m_dy,    b->m_scale,
+                          b->m_shift,  b->m_mean,   b->m_var,   b->m_dscale, b->m_dshift,
+                          b->m_ws[0],  b->m_ws[1],  b->m_scratch, b->m_ws_rc};
+  for (int i = 0; i < 14; i++)
     if (ms[i]) dnnl_memory_destroy(ms[i]);
   free(b->dss);
   free(b->ws);
@@ -186,4 +252,5 @@ static void bn_destroy(nn_op *o) {
 }
 
 const nn_op_vt batchnorm2d_cpu_vt = {"batchnorm2d", bn_setup, bn_forward, bn_backward, bn_destroy, bn_plan};
-const nn_op_vt batchnorm2d_relu_cpu_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, bn_destroy, bn_plan};
+const nn_op_vt batchnorm2d_relu_cpu_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, bn_destroy,
+                                          bn_plan};

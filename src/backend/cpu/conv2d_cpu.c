@@ -1,7 +1,10 @@
 // conv2d on the CPU: oneDNN direct convolution (forward_training,
 // backward_data, backward_weights), created once per op in setup.
-// The forward-format weights live in y's extra, per-call buffers in
-// g->workspace (both planned at graph build time, see op_conv2d.c).
+// Per-call buffers (scratchpad, weights in oneDNN's format, weight-gradient
+// staging) are in g->workspace; the staging of a gradient that is added to x
+// in the op's backward scratch (both planned at graph build time, see
+// conv2d_plan). Nothing but x is kept from forward to backward: backward
+// reorders the weights again (a permutation: the same values).
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,9 +23,11 @@ struct cpu_conv {
   dnnl_primitive_t r_w_fwd, r_w_bwd;   // oihw -> preferred (NULL: use oihw directly)
   dnnl_primitive_t r_dw, r_dw_sum;     // preferred diff weights -> oihw (NULL: oihw already)
   int bwd_uses_fwd_w;                  // backward-data wants the same format as forward
-  // Byte offsets inside ws: scratchpad, backward-data weights, dw staging, db staging.
-  int64_t off_w_bwd, off_dw, off_db, ws_bytes, persist_bytes;
-  void *own_persist, *own_ws;          // private buffers when the caller passes NULL
+  // Byte offsets inside ws: scratchpad, reordered weights (forward's or
+  // backward-data's format), dw staging, db staging.
+  int64_t off_w, off_dw, off_db, ws_bytes, fwd_w_bytes;
+  void *own_ws;                        // private workspace when the caller passes NULL
+  int persisted;                       // the last forward reordered its weights into a caller's persist buffer
   dnnl_memory_t m_x, m_y, m_dx, m_dy, m_w_user, m_w_fwd, m_w_bwd, m_b, m_dw_user, m_dw_buf, m_db,
       m_scratch;
 };
@@ -75,7 +80,7 @@ cpu_conv *cpu_conv_create(cpu_ctx *ctx, int64_t n, int64_t c, int64_t h, int64_t
   if (!dnnl_memory_desc_equal(w_fwd_md, &w_user)) {
     cv->r_w_fwd = du_reorder(&w_user, w_fwd_md, eng, 0, &scratch);
     cv->m_w_fwd = du_mem(w_fwd_md, eng);
-    cv->persist_bytes = (int64_t)dnnl_memory_desc_get_size(w_fwd_md);
+    cv->fwd_w_bytes = (int64_t)dnnl_memory_desc_get_size(w_fwd_md);
   }
   int64_t w_bwd_bytes = 0;
   if (dnnl_memory_desc_equal(w_bwd_md, w_fwd_md)) {
@@ -93,8 +98,8 @@ cpu_conv *cpu_conv_create(cpu_ctx *ctx, int64_t n, int64_t c, int64_t h, int64_t
   dnnl_memory_desc_t s_md = du_md(1, &(int64_t){scratch > 0 ? scratch : 1}, dnnl_x);
   s_md.data_type = dnnl_u8;
   cv->m_scratch = du_mem(&s_md, eng);
-  cv->off_w_bwd = ALIGN_UP(scratch, 64);
-  cv->off_dw = cv->off_w_bwd + ALIGN_UP(w_bwd_bytes, 64);
+  cv->off_w = ALIGN_UP(scratch, 64);
+  cv->off_dw = cv->off_w + ALIGN_UP(w_bwd_bytes > cv->fwd_w_bytes ? w_bwd_bytes : cv->fwd_w_bytes, 64);
   cv->off_db = cv->off_dw + ALIGN_UP((int64_t)dnnl_memory_desc_get_size(dw_md), 64);
   cv->ws_bytes = cv->off_db + ALIGN_UP(o * 4, 64);
 
@@ -108,22 +113,20 @@ cpu_conv *cpu_conv_create(cpu_ctx *ctx, int64_t n, int64_t c, int64_t h, int64_t
   return cv;
 }
 
-int64_t cpu_conv_persist_bytes(const cpu_conv *cv) { return cv->persist_bytes; }
+int64_t cpu_conv_persist_bytes(const cpu_conv *cv) { return cv->fwd_w_bytes; }
 int64_t cpu_conv_ws_bytes(const cpu_conv *cv) { return cv->ws_bytes; }
 
 // Resolve the caller's buffers (or private ones) and point the memories at them.
-static void bind(cpu_conv *cv, void **persist, void **ws) {
-  if (!*persist && cv->persist_bytes > 0) {
-    if (!cv->own_persist) cv->own_persist = dp_aligned_alloc(64, (size_t)cv->persist_bytes, "conv weights");
-    *persist = cv->own_persist;
-  }
+static void bind(cpu_conv *cv, void *persist, void **ws) {
   if (!*ws) {
     if (!cv->own_ws) cv->own_ws = dp_aligned_alloc(64, (size_t)cv->ws_bytes, "conv workspace");
     *ws = cv->own_ws;
   }
   char *w = *ws;
-  if (cv->m_w_fwd) du_set(cv->m_w_fwd, *persist);
-  if (cv->m_w_bwd) du_set(cv->m_w_bwd, w + cv->off_w_bwd);
+  // Forward-format weights: the caller's persist buffer, or the workspace slot
+  // (then backward reorders them again).
+  if (cv->m_w_fwd) du_set(cv->m_w_fwd, persist ? persist : (void *)(w + cv->off_w));
+  if (cv->m_w_bwd) du_set(cv->m_w_bwd, w + cv->off_w);
   du_set(cv->m_dw_buf, w + cv->off_dw);
   du_set(cv->m_scratch, w);
 }
@@ -135,7 +138,8 @@ static void reorder_run(cpu_conv *cv, dnnl_primitive_t r, dnnl_memory_t from, dn
 
 void cpu_conv_forward(cpu_conv *cv, const float *x, const float *wt, const float *b, float *y,
                       void *persist, void *ws) {
-  bind(cv, &persist, &ws);
+  bind(cv, persist, &ws);
+  cv->persisted = persist != NULL;
   du_set(cv->m_x, x);
   du_set(cv->m_y, y);
   du_set(cv->m_w_user, wt);
@@ -154,13 +158,14 @@ void cpu_conv_backward(cpu_conv *cv, const float *x, const float *wt, const floa
                        int dx_add, float *dx_scratch, float *dw, float *db, int dw_add,
                        void *persist, void *ws) {
   dnnl_stream_t s = cv->ctx->stream;
-  bind(cv, &persist, &ws);
+  bind(cv, persist, &ws);
   du_set(cv->m_dy, dy);
   if (dx) {
     dnnl_memory_t wm = cv->m_w_user;
     du_set(cv->m_w_user, wt);
     if (cv->bwd_uses_fwd_w) {
       wm = cv->r_w_fwd ? cv->m_w_fwd : cv->m_w_user;
+      if (cv->r_w_fwd && !(persist && cv->persisted)) reorder_run(cv, cv->r_w_fwd, cv->m_w_user, cv->m_w_fwd);
     } else if (cv->r_w_bwd) {
       reorder_run(cv, cv->r_w_bwd, cv->m_w_user, cv->m_w_bwd);
       wm = cv->m_w_bwd;
@@ -205,7 +210,6 @@ void cpu_conv_destroy(cpu_conv *cv) {
                           cv->m_w_bwd, cv->m_b, cv->m_dw_user, cv->m_dw_buf, cv->m_db, cv->m_scratch};
   for (int i = 0; i < 12; i++)
     if (ms[i]) dnnl_memory_destroy(ms[i]);
-  free(cv->own_persist);
   free(cv->own_ws);
   free(cv);
 }
@@ -215,55 +219,51 @@ void cpu_conv_destroy(cpu_conv *cv) {
 // memory, with a warning, if oneDNN ever asks for more).
 #define CONV_SCRATCH_BYTES ((int64_t)8 << 20)
 
-// Memory plan. Workspace: backward-data staging when x's gradient must be
-// added to (x consumed twice), then oneDNN's per-call buffers: the scratchpad
+// Memory plan. Backward scratch (arena, this op's backward only): the
+// backward-data staging when x's gradient must be added to (x consumed
+// twice). Workspace: oneDNN's per-call buffers: the scratchpad
 // (<= ~2 MB seen for ResNet-50 at batch 32), the backward-data weights and the
 // weight-grad staging, each in a blocked format padded to at most 64 in both
-// channel dims. The forward-format weights persist to backward in y's extra.
+// channel dims (bounds with headroom: some blocked formats pad a little more).
 static void conv2d_plan(nn_op *o, nn_graph *g) {
   nn_conv2d_op *op = (nn_conv2d_op *)o;
   const nn_tensor *x = nn_t(g, op->x);
   int64_t wpad = (op->out_ch + 63) / 64 * 64 * ((op->in_ch + 63) / 64 * 64) * op->k * op->k * 4;
-  int64_t xstage = x->needs_grad ? ALIGN_UP(x->numel * 4, 64) : 0;
-  o->workspace_bytes = xstage + CONV_SCRATCH_BYTES + 2 * wpad + op->out_ch * 4 + 256;
-  nn_t(g, op->y)->extra_bytes = wpad;
+  wpad += wpad / 16 + 4096;
+  o->bwd_scratch_bytes = x->needs_grad ? ALIGN_UP(x->numel * 4, 64) : 0;
+  o->workspace_bytes = CONV_SCRATCH_BYTES + 2 * wpad + op->out_ch * 4 + 256;
+  (void)g;
 }
 typedef struct {
   cpu_conv *cv;
-  void *persist;      // y's extra, or NULL (private) if the plan's bound was too small
-  int64_t ws_off;     // conv scratch offset in g->workspace (after the dx staging)
   int ws_private;     // 1: the plan's workspace was too small, the conv uses its own
 } conv_impl;
 
 static void conv2d_setup(nn_op *o, nn_graph *g) {
   nn_conv2d_op *op = (nn_conv2d_op *)o;
-  const nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
+  const nn_tensor *x = nn_t(g, op->x);
   conv_impl *im = dp_calloc(1, sizeof *im, "conv2d");
   im->cv = cpu_conv_create(cpu_ctx_of(g->backend_ctx), x->dim[0], x->dim[3], x->dim[1], x->dim[2],
                            op->out_ch, op->k, op->stride, op->pad, op->has_bias);
-  im->ws_off = x->needs_grad ? ALIGN_UP(x->numel * 4, 64) : 0;
-  // The planned bounds (conv2d_plan) hold for every format oneDNN 2.6 picks
+  // The planned bound (conv2d_plan) holds for every format oneDNN 2.6 picks
   // here; if one ever does not, fall back to private memory and say so.
-  if (cpu_conv_persist_bytes(im->cv) <= y->extra_bytes) im->persist = y->extra;
-  else LOG_WARN("%s: forward weights need %lld B > planned %lld B; using private memory", op->base.name,
-                (long long)cpu_conv_persist_bytes(im->cv), (long long)y->extra_bytes);
-  if (im->ws_off + cpu_conv_ws_bytes(im->cv) > g->workspace_bytes) {
+  if (cpu_conv_ws_bytes(im->cv) > g->workspace_bytes) {
     im->ws_private = 1;
     LOG_WARN("%s: conv workspace %lld B exceeds the planned %lld B; using private memory", op->base.name,
-             (long long)(im->ws_off + cpu_conv_ws_bytes(im->cv)), (long long)g->workspace_bytes);
+             (long long)cpu_conv_ws_bytes(im->cv), (long long)g->workspace_bytes);
   }
   op->base.be_state = im;
 }
 
 static void *conv_ws(conv_impl *im, nn_graph *g) {
-  return im->ws_private ? NULL : (char *)g->workspace + im->ws_off;
+  return im->ws_private ? NULL : g->workspace;
 }
 
 static void conv2d_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_conv2d_op *op = (nn_conv2d_op *)o;
   conv_impl *im = op->base.be_state;
   cpu_conv_forward(im->cv, nn_t(g, op->x)->data, nn_param_data(g, op->w_pid),
-                   op->has_bias ? nn_param_data(g, op->b_pid) : NULL, nn_t(g, op->y)->data, im->persist,
+                   op->has_bias ? nn_param_data(g, op->b_pid) : NULL, nn_t(g, op->y)->data, NULL,
                    conv_ws(im, g));
 }
 
@@ -276,7 +276,7 @@ static void conv2d_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   float *db = op->has_bias ? nn_param_grad_dst(g, op->b_pid) : NULL;
   if (!dx && !dw && !db) return;
   cpu_conv_backward(im->cv, nn_t(g, op->x)->data, nn_param_data(g, op->w_pid), nn_t(g, op->y)->grad, dx,
-                    dx_add, g->workspace, dw, db, ns->accumulate_grads, im->persist, conv_ws(im, g));
+                    dx_add, o->bwd_scratch, dw, db, ns->accumulate_grads, NULL, conv_ws(im, g));
 }
 
 static void conv2d_destroy(nn_op *o) {

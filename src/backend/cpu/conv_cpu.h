@@ -1,15 +1,16 @@
 // Reusable oneDNN convolution (fp32, NHWC activations, torch-layout weights).
 // Primitives are created once for a fixed shape; weights are reordered from
-// oihw to oneDNN's preferred format once per forward (and once more in
-// backward only if backward-data prefers another format); weight gradients
-// are reordered back to oihw once per backward (with a sum post-op when
-// they are accumulated).
+// oihw to oneDNN's preferred format once per forward and once more in
+// backward (a permutation, so the same values); weight gradients are
+// reordered back to oihw once per backward (with a sum post-op when they are
+// accumulated).
 //
-// Memory: the forward-format weights must live from forward to backward
-// ("persist", cpu_conv_persist_bytes); everything else is per-call scratch
-// ("ws", cpu_conv_ws_bytes: scratchpad, backward-data weights, weight-grad
-// staging). Callers pass both (e.g. a tensor's extra and g->workspace, so
-// the memory plan counts them) or NULL to use buffers the conv allocates.
+// Memory: everything is per-call scratch ("ws", cpu_conv_ws_bytes:
+// scratchpad, reordered weights, weight-grad staging), so nothing but x must
+// live from forward to backward. A caller may instead keep the forward-format
+// weights between the calls ("persist", cpu_conv_persist_bytes; backward then
+// skips its reorder). Pass NULL for either to use a buffer the conv allocates
+// (ws) or none (persist).
 #ifndef DP_BACKEND_CPU_CONV_CPU_H
 #define DP_BACKEND_CPU_CONV_CPU_H
 #include <stdint.h>
@@ -29,7 +30,7 @@ int64_t cpu_conv_ws_bytes(const cpu_conv *cv);
 // (64-byte aligned, at least the sizes above) or NULL for private ones.
 void cpu_conv_forward(cpu_conv *cv, const float *x, const float *wt, const float *b, float *y,
                       void *persist, void *ws);
-// Call after cpu_conv_forward with the same wt and persist. dx: NULL to skip;
+// Call after cpu_conv_forward with the same wt and persist (or NULL). dx: NULL to skip;
 // dx_add adds into it and then needs dx_scratch (n*h*w*c floats). dw: NULL to
 // skip the weight gradient (frozen); db: bias gradient or NULL; dw_add adds
 // into dw/db.

@@ -20,4 +20,11 @@ typedef struct {
   } while (0)
 
 static inline cpu_ctx *cpu_ctx_of(void *backend_ctx) { return (cpu_ctx *)backend_ctx; }
+
+// Recompute hooks (nn_backend_vt.recompute): an op's output from what it keeps.
+struct nn_op;
+struct nn_graph;
+void bn_cpu_recompute(struct nn_op *op, struct nn_graph *g);        // batchnorm2d(+relu)
+void gelu_cpu_apply(struct nn_op *op, struct nn_graph *g);          // gelu (also its forward)
+void layernorm_cpu_recompute(struct nn_op *op, struct nn_graph *g);
 #endif

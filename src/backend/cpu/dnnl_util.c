@@ -1,5 +1,6 @@
 #include "backend/cpu/dnnl_util.h"
 
+#include <pthread.h>
 #include <string.h>
 
 dnnl_memory_desc_t du_md(int ndims, const int64_t *dims, dnnl_format_tag_t tag) {
@@ -14,6 +15,14 @@ dnnl_memory_t du_mem(const dnnl_memory_desc_t *md, dnnl_engine_t eng) {
   dnnl_memory_t m;
   DNNL_CHECK(dnnl_memory_create(&m, md, eng, DNNL_MEMORY_NONE), "creating oneDNN memory");
   return m;
+}
+
+static dnnl_engine_t g_plan_engine;
+static void plan_engine_create(void) { DNNL_CHECK(dnnl_engine_create(&g_plan_engine, dnnl_cpu, 0), "planning engine"); }
+dnnl_engine_t du_plan_engine(void) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, plan_engine_create);
+  return g_plan_engine;
 }
 
 dnnl_primitive_attr_t du_attr_user_scratch(void) {

@@ -15,6 +15,9 @@ dnnl_memory_t du_mem(const dnnl_memory_desc_t *md, dnnl_engine_t eng);
 static inline void du_set(dnnl_memory_t m, const void *p) {
   DNNL_CHECK(dnnl_memory_set_data_handle(m, (void *)p), "setting a oneDNN buffer");
 }
+// A CPU engine for planning (primitive descriptors, their sizes) before any
+// graph has a backend context; created once, lives for the process.
+dnnl_engine_t du_plan_engine(void);
 // Attribute with user-managed scratchpad (we pass DNNL_ARG_SCRATCHPAD ourselves).
 dnnl_primitive_attr_t du_attr_user_scratch(void);
 dnnl_primitive_desc_t du_pd(const void *op_desc, const_dnnl_primitive_attr_t attr,

@@ -3,6 +3,7 @@
 // 4 lanes; erf within ~3e-7 absolute of libm, far below what the 1e-5 oracle
 // tests resolve).
 #include "backend/cpu/vexp_cpu.h"
+#include "backend/cpu/cpu_backend.h"
 #include "nn/op_gelu.h"
 
 #define GELU_BLOCK 4096   // elements per OpenMP chunk
@@ -33,7 +34,8 @@ static inline void store_n(float *p, __m128 v, int64_t n) {
   for (int64_t i = 0; i < n; i++) p[i] = t[i];
 }
 
-static void gelu_forward(nn_op *base, nn_graph *g, nn_step *ns) {
+// y = gelu(x); forward, and the recompute in backward (same code, same bits).
+void gelu_cpu_apply(nn_op *base, nn_graph *g) {
   nn_gelu_op *op = (nn_gelu_op *)base;
   int64_t n = nn_t(g, op->x)->numel;
   const float *x = nn_t(g, op->x)->data;
@@ -45,6 +47,8 @@ static void gelu_forward(nn_op *base, nn_graph *g, nn_step *ns) {
     if (i < e) store_n(y + i, gelu_ps(load_n(x + i, e - i)), e - i);
   }
 }
+
+static void gelu_forward(nn_op *base, nn_graph *g, nn_step *ns) { gelu_cpu_apply(base, g); }
 
 static void gelu_backward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_gelu_op *op = (nn_gelu_op *)base;

@@ -3,7 +3,13 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_backend.h"
 #include "nn/op_layernorm.h"
+
+static inline void ln_row(const float *xr, float *yr, float mf, float rs, const float *w, const float *b,
+                          int64_t D) {
+  for (int64_t i = 0; i < D; i++) yr[i] = (xr[i] - mf) * rs * w[i] + b[i];
+}
 
 static void layernorm_forward(nn_op *base, nn_graph *g, nn_step *ns) {
   nn_layernorm_op *op = (nn_layernorm_op *)base;
@@ -27,9 +33,21 @@ static void layernorm_forward(nn_op *base, nn_graph *g, nn_step *ns) {
     float mf = (float)m;
     mean[r] = mf;
     rstd[r] = rs;
-    float *yr = y + r * D;
-    for (int64_t i = 0; i < D; i++) yr[i] = (xr[i] - mf) * rs * w[i] + b[i];
+    ln_row(xr, y + r * D, mf, rs, w, b, D);
   }
+}
+
+// y again from x and the saved mean / rstd (backward, when a later op's
+// backward reads y): the same row code as forward, so the same bits.
+void layernorm_cpu_recompute(nn_op *base, nn_graph *g) {
+  nn_layernorm_op *op = (nn_layernorm_op *)base;
+  const float *x = nn_t(g, op->x)->data;
+  float *y = nn_t(g, op->y)->data;
+  const float *mean = nn_t(g, op->y)->extra, *rstd = mean + op->rows;
+  const float *w = nn_param_data(g, op->pw), *b = nn_param_data(g, op->pb);
+  int64_t D = op->D;
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < op->rows; r++) ln_row(x + r * D, y + r * D, mean[r], rstd[r], w, b, D);
 }
 
 static void layernorm_backward(nn_op *base, nn_graph *g, nn_step *ns) {

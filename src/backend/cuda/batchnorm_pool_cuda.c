@@ -5,8 +5,13 @@
 // running statistics (momentum; unbiased variance for the running update,
 // like torch) and saves the batch mean and inverse std in y's extra (the CPU
 // backend saves mean and variance there; the extra is backend-private).
-// BN+ReLU applies the relu in place after BN; backward masks dy in place
-// (y's gradient belongs to this op alone) before the BN backward.
+// BN+ReLU applies the relu in place after BN and keeps a bit mask of y > 0
+// in y's extra after the statistics; backward masks dy in place with it (y's
+// gradient belongs to this op alone) before the BN backward. Backward reads
+// x, the statistics and the mask, never y (the shared lifetime plan,
+// docs/memory.md); bn_cuda_recompute rebuilds y from them when a later op's
+// backward reads it.
+// maxpool2d keeps the argmax of each window (y's extra), not x.
 #include <stdlib.h>
 
 #include "backend/cuda/cuda_ops.h"
@@ -31,6 +36,15 @@ static bn_state *bn_of(nn_graph *g, nn_op *o) {
   cuda_op_state *st = cuda_op_state_get(cuda_cx(g), o, 0);
   DP_CHECK(st->host != NULL, "batchnorm on CUDA", "op setup did not run");
   return st->host;
+}
+
+// Plan hook: the ReLU bit mask after the statistics in y's extra.
+static void bn_plan(nn_op *o, nn_graph *g) {
+  nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
+  if (op->relu) nn_t(g, op->y)->extra_bytes += (dp_cuda_relu_mask_bytes(nn_t(g, op->x)->numel) + 63) / 64 * 64;
+}
+static uint32_t *bn_mask(nn_batchnorm2d_op *op, nn_graph *g) {
+  return (uint32_t *)((char *)nn_t(g, op->y)->extra + NN_BN_STATS_BYTES(op->ch));
 }
 
 static void bn_setup(nn_op *o, nn_graph *g) {
@@ -76,7 +90,7 @@ static void bn_forward(nn_op *o, nn_graph *g, nn_step *ns) {
                     nn_buf(g, op->rv_bid), (double)op->eps),
                 "batchnorm forward (eval)");
   }
-  if (op->relu) CUDA_CHECK(dp_cuda_relu_fwd(y->data, y->data, y->numel, c->compute), "batchnorm relu");
+  if (op->relu) CUDA_CHECK(dp_cuda_relu_mask_fwd(y->data, bn_mask(op, g), y->numel, c->compute), "batchnorm relu");
 }
 
 static void bn_backward(nn_op *o, nn_graph *g, nn_step *ns) {
@@ -89,7 +103,7 @@ static void bn_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   float *dx = nn_grad_dst(g, op->x, &add);
   float *dw = nn_param_grad_dst(g, op->w_pid), *db = nn_param_grad_dst(g, op->b_pid);
   if (!dx && !dw && !db) return;
-  if (op->relu) CUDA_CHECK(dp_cuda_relu_bwd(y->data, y->grad, y->grad, y->numel, 0, c->compute), "batchnorm relu backward");
+  if (op->relu) CUDA_CHECK(dp_cuda_relu_mask_bwd(bn_mask(op, g), y->grad, y->numel, c->compute), "batchnorm relu backward");
   int acc = ns->accumulate_grads;
   if (!op->fwd_training) {
     CUDA_CHECK(dp_cuda_bn_eval_bwd(x->data, y->grad, nn_param_data(g, op->w_pid), nn_buf(g, op->rm_bid),
@@ -109,55 +123,32 @@ static void bn_backward(nn_op *o, nn_graph *g, nn_step *ns) {
               "batchnorm backward");
 }
 
+// y again from x and the statistics of the last forward (saved mean and
+// inverse std in training, running ones in eval). Not bitwise cuDNN's forward
+// kernel: within fp32 rounding of it (unverified: no GPU run yet).
+void bn_cuda_recompute(nn_op *o, nn_graph *g) {
+  nn_batchnorm2d_op *op = (nn_batchnorm2d_op *)o;
+  const nn_tensor *x = nn_t(g, op->x);
+  nn_tensor *y = nn_t(g, op->y);
+  const float *saved = y->extra;
+  int tr = op->fwd_training;
+  CUDA_CHECK(dp_cuda_bn_apply(x->data, tr ? saved : nn_buf(g, op->rm_bid), tr ? saved + op->ch : nn_buf(g, op->rv_bid),
+                              !tr, op->eps, nn_param_data(g, op->w_pid), nn_param_data(g, op->b_pid), y->data,
+                              op->relu, x->numel / op->ch, op->ch, cuda_stream(g)),
+             "batchnorm recompute");
+}
+
 const nn_op_vt batchnorm2d_cuda_vt = {"batchnorm2d", bn_setup, bn_forward, bn_backward, NULL, NULL};
-const nn_op_vt batchnorm2d_relu_cuda_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, NULL, NULL};
+const nn_op_vt batchnorm2d_relu_cuda_vt = {"batchnorm2d_relu", bn_setup, bn_forward, bn_backward, NULL, bn_plan};
 
-// ---- maxpool2d ---------------------------------------------------------------------
-typedef struct {
-  cudnnTensorDescriptor_t x, y;
-  cudnnPoolingDescriptor_t pool;
-} pool_state;
-
-static void pool_state_free(void *v) {
-  pool_state *s = v;
-  if (!s) return;
-  cudnnDestroyTensorDescriptor(s->x);
-  cudnnDestroyTensorDescriptor(s->y);
-  cudnnDestroyPoolingDescriptor(s->pool);
-  free(s);
-}
-
-static void pool_setup(nn_op *o, nn_graph *g) {
-  nn_maxpool2d_op *op = (nn_maxpool2d_op *)o;
-  const nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
-  pool_state *s = dp_calloc(1, sizeof *s, "pool state");
-  CUDNN_CHECK(cudnnCreateTensorDescriptor(&s->x), "pool descriptors");
-  CUDNN_CHECK(cudnnCreateTensorDescriptor(&s->y), "pool descriptors");
-  CUDNN_CHECK(cudnnCreatePoolingDescriptor(&s->pool), "pool descriptors");
-  CUDNN_CHECK(cudnnSetTensor4dDescriptor(s->x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, (int)x->dim[0], (int)x->dim[3],
-                                         (int)x->dim[1], (int)x->dim[2]), "pool input descriptor");
-  CUDNN_CHECK(cudnnSetTensor4dDescriptor(s->y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, (int)y->dim[0], (int)y->dim[3],
-                                         (int)y->dim[1], (int)y->dim[2]), "pool output descriptor");
-  // Deterministic max pooling routes each gradient to one (the first) maximum, like torch.
-  CUDNN_CHECK(cudnnSetPooling2dDescriptor(s->pool, CUDNN_POOLING_MAX_DETERMINISTIC, CUDNN_NOT_PROPAGATE_NAN, op->k,
-                                          op->k, op->pad, op->pad, op->stride, op->stride), "pool descriptor");
-  cuda_op_state *st = cuda_op_state_get(cuda_cx(g), o, 0);
-  st->host = s;
-  st->host_free = pool_state_free;
-}
-
-static pool_state *pool_of(nn_graph *g, nn_op *o) {
-  cuda_op_state *st = cuda_op_state_get(cuda_cx(g), o, 0);
-  DP_CHECK(st->host != NULL, "maxpool on CUDA", "op setup did not run");
-  return st->host;
-}
-
+// ---- maxpool2d (kernels/pool.cu: argmax saved in y's extra) -------------------------
 static void pool_forward(nn_op *o, nn_graph *g, nn_step *ns) {
   nn_maxpool2d_op *op = (nn_maxpool2d_op *)o;
-  pool_state *s = pool_of(g, o);
-  const float one = 1.0f, zero = 0.0f;
-  CUDNN_CHECK(cudnnPoolingForward(cuda_cx(g)->cudnn, s->pool, &one, s->x, nn_t(g, op->x)->data, &zero, s->y,
-                                  nn_t(g, op->y)->data), "maxpool forward");
+  const nn_tensor *x = nn_t(g, op->x);
+  nn_tensor *y = nn_t(g, op->y);
+  CUDA_CHECK(dp_cuda_maxpool_fwd(x->data, y->data, y->extra, x->dim[0], x->dim[1], x->dim[2], x->dim[3], y->dim[1],
+                                 y->dim[2], op->k, op->stride, op->pad, cuda_stream(g)),
+             "maxpool forward");
 }
 
 static void pool_backward(nn_op *o, nn_graph *g, nn_step *ns) {
@@ -165,11 +156,10 @@ static void pool_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   int add;
   float *dx = nn_grad_dst(g, op->x, &add);
   if (!dx) return;
-  pool_state *s = pool_of(g, o);
   const nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
-  const float one = 1.0f, beta = add ? 1.0f : 0.0f;
-  CUDNN_CHECK(cudnnPoolingBackward(cuda_cx(g)->cudnn, s->pool, &one, s->y, y->data, s->y, y->grad, s->x, x->data,
-                                   &beta, s->x, dx), "maxpool backward");
+  CUDA_CHECK(dp_cuda_maxpool_bwd(y->grad, y->extra, dx, add, x->dim[0], x->dim[1], x->dim[2], x->dim[3], y->dim[1],
+                                 y->dim[2], op->k, op->stride, op->pad, cuda_stream(g)),
+             "maxpool backward");
 }
 
-const nn_op_vt maxpool2d_cuda_vt = {"maxpool2d", pool_setup, pool_forward, pool_backward, NULL, NULL};
+const nn_op_vt maxpool2d_cuda_vt = {"maxpool2d", NULL, pool_forward, pool_backward, NULL, NULL};

@@ -8,6 +8,7 @@
 #include "nn/backend.h"
 #include "backend/cuda/cuda.h"
 #include "nn/graph.h"
+#include "backend/cuda/cuda_ops.h"
 
 // One table per op kind (nn/op_kinds.h), handed to nn/ through cuda_backend().
 #define DECL_VT(K) extern const nn_op_vt K##_cuda_vt;
@@ -16,6 +17,14 @@ NN_OP_KIND_LIST(DECL_VT)
 #define REF_VT(K) [NN_OP_##K] = &K##_cuda_vt,
 static const nn_op_vt *const cuda_op_table[NN_OP_KIND_COUNT] = {NN_OP_KIND_LIST(REF_VT)};
 #undef REF_VT
+
+// Outputs the shared lifetime plan rebuilds in backward (the same kinds as the CPU's).
+static const nn_recompute_fn cuda_recompute_table[NN_OP_KIND_COUNT] = {
+    [NN_OP_batchnorm2d] = bn_cuda_recompute,
+    [NN_OP_batchnorm2d_relu] = bn_cuda_recompute,
+    [NN_OP_gelu] = gelu_cuda_recompute,
+    [NN_OP_layernorm] = layernorm_cuda_recompute,
+};
 
 static struct {
   int device;
@@ -247,6 +256,7 @@ static const nn_backend_vt cuda_backend_vt = {
     .name = "cuda",
     .kind = NN_BACKEND_CUDA,
     .ops = cuda_op_table,
+    .recompute = cuda_recompute_table,
     .host_memory = 0,
     .ctx_create = cuda_backend_ctx_create,
     .ctx_destroy = cuda_backend_ctx_destroy,

@@ -15,6 +15,11 @@ static inline cuda_ctx *cuda_cx(nn_graph *g) { return (cuda_ctx *)g->backend_ctx
 static inline cudaStream_t cuda_stream(nn_graph *g) { return cuda_cx(g)->compute; }
 
 
+// Recompute hooks (nn_backend_vt.recompute): an op's output from what it keeps.
+void bn_cuda_recompute(nn_op *op, nn_graph *g);         // batchnorm2d(+relu)
+void gelu_cuda_recompute(nn_op *op, nn_graph *g);
+void layernorm_cuda_recompute(nn_op *op, nn_graph *g);
+
 // Autocast staging type of conv/linear: 0 none (fp32/tf32), 1 bf16, 2 fp16.
 static inline int cuda_lp_mode(const cuda_ctx *c) {
   return c->precision == CUDA_PREC_BF16 ? 1 : c->precision == CUDA_PREC_FP16 ? 2 : 0;

@@ -96,6 +96,8 @@ static void gelu_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   const nn_tensor *x = nn_t(g, op->x), *y = nn_t(g, op->y);
   CUDA_CHECK(dp_cuda_gelu_bwd(x->data, y->grad, dx, x->numel, add, cuda_stream(g)), "gelu backward");
 }
+// The output again from x (the same kernel as forward).
+void gelu_cuda_recompute(nn_op *o, nn_graph *g) { gelu_forward(o, g, NULL); }
 const nn_op_vt gelu_cuda_vt = {"gelu", NULL, gelu_forward, gelu_backward, NULL, NULL};
 
 // ---- flatten (NHWC input flattened in torch's NCHW order) --------------------------

@@ -74,6 +74,11 @@ cudaError_t dp_cuda_layernorm_bwd(const float *x, const float *dy, const float *
                                   const float *mean, const float *rstd, float *dx, int acc_x,
                                   float *dgamma, float *dbeta, int acc_param, float *partial,
                                   int64_t rows, int64_t d, cudaStream_t s);
+// y = (x - mean) * rstd * gamma + beta from the saved statistics (the
+// recompute of a layernorm output in backward; same expression as forward).
+cudaError_t dp_cuda_layernorm_apply(const float *x, const float *gamma, const float *beta,
+                                    const float *mean, const float *rstd, float *y, int64_t rows,
+                                    int64_t d, cudaStream_t s);
 cudaError_t dp_cuda_softmax_fwd(const float *x, float *y, int64_t rows, int64_t d, cudaStream_t s);
 // dx (+)= y * (dy - sum(dy * y)).
 cudaError_t dp_cuda_softmax_bwd(const float *y, const float *dy, float *dx, int64_t rows, int64_t d,
@@ -105,6 +110,14 @@ cudaError_t dp_cuda_global_avgpool_fwd(const float *x, float *y, int64_t n, int6
                                        cudaStream_t s);
 cudaError_t dp_cuda_global_avgpool_bwd(const float *dy, float *dx, int64_t n, int64_t hw, int64_t c,
                                        int accumulate, cudaStream_t s);
+// Max pooling (N, H, W, C) -> (N, OH, OW, C) with the argmax u * k + v of
+// each window saved in arg (uint8, (N, OH, OW, C); first maximum wins, as
+// torch). Backward reads only dy and arg (gather form, deterministic).
+cudaError_t dp_cuda_maxpool_fwd(const float *x, float *y, uint8_t *arg, int64_t n, int64_t h, int64_t w,
+                                int64_t c, int64_t oh, int64_t ow, int k, int stride, int pad, cudaStream_t s);
+cudaError_t dp_cuda_maxpool_bwd(const float *dy, const uint8_t *arg, float *dx, int accumulate, int64_t n,
+                                int64_t h, int64_t w, int64_t c, int64_t oh, int64_t ow, int k, int stride,
+                                int pad, cudaStream_t s);
 
 // ---- optimizer, norms, overflow (kernels/optim.cu) -----------------------------
 // dp_optim_segment (the per-group hyper-parameter table) is in cuda_plan.h.
@@ -159,6 +172,19 @@ cudaError_t dp_cuda_nchw_to_nhwc(const float *x, float *y, int64_t n, int64_t hw
 cudaError_t dp_cuda_bn_eval_bwd(const float *x, const float *dy, const float *gamma, const float *rm,
                                 const float *rv, float eps, float *dx, int acc_x, float *dgamma,
                                 float *dbeta, int acc_param, int64_t pixels, int64_t c, cudaStream_t s);
+// The fused ReLU of batchnorm2d_relu: y = max(y, 0) in place and a bit mask
+// (bit i % 32 of word i / 32 set where y > 0; dp_cuda_relu_mask_bytes(n)
+// bytes) for backward, which then zeroes dy where the bit is clear (in place).
+int64_t dp_cuda_relu_mask_bytes(int64_t n);
+cudaError_t dp_cuda_relu_mask_fwd(float *y, uint32_t *mask, int64_t n, cudaStream_t s);
+cudaError_t dp_cuda_relu_mask_bwd(const uint32_t *mask, float *dy, int64_t n, cudaStream_t s);
+// y = gamma * (x - mean) * inv + beta (then relu when relu != 0), inv =
+// inv_or_var[c], or rsqrt(inv_or_var[c] + eps) when is_var: a BN output
+// rebuilt from the statistics its forward used (saved mean / inverse std in
+// training, running mean / var in eval).
+cudaError_t dp_cuda_bn_apply(const float *x, const float *mean, const float *inv_or_var, int is_var, float eps,
+                             const float *gamma, const float *beta, float *y, int relu, int64_t pixels,
+                             int64_t c, cudaStream_t s);
 
 #ifdef __cplusplus
 }

@@ -36,6 +36,15 @@ static void layernorm_backward(nn_op *o, nn_graph *g, nn_step *ns) {
                                    cuda_stream(g)),
              "layernorm backward");
 }
+// y again from x and the saved mean / rstd (same expression as forward).
+void layernorm_cuda_recompute(nn_op *o, nn_graph *g) {
+  nn_layernorm_op *op = (nn_layernorm_op *)o;
+  nn_tensor *y = nn_t(g, op->y);
+  const float *mean = y->extra, *rstd = mean + op->rows;
+  CUDA_CHECK(dp_cuda_layernorm_apply(nn_t(g, op->x)->data, nn_param_data(g, op->pw), nn_param_data(g, op->pb), mean,
+                                     rstd, y->data, op->rows, op->D, cuda_stream(g)),
+             "layernorm recompute");
+}
 const nn_op_vt layernorm_cuda_vt = {"layernorm", layernorm_setup, layernorm_forward, layernorm_backward, NULL, NULL};
 
 // ---- softmax ------------------------------------------------------------------------
