@@ -11,6 +11,7 @@
 
 #include "backend/cpu/cpu.h"
 #include "cli/commands.h"
+#include "core/afile.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "dist/dist.h"
@@ -96,6 +97,7 @@ int cmd_eval(int argc, char **argv) {
   lc.drop_last = 0;
   lc.shuffle = 0;
   lc.train = 0;
+  lc.fill_skipped = 0;   // a corrupt record is excluded from the metrics, not replaced
   lc.threads = d.loader_threads > 0 ? d.loader_threads : 1;
   lc.out_size = (int)wm.model.image_size;
   lc.out_channels = wm.model.channels;
@@ -133,6 +135,9 @@ int cmd_eval(int argc, char **argv) {
     r.total_wall_s = dp_now() - t0;
     char dirbuf[1024], path[1200];
     snprintf(dirbuf, sizeof dirbuf, "%s", weights);
+    dp_err me;
+    dp_err_clear(&me);
+    if (out && dp_mkdir_p(out, &me)) DP_FATAL("creating the output directory", "check --out", "%s", me.msg);
     snprintf(path, sizeof path, "%s/eval_results.json", out ? out : dirname(dirbuf));
     if (run_results_write_json(&r, NULL, path) == 0) printf("wrote %s\n", path);
     fflush(stdout);

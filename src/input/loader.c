@@ -13,7 +13,9 @@
 // (j+1, j+2, ... wrapping within the batch's valid slots) that decodes,
 // augmented with a stream keyed by slot j's own sample so it is not an exact
 // copy. Batches therefore stay independent (no shift of later batches). If no
-// record of a batch decodes, that batch comes back with n = 0.
+// record of a batch decodes, that batch comes back with n = 0. With
+// cfg.fill_skipped = 0 (evaluation) the slot is not filled: label -1, zeros,
+// and n keeps every position.
 //
 // Padding: without drop_last the sampler pads ranks to ceil(total / world)
 // with wrapped-around duplicates (real labels); the last batch of the epoch
@@ -118,6 +120,7 @@ void loader_cfg_defaults(loader_cfg *c) {
   c->hflip_p = 0.5f;
   c->eval_resize_ratio = 0.875f;
   c->mix_prob = 1.0f;
+  c->fill_skipped = 1;
 }
 
 static void slot_reset(loader *l, pslot *s) {
@@ -223,8 +226,9 @@ static void item_process(worker *w, int64_t t) {
       snprintf(msg, sizeof msg, "%.200s record %lld (id %lld): %.280s", l->shards[si]->path,
                (long long)ri, (long long)own_id, err.msg);
       memcpy(err.msg, msg, sizeof msg);
-      // Fill from the next record of this batch that decodes.
-      for (int64_t k = 1; k < nb && !ok; k++) {
+      // Fill from the next record of this batch that decodes (training only:
+      // evaluation leaves the row empty so the record is not counted).
+      for (int64_t k = 1; k < nb && !ok && l->cfg.fill_skipped; k++) {
         int64_t jj = (j + k) % nb;
         int64_t g = sampler_get(&l->smp, b * B + jj);
         dp_rng r2 = dp_rng_stream3(seed ^ REPLACE_SALT, (uint64_t)l->epoch, (uint64_t)own_g);
@@ -243,11 +247,11 @@ static void item_process(worker *w, int64_t t) {
       }
     }
   }
-  if (!ok) {   // padding, or nothing in the batch decodes
+  if (!ok) {   // padding, an unfilled corrupt record, or nothing in the batch decodes
     memset(dst, 0, (size_t)l->per_sample * l->elem_size);
     lb->labels[j] = -1;
-    lb->ids[j] = -1;
-    lb->sample_index[j] = -1;
+    lb->ids[j] = own_id != INT64_MIN ? own_id : -1;
+    lb->sample_index[j] = own_id != INT64_MIN ? own_g : -1;
   }
   pthread_mutex_lock(&l->mu);
   s->bytes += bytes;
@@ -272,7 +276,9 @@ static void item_process(worker *w, int64_t t) {
   pthread_mutex_unlock(&l->mu);
   // Last item of the batch: finish it (deterministic, depends only on content).
   lb->index = b;
-  lb->n = s->nvalid > 0 ? nb : 0;
+  // Without filling, rows keep their positions even when none decodes, so
+  // evaluation sees (and excludes) every corrupt record.
+  lb->n = s->nvalid > 0 || !l->cfg.fill_skipped ? nb : 0;
   s->mixed = 0;
   lb->soft_targets = NULL;
   if (mix_enabled(&l->mix) && lb->n > 0) {
@@ -494,6 +500,7 @@ void loader_seek(loader *l, int64_t batch_index) {
 }
 
 int64_t loader_batches_per_epoch(const loader *l) { return l->nbatches; }
+int64_t loader_sample_bytes(const loader *l) { return l->per_sample * (int64_t)l->elem_size; }
 int64_t loader_total_samples(const loader *l) { return l->total; }
 int loader_num_classes(const loader *l) { return l->num_classes; }
 

@@ -17,6 +17,9 @@
 // each other and of thread timing. A batch whose every record is corrupt
 // comes back with n = 0. A shard that fails validation makes loader_create
 // fail with an error naming the file (a config error, not a skip).
+// With fill_skipped = 0 (evaluation) a corrupt record's row is NOT filled:
+// it stays zeros with label -1 and the record's id, so metrics can exclude
+// exactly the records that failed (eval.c does).
 //
 // Threads: `threads` workers decode items (batch, slot) in order into
 // `prefetch` page-aligned batch buffers (4096-byte aligned, reused; nothing is
@@ -56,6 +59,8 @@ typedef struct {
   float mixup_alpha, cutmix_alpha;   // 0 = off
   float mix_prob;           // probability a batch is mixed (default 1 when alpha > 0)
   int num_classes;          // filled from the shards when 0
+  int fill_skipped;         // 1 (default): a corrupt record's slot takes another record of
+                            // the batch; 0: the row is left empty (label -1), for evaluation
 } loader_cfg;
 
 void loader_cfg_defaults(loader_cfg *cfg);
@@ -90,6 +95,8 @@ int64_t loader_batches_per_epoch(const loader *l);
 int64_t loader_total_samples(const loader *l);        // across all shards
 int loader_num_classes(const loader *l);
 const char *loader_class_name(const loader *l, int c);
+// Bytes of one sample in the batch buffers (uint8 or float, per out_uint8).
+int64_t loader_sample_bytes(const loader *l);
 // Class counts over all shards' labels (for class weights = auto).
 void loader_class_counts(const loader *l, int64_t *counts);
 // Next batch of this epoch, or NULL at its end. The batch stays valid until

@@ -67,7 +67,7 @@ static const opt_desc opts[] = {
     O_("loader-threads", T_INT, loader_threads, "decode threads per rank (0 = from the binding)"),
     O_STR("out", out, "output directory (results.json, steps.csv, config.ini, model.safetensors)"),
     O_("patience", T_INT, patience, "early stopping: evaluations without improvement (0 = off)"),
-    O_STR("early-metric", early_metric, "early stopping metric: f1 (val macro-F1) | loss (val loss)"),
+    O_STR("early-metric", early_metric, "early stopping metric: f1 (val macro-F1) | loss (val plain cross-entropy) | objective (val training loss)"),
     O_("eval-every", T_I64, eval_every, "steps between evaluations (0 = end of each epoch)"),
     O_("log-every", T_INT, log_every, "progress period in steps (0 = auto)"),
     O_("bucket-mb", T_DOUBLE, bucket_mb, "gradient all-reduce bucket size in MB"),
@@ -360,8 +360,8 @@ int train_config_check(const train_config *c) {
     BAD("schedule", "unknown schedule '%s' (cosine, constant, step)", c->schedule);
   if (!(c->lr > 0)) BAD("lr", "must be > 0");
   if (c->label_smoothing < 0 || c->label_smoothing >= 1) BAD("label-smoothing", "must be in [0, 1)");
-  if (strcmp(c->early_metric, "f1") && strcmp(c->early_metric, "loss"))
-    BAD("early-metric", "must be f1 or loss (got '%s')", c->early_metric);
+  if (strcmp(c->early_metric, "f1") && strcmp(c->early_metric, "loss") && strcmp(c->early_metric, "objective"))
+    BAD("early-metric", "must be f1, loss or objective (got '%s')", c->early_metric);
   if (c->patience < 0) BAD("patience", "must be >= 0");
   if (c->baseline_steps < 0) BAD("baseline-steps", "must be >= 0");
   if (c->baseline_steps > 0 && c->baseline[0])

@@ -19,11 +19,27 @@ void confusion_add_logits(int64_t *confusion, int num_classes, const int32_t *la
   }
 }
 
+double xent_plain_sum(const float *logits, const int32_t *labels, int64_t n, int num_classes) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const float *row = logits + i * num_classes;   // (C)
+    double mx = row[0];
+    for (int c = 1; c < num_classes; c++) mx = row[c] > mx ? row[c] : mx;
+    double se = 0;
+    for (int c = 0; c < num_classes; c++) se += exp((double)row[c] - mx);
+    int32_t y = labels[i];
+    DP_CHECK(y >= 0 && y < num_classes, "computing the eval loss", "label out of range: shard and --classes disagree?");
+    sum += mx + log(se) - (double)row[y];
+  }
+  return sum;
+}
+
 void class_metrics_compute(class_metrics *m, const int64_t *confusion, int num_classes) {
   memset(m, 0, sizeof *m);
   int C = num_classes;
   m->num_classes = C;
   m->loss = NAN;
+  m->objective = NAN;
   m->precision = dp_calloc((size_t)C, sizeof(double), "metrics");
   m->recall = dp_calloc((size_t)C, sizeof(double), "metrics");
   m->f1 = dp_calloc((size_t)C, sizeof(double), "metrics");
@@ -67,8 +83,11 @@ void class_metrics_free(class_metrics *m) {
 }
 
 void class_metrics_print(const class_metrics *m, const char *const *class_names, FILE *f) {
-  fprintf(f, "accuracy %.4f  macro-F1 %.4f  loss %.4f  (%lld samples)\n", m->accuracy,
-          m->macro_f1, m->loss, (long long)m->total);
+  fprintf(f, "accuracy %.4f  macro-F1 %.4f  loss %.4f", m->accuracy, m->macro_f1, m->loss);
+  if (!isnan(m->objective)) fprintf(f, "  (training objective %.4f)", m->objective);
+  fprintf(f, "  (%lld samples", (long long)m->total);
+  if (m->excluded) fprintf(f, "; %lld corrupt record(s) excluded", (long long)m->excluded);
+  fprintf(f, ")\n");
   fprintf(f, "  %-20s %9s %9s %9s %9s\n", "class", "precision", "recall", "f1", "support");
   for (int c = 0; c < m->num_classes; c++) {
     char nm[32];

@@ -15,7 +15,12 @@ typedef struct {
   int64_t correct;
   double accuracy;
   double macro_f1;
-  double loss;              // mean loss (filled by the caller; NAN when unknown)
+  double loss;              // mean plain cross-entropy (no smoothing, no class weights,
+                            // as torch's CrossEntropyLoss() reports it); filled by the
+                            // caller, NAN when unknown
+  double objective;         // mean training objective (the graph's loss: smoothing and
+                            // class weights included), NAN when unknown
+  int64_t excluded;         // records not counted because they failed to decode
   double *precision, *recall, *f1;   // (C)
   int64_t *support;         // (C) true count per class
   int64_t *predicted;       // (C) predicted count per class
@@ -25,6 +30,8 @@ typedef struct {
 // Adds a batch: labels (n), logits (n, C) row-major; argmax (first max wins).
 void confusion_add_logits(int64_t *confusion, int num_classes, const int32_t *labels,
                           const float *logits, int64_t n);
+// Sum over n rows of -log softmax(logits)[y] (plain cross-entropy, in double).
+double xent_plain_sum(const float *logits, const int32_t *labels, int64_t n, int num_classes);
 void class_metrics_compute(class_metrics *m, const int64_t *confusion, int num_classes);
 void class_metrics_free(class_metrics *m);
 // Prints accuracy, macro-F1, loss and a per-class P/R/F1/support table.

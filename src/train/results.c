@@ -50,7 +50,9 @@ static void quality_obj(dp_json *j, const run_results *r) {
   dp_json_kv_int(j, "samples", q->total);
   dp_json_kv_double(j, "accuracy", q->accuracy);
   dp_json_kv_double(j, "macro_f1", q->macro_f1);
-  dp_json_kv_double(j, "val_loss", q->loss);
+  dp_json_kv_double(j, "val_loss", q->loss);            // plain cross-entropy
+  dp_json_kv_double(j, "val_objective", q->objective);  // the training loss (smoothing, class weights)
+  dp_json_kv_int(j, "excluded_corrupt", q->excluded);
   dp_json_key(j, "class_names");
   dp_json_begin_array(j);
   for (int c = 0; c < q->num_classes; c++) {

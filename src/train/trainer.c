@@ -207,6 +207,7 @@ static int setup_loaders(trainer *t) {
     vc.shuffle = 0;
     vc.train = 0;
     vc.mixup_alpha = vc.cutmix_alpha = 0;
+    vc.fill_skipped = 0;   // quality: a corrupt val record is excluded, not replaced
     t->val = loader_create(&vc, &err);
     if (!t->val) CFG_FAIL("val", "%s", err.msg);
     if (loader_num_classes(t->val) != t->num_classes)
@@ -498,16 +499,11 @@ static void do_eval(trainer *t) {
   double secs = eval_run_device(t->g, t->td, t->val, t->d, t->num_classes, &m);
   t->last_eval_step = t->st.step;
   const train_config *c = t->cfg;
-  int f1 = !strcmp(c->early_metric, "f1");
-  double metric = f1 ? m.macro_f1 : m.loss;
-  if (isnan(t->st.best_metric) || (f1 ? metric > t->st.best_metric : metric < t->st.best_metric)) {
-    t->st.best_metric = metric;
-    t->st.best_step = t->st.step;
-    t->st.evals_since_best = 0;
-  } else {
-    t->st.evals_since_best++;
-    if (c->patience > 0 && t->st.evals_since_best >= c->patience) t->st.stop = 1;
-  }
+  // quality: early stopping compares the metric --early-metric names (eval.c).
+  int higher;
+  double metric = early_metric_value(&m, c->early_metric, &higher);
+  early_stop_update(&t->st.best_metric, &t->st.best_step, &t->st.evals_since_best, &t->st.stop, metric, higher,
+                    c->patience, t->st.step);
   if (t->d->rank == 0) {
     progress_break(&t->prog);
     printf("eval at step %lld (epoch %lld, %.1f s): ", (long long)t->st.step, (long long)t->st.epoch, secs);
@@ -516,7 +512,7 @@ static void do_eval(trainer *t) {
     class_metrics_print(&m, names, stdout);
     free(names);
     if (t->st.stop)
-      printf("early stopping: no %s improvement in %d evaluation(s) (best %.4f at step %lld)\n", f1 ? "macro-F1" : "loss",
+      printf("early stopping: no %s improvement in %d evaluation(s) (best %.4f at step %lld)\n", c->early_metric,
              c->patience, t->st.best_metric, (long long)t->st.best_step);
     fflush(stdout);
   }

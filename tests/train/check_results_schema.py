@@ -73,6 +73,8 @@ QUALITY = {
     "quality.accuracy": NUM,
     "quality.macro_f1": NUM,
     "quality.val_loss": NUM_OR_NULL,
+    "quality.val_objective": NUM_OR_NULL,
+    "quality.excluded_corrupt": (int,),
     "quality.class_names": (list,),
     "quality.precision": (list,),
     "quality.recall": (list,),
