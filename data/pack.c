@@ -246,6 +246,9 @@ static uint8_t *read_file(const char *path, int64_t *len) {
 
 int data_pack_main(int argc, char **argv) {
   const char *folder = NULL, *csv = NULL, *out = NULL, *v;
+  // The policy the packed dataset expects (issue 12): image-quality labels are
+  // destroyed by crop-and-upscale and jitter, so "defects" unless told otherwise.
+  const char *policy = "defects";
   double val_frac = 0.1, test_frac = 0.1;
   int64_t shard_size = 1000, shard_bytes = 0, seed = 1, quality = 95;
   for (int i = 1; i < argc; i++) {
@@ -258,18 +261,22 @@ int data_pack_main(int argc, char **argv) {
     else if ((v = dt_opt(argc, argv, &i, "--shard-bytes"))) shard_bytes = dt_parse_i64(v, "--shard-bytes");
     else if ((v = dt_opt(argc, argv, &i, "--seed"))) seed = dt_parse_i64(v, "--seed");
     else if ((v = dt_opt(argc, argv, &i, "--quality"))) quality = dt_parse_i64(v, "--quality");
+    else if ((v = dt_opt(argc, argv, &i, "--augment-policy"))) policy = v;
     else {
       int help = !strcmp(argv[i], "--help") || !strcmp(argv[i], "-h");
       fprintf(help ? stdout : stderr, "%s%s", help ? "" : "pack: unknown option\n",
               "usage: dptrain data pack (--imagefolder DIR | --csv FILE) --out DIR\n"
               "         [--val-frac 0.1] [--test-frac 0.1] [--shard-size 1000 | --shard-bytes B]\n"
-              "         [--seed 1] [--quality 95 (re-encoded PNG/PPM/PGM)]\n");
+              "         [--seed 1] [--quality 95 (re-encoded PNG/PPM/PGM)]\n"
+              "         [--augment-policy defects|imagenet|none (recorded in the shards; default defects)]\n");
       return help ? 0 : 2;
     }
   }
   if ((!folder == !csv) || !out || val_frac < 0 || test_frac < 0 || val_frac + test_frac >= 1 ||
-      shard_size < 1 || shard_bytes < 0 || quality < 1 || quality > 100) {
-    fprintf(stderr, "pack: give exactly one of --imagefolder/--csv, and --out (val+test < 1)\n");
+      shard_size < 1 || shard_bytes < 0 || quality < 1 || quality > 100 ||
+      (strcmp(policy, "defects") && strcmp(policy, "imagenet") && strcmp(policy, "none"))) {
+    fprintf(stderr, "pack: give exactly one of --imagefolder/--csv, and --out (val+test < 1; "
+                    "--augment-policy defects, imagenet or none)\n");
     return 2;
   }
   item_list l = {0};
@@ -346,7 +353,8 @@ int data_pack_main(int argc, char **argv) {
   PTR_CHECK(dec, "tjInitDecompress");
   unsigned char *jpg = NULL;
   unsigned long jcap = 0;
-  shard_writer_cfg cfg = {SHARD_CODEC_JPEG, nc, (const char *const *)names, 0, 0, 0};
+  shard_writer_cfg cfg = {SHARD_CODEC_JPEG, nc, (const char *const *)names, 0, 0, 0,
+                          strcmp(policy, "none") ? policy : NULL};
   int64_t done = 0, bytes = 0, stored = 0, reencoded = 0;
   int64_t count[DT_NSPLITS] = {0};
   dt_progress prog;

@@ -173,10 +173,21 @@ static int sample_render(worker *w, int64_t g, dp_rng *r, void *dst, int64_t *by
   } else if (decoder_jpeg_header(w->dec, w->rbuf, len, &hdr, err)) {
     return -1;
   }
-  if (c->train)
-    aug_train_params(r, hdr.w, hdr.h, c->rrc_scale, c->rrc_ratio, c->hflip_p, c->jitter, &p);
-  else
+  if (c->train && c->policy == AUG_POLICY_DEFECTS) {
+    aug_defects_params(r, hdr.w, hdr.h, c->out_size, c->eval_resize_ratio, c->crop_pad, c->hflip_p, &p);
+    // Colour jitter only for the classes it cannot create or remove.
+    int32_t y = s->labels[ri];
+    if (c->jitter > 0 && c->jitter_by_class && y >= 0 && y < LOADER_MAX_CLASSES && c->jitter_class_ok[y]) {
+      aug_params jp;
+      aug_train_params(r, hdr.w, hdr.h, c->rrc_scale, c->rrc_ratio, 0.0f, c->jitter, &jp);
+      p.bright = jp.bright, p.contrast = jp.contrast, p.sat = jp.sat, p.jitter = jp.jitter;
+    }
+  } else if (c->train) {
+    aug_train_params(r, hdr.w, hdr.h, c->rrc_scale, c->rrc_ratio, c->hflip_p,
+                     !c->jitter_by_class || c->jitter_class_ok[s->labels[ri]] ? c->jitter : 0.0f, &p);
+  } else {
     aug_eval_params(hdr.w, hdr.h, c->out_size, c->eval_resize_ratio, &p);
+  }
   if (s->codec != SHARD_CODEC_RAW) {
     int num, den;
     decoder_pick_scale(p.cw, p.ch, c->out_size, &num, &den);
@@ -500,6 +511,67 @@ void loader_seek(loader *l, int64_t batch_index) {
 }
 
 int64_t loader_batches_per_epoch(const loader *l) { return l->nbatches; }
+const char *loader_shard_policy(const loader *l) { return l->shards[0]->augment_policy; }
+
+int loader_cfg_set_policy(loader_cfg *c, const char *requested, const char *jitter_classes, char *source,
+                          size_t source_size, dp_err *err) {
+  if (c->nshards < 1) {
+    dp_err_set(err, 1, "no shards to read the augmentation policy from");
+    return -1;
+  }
+  shard *s = shard_open(c->shards[0], err);
+  if (!s) return -1;
+  int rc = -1;
+  int pol = strcmp(requested, "auto") ? aug_policy_parse(requested) : -2;
+  if (pol == -1) {
+    dp_err_set(err, 1, "augment-policy '%s' is not auto, defects or imagenet", requested);
+    goto done;
+  }
+  if (pol == -2) {   // auto: what the dataset says it expects
+    if (!s->augment_policy[0]) {
+      pol = AUG_POLICY_IMAGENET;
+      snprintf(source, source_size, "default (%s has no augment_policy attribute)", s->path);
+    } else if ((pol = aug_policy_parse(s->augment_policy)) < 0) {
+      dp_err_set(err, 1, "%s: augment_policy attribute '%s' is not defects or imagenet (pass --augment-policy)",
+                 s->path, s->augment_policy);
+      goto done;
+    } else {
+      snprintf(source, source_size, "the shards' augment_policy attribute (%s)", s->path);
+    }
+  } else {
+    snprintf(source, source_size, "--augment-policy");
+  }
+  c->policy = pol;
+  c->jitter_by_class = 0;
+  memset(c->jitter_class_ok, 0, sizeof c->jitter_class_ok);
+  if (jitter_classes && jitter_classes[0]) {
+    c->jitter_by_class = 1;
+    const char *p = jitter_classes;
+    while (*p) {
+      const char *e = strchr(p, ',');
+      size_t n = e ? (size_t)(e - p) : strlen(p);
+      int found = -1;
+      for (int k = 0; k < s->num_classes && found < 0; k++)
+        if (strlen(s->class_names[k]) == n && !strncmp(s->class_names[k], p, n)) found = k;
+      if (found < 0) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p + n && n > 0 && v >= 0 && v < s->num_classes) found = (int)v;
+      }
+      if (found < 0) {
+        dp_err_set(err, 1, "jitter-classes: '%.*s' is neither a class name nor an index of %s", (int)n, p, s->path);
+        goto done;
+      }
+      c->jitter_class_ok[found] = 1;
+      p += n;
+      if (*p == ',') p++;
+    }
+  }
+  rc = 0;
+done:
+  shard_close(s);
+  return rc;
+}
 int64_t loader_sample_bytes(const loader *l) { return l->per_sample * (int64_t)l->elem_size; }
 int64_t loader_total_samples(const loader *l) { return l->total; }
 int loader_num_classes(const loader *l) { return l->num_classes; }

@@ -62,6 +62,11 @@ static const opt_desc opts[] = {
     O_("jitter", T_FLOAT, jitter, "colour jitter strength (0 = off)"),
     O_("mixup", T_FLOAT, mixup, "mixup alpha (0 = off)"),
     O_("cutmix", T_FLOAT, cutmix, "cutmix alpha (0 = off)"),
+    O_STR("augment-policy", augment_policy, "auto (the shards' augment_policy attribute, else imagenet) | defects (native scale: crop/translate, flip) | imagenet (random-resized-crop, flip, jitter)"),
+    O_("crop-pad", T_INT, crop_pad, "defects policy: crop offsets may reach this many pixels past the resized image"),
+    O_STR("jitter-classes", jitter_classes, "colour jitter only for these classes (names or indices, comma list; defects: none by default)"),
+    O_STR("sampler", sampler, "uniform (DistributedSampler) | balanced (class-balanced, with replacement) | sqrt (square-root frequency, with replacement)"),
+    O_("logit-adjust", T_INT, logit_adjust, "after training, tune per-class logit offsets on val for macro-F1 and store them with the model (0/1)"),
     O_("seed", T_U64, seed, "seed for init, sampling and augmentation"),
     O_("threads", T_INT, threads, "compute threads per rank (0 = from the binding)"),
     O_("loader-threads", T_INT, loader_threads, "decode threads per rank (0 = from the binding)"),
@@ -102,6 +107,8 @@ void train_config_defaults(train_config *c) {
   c->step_gamma = 0.1f;
   c->backbone_lr_mult = 1.0f;
   c->augment = 1;
+  snprintf(c->augment_policy, sizeof c->augment_policy, "auto");
+  snprintf(c->sampler, sizeof c->sampler, "uniform");
   c->rrc_scale_min = 0.08f;
   c->hflip = 0.5f;
   c->seed = 1;
@@ -285,7 +292,7 @@ int train_config_parse(train_config *c, int argc, char **argv) {
     }
     // On/off settings may be given bare: "--small-stem" means "--small-stem 1".
     static const char *const bare_ok[] = {"small-stem", "zero-init-residual", "nesterov", "augment",
-                                          "no-decay-norm-bias"};
+                                          "no-decay-norm-bias", "logit-adjust"};
     if (!val && (i + 1 >= argc || !strncmp(argv[i + 1], "--", 2)))
       for (size_t b = 0; b < sizeof bare_ok / sizeof bare_ok[0]; b++)
         if (!strcmp(key, bare_ok[b])) val = "1";
@@ -380,6 +387,12 @@ int train_config_check(const train_config *c) {
   if (!c->out[0]) BAD("out", "output directory is empty");
   if (c->bucket_mb <= 0) BAD("bucket-mb", "must be > 0");
   if (c->mixup < 0 || c->cutmix < 0) BAD("mixup", "alphas must be >= 0");
+  if (strcmp(c->augment_policy, "auto") && strcmp(c->augment_policy, "defects") && strcmp(c->augment_policy, "imagenet"))
+    BAD("augment-policy", "must be auto, defects or imagenet (got '%s')", c->augment_policy);
+  if (c->crop_pad < 0 || c->crop_pad > 4096) BAD("crop-pad", "must be in [0, 4096] (got %d)", c->crop_pad);
+  if (strcmp(c->sampler, "uniform") && strcmp(c->sampler, "balanced") && strcmp(c->sampler, "sqrt"))
+    BAD("sampler", "must be uniform, balanced or sqrt (got '%s')", c->sampler);
+  if (c->logit_adjust != 0 && c->logit_adjust != 1) BAD("logit-adjust", "must be 0 or 1 (got %d)", c->logit_adjust);
   if (c->threads < 0 || c->loader_threads < 0) BAD("threads", "must be >= 0");
   return 0;
 }

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/sysinfo.h"
 #include "core/timer.h"
+#include "input/augment.h"
 #include "input/loader.h"
 #include "input/shard.h"
 #include "nn/models/models.h"
@@ -191,6 +192,15 @@ static int setup_loaders(trainer *t) {
   lc.cutmix_alpha = c->cutmix;
   lc.num_classes = 0;   // from the shards, so a mismatch with --classes is caught below
   lc.out_uint8 = t->td->loader_uint8;   // a GPU normalises on the device
+  // quality: the augmentation policy the dataset expects (or --augment-policy) and class-aware jitter.
+  char pol_src[1200];
+  if (loader_cfg_set_policy(&lc, c->augment_policy, c->jitter_classes, pol_src, sizeof pol_src, &err))
+    CFG_FAIL("augment-policy", "%s", err.msg);
+  lc.crop_pad = c->crop_pad;
+  if (t->d->rank == 0 && c->augment)
+    LOG_INFO("augmentation: policy %s (from %s)%s", aug_policy_name(lc.policy), pol_src,
+             lc.policy == AUG_POLICY_DEFECTS && (c->mixup > 0 || c->cutmix > 0)
+                 ? "; mixup/cutmix were asked for: they blend defects into clean images" : "");
   t->train_lc = lc;
   t->train = loader_create(&lc, &err);
   if (!t->train) CFG_FAIL("train", "%s", err.msg);

@@ -29,7 +29,7 @@ static void write_shard(const char *path, int64_t first, int64_t n, int size, in
                         int corrupt_every) {
   const char *names[16] = {"ok", "blurry", "watermark", "wrong_background", "other", "c5", "c6", "c7",
                            "c8", "c9", "c10", "c11", "c12", "c13", "c14", "c15"};
-  shard_writer_cfg wc = {SHARD_CODEC_RAW, classes, names, size, size, 3};
+  shard_writer_cfg wc = {SHARD_CODEC_RAW, classes, names, size, size, 3, NULL};
   dp_err err;
   dp_err_clear(&err);
   shard_writer *w = shard_writer_create(path, &wc, &err);

@@ -1,10 +1,17 @@
 // Unit tests for issue 12: plain cross-entropy from logits (hand values),
-// early stopping on the metric it names.
+// early stopping on the metric it names, the defects augmentation policy
+// (the eval resize, then whole-pixel translation: no rescale), the policy
+// attribute of shards and its resolution.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/check.h"
+#include "core/rng.h"
+#include "input/augment.h"
+#include "input/loader.h"
+#include "input/shard.h"
 #include "testutil.h"
 #include "train/eval.h"
 #include "train/metrics.h"
@@ -56,8 +63,109 @@ static void test_early_stop(void) {
   TU_CHECK(early_stop_update(&best, &best_step, &since, &stop, 3.0, 0, 1, 1) == 1 && best == 3.0, "then a value is");
 }
 
-int main(void) {
+static void render(const img_view *v, const aug_params *p, const aug_out *o, float *dst) {
+  aug_scratch *s = aug_scratch_create(o);
+  aug_render(v, v->w, v->h, p, o, s, dst);
+  aug_scratch_destroy(s);
+}
+
+static void test_defects_policy(void) {
+  const int W = 90, H = 70, OUT = 32;
+  uint8_t *pix = malloc((size_t)W * H * 3 + 4);
+  dp_rng r = dp_rng_stream(7, 1);
+  for (int i = 0; i < W * H * 3; i++) pix[i] = (uint8_t)dp_rng_u32(&r);
+  img_view v = {pix, W, H, 3, (int64_t)W * 3};
+  const float mean[3] = {0.5f, 0.5f, 0.5f}, sd[3] = {0.25f, 0.25f, 0.25f};
+  aug_out o;
+  aug_out_init(&o, OUT, 3, 0, 0, mean, sd);
+  size_t n = (size_t)OUT * OUT * 3;
+  // Same alignment for both: the row writer takes a streaming-store path only for aligned rows.
+  float *a = dp_aligned_alloc(64, n * 4, "test"), *b = dp_aligned_alloc(64, n * 4, "test");
+  // Eval = the native-scale crop at the centre: the same operation.
+  aug_params pe, pn;
+  aug_eval_params(W, H, OUT, 0.875f, &pe);
+  int S = (int)(OUT / 0.875), nw = (int)((double)S * W / H);   // 36 x 46 resized
+  aug_native_params(W, H, OUT, 0.875f, (int)nearbyint((nw - OUT) / 2.0), (int)nearbyint((S - OUT) / 2.0), 0, &pn);
+  TU_CHECK(!memcmp(&pe, &pn, sizeof pe), "eval params == centred native params");
+  // Every defects draw keeps eval's scale (crop side in source pixels), never jitters.
+  for (int k = 0; k < 200; k++) {
+    aug_params pd;
+    aug_defects_params(&r, W, H, OUT, 0.875f, 3, 0.5f, &pd);
+    if (pd.cw != pe.cw || pd.ch != pe.ch || pd.jitter) {
+      TU_CHECK(0, "draw %d: crop %g x %g vs eval %g x %g, jitter %d", k, pd.cw, pd.ch, pe.cw, pe.ch, pd.jitter);
+      break;
+    }
+  }
+  // Translation by one resized pixel shifts the output by exactly one column.
+  aug_params p0, p1;
+  aug_native_params(W, H, OUT, 0.875f, 4, 2, 0, &p0);
+  aug_native_params(W, H, OUT, 0.875f, 5, 2, 0, &p1);
+  render(&v, &p0, &o, a);
+  render(&v, &p1, &o, b);
+  double worst = 0;
+  for (int y = 0; y < OUT; y++)
+    for (int x = 0; x + 1 < OUT; x++)
+      for (int c = 0; c < 3; c++) {
+        double d = fabs(b[((size_t)y * OUT + x) * 3 + c] - a[((size_t)y * OUT + x + 1) * 3 + c]);
+        worst = d > worst ? d : worst;
+      }
+  TU_CHECK(worst < 1e-4, "one-pixel translation: max difference %g", worst);
+  // Eval render == centred native render, bit for bit.
+  render(&v, &pe, &o, a);
+  render(&v, &pn, &o, b);
+  double dm = 0;
+  for (size_t i = 0; i < n; i++) dm = fmax(dm, fabs(a[i] - b[i]));
+  TU_CHECK(!memcmp(a, b, n * 4), "eval and centred defects crop render identically (max diff %g)", dm);
+  free(a);
+  free(b);
+  free(pix);
+}
+
+static void write_shard(const char *path, const char *policy) {
+  const char *names[3] = {"ok", "blurry", "watermark"};
+  shard_writer_cfg wc = {SHARD_CODEC_RAW, 3, names, 4, 4, 3, policy};
+  dp_err err;
+  dp_err_clear(&err);
+  shard_writer *w = shard_writer_create(path, &wc, &err);
+  uint8_t img[48] = {0};
+  for (int i = 0; w && i < 3; i++) shard_writer_add(w, img, 48, i, i, NULL, &err);
+  TU_CHECK(w && shard_writer_close(w, &err) == 0, "write %s: %s", path, err.msg);
+}
+
+static void test_policy_attribute(const char *dir) {
+  char with[1024], without[1024], src[256];
+  snprintf(with, sizeof with, "%s/quality_policy_defects.h5", dir);
+  snprintf(without, sizeof without, "%s/quality_policy_none.h5", dir);
+  write_shard(with, "defects");
+  write_shard(without, NULL);
+  dp_err err;
+  dp_err_clear(&err);
+  shard *s = shard_open(with, &err);
+  TU_CHECK(s && !strcmp(s->augment_policy, "defects"), "attribute read back: '%s'", s ? s->augment_policy : "?");
+  if (s) shard_close(s);
+  char *p1[1] = {with}, *p0[1] = {without};
+  loader_cfg c;
+  loader_cfg_defaults(&c);
+  c.shards = p1;
+  c.nshards = 1;
+  TU_CHECK(loader_cfg_set_policy(&c, "auto", "", src, sizeof src, &err) == 0 && c.policy == AUG_POLICY_DEFECTS,
+           "auto -> defects from the attribute (%s)", err.msg);
+  TU_CHECK(loader_cfg_set_policy(&c, "imagenet", "watermark,0", src, sizeof src, &err) == 0 &&
+               c.policy == AUG_POLICY_IMAGENET && c.jitter_by_class && c.jitter_class_ok[0] && !c.jitter_class_ok[1] &&
+               c.jitter_class_ok[2],
+           "explicit policy wins; jitter classes by name and index");
+  TU_CHECK(loader_cfg_set_policy(&c, "auto", "nosuch", src, sizeof src, &err) == -1 && strstr(err.msg, "nosuch"),
+           "unknown jitter class named");
+  c.shards = p0;
+  TU_CHECK(loader_cfg_set_policy(&c, "auto", "", src, sizeof src, &err) == 0 && c.policy == AUG_POLICY_IMAGENET,
+           "no attribute -> imagenet");
+  TU_CHECK(loader_cfg_set_policy(&c, "fancy", "", src, sizeof src, &err) == -1, "unknown policy refused");
+}
+
+int main(int argc, char **argv) {
   test_xent_plain();
   test_early_stop();
+  test_defects_policy();
+  test_policy_attribute(argc > 1 ? argv[1] : ".");
   return tu_finish("test_quality_unit");
 }
