@@ -428,6 +428,13 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
       if (y >= 0 && y < l->num_classes) l->class_counts[y]++;
     }
   sampler_init(&l->smp, l->total, c->rank, c->world, c->shuffle, c->drop_last, c->seed);
+  if (c->sampler_mode != SAMPLER_UNIFORM) {   // class-aware draws need every label, in global order
+    int32_t *all = dp_malloc((size_t)(l->total > 0 ? l->total : 1) * sizeof(int32_t), "sampler labels");
+    for (int i = 0; i < l->nshards; i++)
+      memcpy(all + l->cum[i], l->shards[i]->labels, (size_t)l->shards[i]->n * sizeof(int32_t));
+    sampler_set_classes(&l->smp, c->sampler_mode, all, l->num_classes);
+    free(all);
+  }
   l->nbatches = c->drop_last ? l->smp.per_rank / c->batch
                              : (l->smp.per_rank + c->batch - 1) / c->batch;
   aug_out_init(&l->out, c->out_size, c->out_channels, c->nchw, c->out_uint8, c->mean, c->std);

@@ -66,6 +66,7 @@ typedef struct {
   int jitter_by_class;      // 0: jitter every class (imagenet) / none (defects);
                             // 1: only the classes with jitter_class_ok[c] = 1
   uint8_t jitter_class_ok[LOADER_MAX_CLASSES];
+  int sampler_mode;         // SAMPLER_UNIFORM (default) | SAMPLER_BALANCED | SAMPLER_SQRT (sampler.h)
   int fill_skipped;         // 1 (default): a corrupt record's slot takes another record of
                             // the batch; 0: the row is left empty (label -1), for evaluation
 } loader_cfg;

@@ -167,6 +167,30 @@ double eval_run_device_ex(nn_graph *g, train_device *td, loader *l, dist_ctx *d,
   return dp_now() - t0;
 }
 
+double eval_logit_adjust(nn_graph *g, train_device *td, loader *l, dist_ctx *d, int num_classes,
+                         const int64_t *prior_counts, float *bias, class_metrics *raw, class_metrics *adj) {
+  double t0 = dp_now();
+  const int C = num_classes;
+  eval_logits col;
+  memset(&col, 0, sizeof col);
+  eval_extra x = {NULL, NULL, &col};
+  eval_run_device_ex(g, td, l, d, C, raw, &x);
+  logit_adjust_tune(col.logits, col.labels, col.n, C, prior_counts, bias);
+  int64_t *cm = dp_calloc((size_t)C * C, sizeof(int64_t), "confusion matrix");
+  float *row = dp_malloc((size_t)C * sizeof(float), "adjusted logits");
+  for (int64_t i = 0; i < col.n; i++) {
+    for (int c = 0; c < C; c++) row[c] = col.logits[i * C + c] + bias[c];
+    confusion_add_logits(cm, C, col.labels + i, row, 1);
+  }
+  class_metrics_compute(adj, cm, C);
+  adj->loss = raw->loss;
+  adj->excluded = raw->excluded;
+  free(cm);
+  free(row);
+  eval_logits_free(&col);
+  return dp_now() - t0;
+}
+
 // ---- early stopping ----------------------------------------------------------
 double early_metric_value(const class_metrics *m, const char *name, int *higher_is_better) {
   if (!strcmp(name, "f1")) {

@@ -53,6 +53,14 @@ double eval_run_device_ex(nn_graph *g, train_device *td, loader *l, dist_ctx *d,
 double eval_run(nn_graph *g, loader *l, dist_ctx *d, int num_classes, class_metrics *out);
 double eval_run_ex(nn_graph *g, loader *l, dist_ctx *d, int num_classes, class_metrics *out, const eval_extra *x);
 
+// Post-hoc logit adjustment on l's split (the validation split): evaluates
+// (raw metrics into *raw), gathers every rank's logits, tunes per-class
+// offsets for macro-F1 (metrics.h logit_adjust_tune, prior = prior_counts)
+// into bias (C), and writes the adjusted metrics into *adj. Every rank ends
+// with the same bias. Returns wall seconds.
+double eval_logit_adjust(nn_graph *g, train_device *td, loader *l, dist_ctx *d, int num_classes,
+                         const int64_t *prior_counts, float *bias, class_metrics *raw, class_metrics *adj);
+
 // ---- early stopping ----------------------------------------------------------
 // The value early stopping compares, by --early-metric name: "f1" (val
 // macro-F1, higher is better), "loss" (val plain cross-entropy, lower is

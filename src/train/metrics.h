@@ -34,6 +34,17 @@ void confusion_add_logits(int64_t *confusion, int num_classes, const int32_t *la
 double xent_plain_sum(const float *logits, const int32_t *labels, int64_t n, int num_classes);
 void class_metrics_compute(class_metrics *m, const int64_t *confusion, int num_classes);
 void class_metrics_free(class_metrics *m);
+// Macro-F1 of argmax(logits + bias) over n rows (bias may be NULL).
+double macro_f1_of_logits(const float *logits, const int32_t *labels, int64_t n, int num_classes, const float *bias);
+// Post-hoc logit adjustment (Menon et al., "Long-tail learning via logit
+// adjustment", ICLR 2021, applied after training): per-class offsets b added
+// to the logits, tuned on (logits, labels) to maximise macro-F1. Starts from
+// b_c = -tau * log(prior_c) with tau on a grid in [0, 2], then coordinate
+// ascent per class over offsets in [-3, 3] (3 rounds, steps of 0.05); b is
+// centred (argmax is unchanged by a common shift). prior: (C) training class
+// counts, or NULL (uniform). Returns the tuned macro-F1; bias (C) is written.
+double logit_adjust_tune(const float *logits, const int32_t *labels, int64_t n, int num_classes,
+                         const int64_t *prior_counts, float *bias);
 // Prints accuracy, macro-F1, loss and a per-class P/R/F1/support table.
 void class_metrics_print(const class_metrics *m, const char *const *class_names, FILE *f);
 #endif

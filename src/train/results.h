@@ -47,6 +47,12 @@ typedef struct {
   class_metrics q;
   char **class_names;          // (q.num_classes) or NULL
   int64_t eval_samples;
+  // Post-hoc logit adjustment (issue 12): metrics of argmax(logits + bias).
+  int adjusted;
+  class_metrics q_adj;
+  float *logit_bias;           // (q.num_classes), owned
+  char adjust_split[16];       // where bias was tuned / applied: "val (tuned)" or "eval"
+  char augment_policy[16];
   // Memory, data.
   int64_t peak_rss_bytes;      // max over ranks
   int64_t decoded, skipped;

@@ -56,6 +56,16 @@ int weights_save(const char *path, nn_graph *g, const weights_meta *meta, char *
   if (nf) fclose(nf);
   dp_json_kv_string(&j, "dptrain.class_names", names ? names : "");
   free(names);
+  if (meta->augment_policy[0]) dp_json_kv_string(&j, "dptrain.augment_policy", meta->augment_policy);
+  if (meta->logit_bias) {   // per-class offsets that `dptrain eval` adds to the logits
+    char *lb = NULL;
+    size_t lb_len = 0;
+    FILE *lf = open_memstream(&lb, &lb_len);
+    for (int c = 0; lf && c < meta->num_classes; c++) fprintf(lf, "%s%.9g", c ? "," : "", (double)meta->logit_bias[c]);
+    if (lf) fclose(lf);
+    dp_json_kv_string(&j, "dptrain.logit_bias", lb ? lb : "");
+    free(lb);
+  }
   dp_json_end_object(&j);
   int64_t off = 0;
   for (int32_t i = 0; i < g->nparams; i++) {
@@ -240,6 +250,28 @@ int weights_read_meta(const char *path, weights_meta *meta, char *err, int err_s
       p = e ? e + 1 : p + n;
     }
   }
+  meta->logit_bias = NULL;
+  meta->augment_policy[0] = 0;
+  const char *pol = md_str(md, "dptrain.augment_policy", NULL);
+  if (pol) snprintf(meta->augment_policy, sizeof meta->augment_policy, "%s", pol);
+  const char *lb = md_str(md, "dptrain.logit_bias", NULL);
+  if (lb && lb[0] && cl > 0) {
+    meta->logit_bias = dp_calloc((size_t)cl, sizeof(float), "logit bias");
+    const char *p = lb;
+    for (int c = 0; c < cl; c++) {
+      char *end;
+      meta->logit_bias[c] = strtof(p, &end);
+      if (end == p || (c < cl - 1 && *end != ',')) {
+        snprintf(err, err_sz, "'%s': dptrain.logit_bias '%s' is not %lld comma-separated numbers", path, lb, (long long)cl);
+        free(meta->logit_bias);
+        meta->logit_bias = NULL;
+        weights_meta_free(meta);
+        jv_free(v);
+        return -1;
+      }
+      p = end + (*end == ',');
+    }
+  }
   jv_free(v);
   return 0;
 }
@@ -248,6 +280,8 @@ void weights_meta_free(weights_meta *meta) {
   for (int c = 0; meta->class_names && c < meta->num_classes; c++) free(meta->class_names[c]);
   free(meta->class_names);
   meta->class_names = NULL;
+  free(meta->logit_bias);
+  meta->logit_bias = NULL;
 }
 
 static int load_one(FILE *f, int64_t ds, const jv *hdr, const char *name, float *dst, int64_t numel,

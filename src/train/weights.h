@@ -19,6 +19,8 @@ typedef struct {
   int num_classes;
   char **class_names;    // (num_classes) or NULL
   int64_t steps;         // optimizer steps trained
+  float *logit_bias;     // (num_classes) post-hoc logit adjustment ("dptrain.logit_bias"), or NULL
+  char augment_policy[16];   // the training augmentation policy ("dptrain.augment_policy"), "" unknown
 } weights_meta;
 
 // Returns 0, or -1 with err filled.

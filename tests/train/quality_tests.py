@@ -6,6 +6,10 @@ TEST:
              val loss is plain cross-entropy (= `dptrain eval` on the saved weights, whose graph
              loss has no smoothing/weights), the training objective is reported separately, and
              early stopping on `loss` follows the printed plain losses.
+  logitadjust  --logit-adjust 1 stores offsets in model.safetensors; `dptrain eval` on the val
+             split reproduces both the raw and the adjusted macro-F1 of the training run.
+  balanced   --sampler balanced on 2 ranks: each rank consumes its per-rank share, draws repeat
+             (with replacement), the draws are the same for the same seed and differ by epoch.
 """
 import json
 import os
@@ -83,13 +87,77 @@ def evalcount(dptrain, maker, work):
     print("ok")
 
 
+def logitadjust(dptrain, maker, work):
+    shards = f"{work}/shards"
+    make(maker, shards, 64, 40, 16, 5)
+    out_dir = f"{work}/run"
+    rc, out, _ = run(2, [dptrain, "train", "--model", "cnn", "--cnn-width", "8", "--image-size", "16",
+                         "--epochs", "2", "--batch", "8", "--train", f"{shards}/train-*.h5", "--val",
+                         f"{shards}/val-*.h5", "--logit-adjust", "1", "--seed", "2", "--threads", "1",
+                         "--loader-threads", "1", "--out", out_dir])
+    if rc:
+        fail(f"training exited {rc}", out)
+    q = json.load(open(f"{out_dir}/results.json"))["quality"]
+    a = q.get("logit_adjusted")
+    if not a or len(a["logit_bias"]) != 5 or a["macro_f1"] + 1e-12 < q["macro_f1"]:
+        fail(f"logit_adjusted block missing or worse than raw: {a}", out)
+    rc, eout, _ = run(1, [dptrain, "eval", "--weights", f"{out_dir}/model.safetensors", "--data",
+                          f"{shards}/val-*.h5", "--out", f"{work}/eval", "--threads", "1", "--loader-threads", "1"])
+    if rc:
+        fail(f"dptrain eval exited {rc}", eout)
+    e = json.load(open(f"{work}/eval/eval_results.json"))["quality"]
+    ea = e.get("logit_adjusted")
+    if not ea or abs(e["macro_f1"] - q["macro_f1"]) > 1e-9 or abs(ea["macro_f1"] - a["macro_f1"]) > 1e-9:
+        fail(f"eval raw/adjusted {e['macro_f1']}/{ea and ea['macro_f1']} vs training {q['macro_f1']}/{a['macro_f1']}",
+             eout)
+    if "logit-adjusted" not in eout or "raw argmax" not in eout:
+        fail("eval does not print raw and adjusted metrics separately", eout)
+    print(f"logitadjust: val macro-F1 raw {q['macro_f1']:.4f}, adjusted {a['macro_f1']:.4f}; "
+          f"dptrain eval reproduces both; offsets {[round(b, 2) for b in a['logit_bias']]}")
+    print("ok")
+
+
+def balanced(dptrain, maker, work):
+    shards = f"{work}/shards"
+    make(maker, shards, 64, 10, 16, 5)
+    dumps = []
+    for k in range(2):
+        out_dir = f"{work}/run{k}"
+        rc, out, _ = run(2, [dptrain, "train", "--model", "cnn", "--cnn-width", "8", "--image-size", "16",
+                             "--epochs", "2", "--batch", "8", "--train", f"{shards}/train-*.h5",
+                             "--sampler", "balanced", "--seed", "4", "--threads", "1", "--loader-threads", "1",
+                             "--out", out_dir, "--dump-ids", f"{work}/ids{k}"])
+        if rc:
+            fail(f"training exited {rc}", out)
+        d = {}
+        for r in range(2):
+            for line in open(f"{work}/ids{k}.rank{r}"):
+                e, idx, _ = map(int, line.split())
+                d.setdefault((r, e), []).append(idx)
+        dumps.append(d)
+    d = dumps[0]
+    for key, v in d.items():
+        if len(v) != 32:
+            fail(f"rank/epoch {key}: {len(v)} samples, expected the per-rank share 32")
+    every = d[(0, 0)] + d[(1, 0)]
+    if len(set(every)) == len(every):
+        fail("no sample repeats in an epoch: not drawn with replacement")
+    if dumps[0] != dumps[1]:
+        fail("same seed, different draws")
+    if d[(0, 0)] == d[(0, 1)]:
+        fail("epochs 0 and 1 drew the same samples")
+    print(f"balanced: 2 ranks x 32 per epoch, {len(every) - len(set(every))} repeats in epoch 0, "
+          "deterministic, epochs differ")
+    print("ok")
+
+
 def main():
     if len(sys.argv) != 5:
         print(__doc__)
         return 2
     test, dptrain, maker, work = sys.argv[1:]
     os.makedirs(work, exist_ok=True)
-    tests = {"evalcount": evalcount}
+    tests = {"evalcount": evalcount, "logitadjust": logitadjust, "balanced": balanced}
     if test not in tests:
         print(f"unknown test {test}")
         return 2

@@ -11,6 +11,7 @@
 #include "core/rng.h"
 #include "input/augment.h"
 #include "input/loader.h"
+#include "input/sampler.h"
 #include "input/shard.h"
 #include "testutil.h"
 #include "train/eval.h"
@@ -162,7 +163,99 @@ static void test_policy_attribute(const char *dir) {
   TU_CHECK(loader_cfg_set_policy(&c, "fancy", "", src, sizeof src, &err) == -1, "unknown policy refused");
 }
 
+// Class-aware sampler: one global sequence per (seed, epoch), rank r takes
+// positions r::world, class shares match q_c within 5 binomial SDs.
+static void test_sampler_classes(void) {
+  const int64_t N = 3000;
+  const int K = 3;
+  int32_t *lab = malloc(N * sizeof(int32_t));
+  for (int64_t i = 0; i < N; i++) lab[i] = i % 10 < 7 ? 0 : (i % 10 < 9 ? 1 : 2);   // 70 / 20 / 10 %
+  const double want_bal[3] = {1.0 / 3, 1.0 / 3, 1.0 / 3};
+  double sq[3] = {sqrt(2100.0), sqrt(600.0), sqrt(300.0)}, sqs = sq[0] + sq[1] + sq[2];
+  const double want_sqrt[3] = {sq[0] / sqs, sq[1] / sqs, sq[2] / sqs};
+  for (int mode = SAMPLER_BALANCED; mode <= SAMPLER_SQRT; mode++) {
+    const double *want = mode == SAMPLER_BALANCED ? want_bal : want_sqrt;
+    sampler g, r0, r1;
+    sampler_init(&g, N, 0, 1, 1, 1, 11);
+    sampler_init(&r0, N, 0, 2, 1, 1, 11);
+    sampler_init(&r1, N, 1, 2, 1, 1, 11);
+    sampler_set_classes(&g, mode, lab, K);
+    sampler_set_classes(&r0, mode, lab, K);
+    sampler_set_classes(&r1, mode, lab, K);
+    for (int c = 0; c < K; c++)
+      TU_CHECK(near(sampler_class_prob(&g, c), want[c], 1e-12), "mode %d q[%d] %g vs %g", mode, c,
+               sampler_class_prob(&g, c), want[c]);
+    for (int64_t e = 0; e < 3; e++) {
+      sampler_set_epoch(&g, e);
+      sampler_set_epoch(&r0, e);
+      sampler_set_epoch(&r1, e);
+      TU_CHECK(r0.per_rank == N / 2 && r1.per_rank == N / 2, "per-rank share");
+      int64_t cnt[3] = {0, 0, 0}, mismatch = 0, repeats = 0;
+      char *seen = calloc((size_t)N, 1);
+      for (int64_t k = 0; k < N / 2; k++) {
+        int64_t a = sampler_get(&r0, k), b = sampler_get(&r1, k);
+        mismatch += a != sampler_get(&g, 2 * k) || b != sampler_get(&g, 2 * k + 1);
+        cnt[lab[a]]++, cnt[lab[b]]++;
+        repeats += seen[a]++ > 0;
+        repeats += seen[b]++ > 0;
+      }
+      free(seen);
+      TU_CHECK(mismatch == 0, "mode %d epoch %lld: ranks are not positions r::2 of the global sequence (%lld)", mode,
+               (long long)e, (long long)mismatch);
+      TU_CHECK(repeats > 0, "with replacement some samples repeat");
+      for (int c = 0; c < K; c++) {
+        double sd = sqrt(N * want[c] * (1 - want[c]));
+        TU_CHECK(fabs(cnt[c] - N * want[c]) < 5 * sd, "mode %d epoch %lld class %d: %lld draws, expected %.0f", mode,
+                 (long long)e, c, (long long)cnt[c], N * want[c]);
+      }
+    }
+    // Deterministic from (seed, epoch); epochs differ.
+    sampler h;
+    sampler_init(&h, N, 0, 1, 1, 1, 11);
+    sampler_set_classes(&h, mode, lab, K);
+    sampler_set_epoch(&h, 2);
+    TU_CHECK(!memcmp(h.perm, g.perm, N * sizeof(int64_t)), "same (seed, epoch), same draws");
+    sampler_set_epoch(&h, 1);
+    TU_CHECK(memcmp(h.perm, g.perm, N * sizeof(int64_t)) != 0, "another epoch, other draws");
+    sampler_free(&g), sampler_free(&r0), sampler_free(&r1), sampler_free(&h);
+  }
+  free(lab);
+}
+
+// Logit adjustment: a model biased towards class 0 on imbalanced data; the
+// tuned offsets must not lower macro-F1, should raise it here, and are centred.
+static void test_logit_adjust(void) {
+  const int64_t N = 600;
+  const int C = 3;
+  float *lg = malloc(N * C * sizeof(float));
+  int32_t *y = malloc(N * sizeof(int32_t));
+  dp_rng r = dp_rng_stream(3, 3);
+  for (int64_t i = 0; i < N; i++) {
+    y[i] = i % 6 < 4 ? 0 : (i % 6 == 4 ? 1 : 2);
+    for (int c = 0; c < C; c++) lg[i * C + c] = (float)(dp_rng_normal(&r) + (c == y[i] ? 1.5 : 0.0) + (c == 0 ? 1.2 : 0.0));
+  }
+  double raw = macro_f1_of_logits(lg, y, N, C, NULL);
+  // macro_f1_of_logits agrees with the confusion-matrix path.
+  int64_t cm[9] = {0};
+  confusion_add_logits(cm, C, y, lg, N);
+  class_metrics m;
+  class_metrics_compute(&m, cm, C);
+  TU_CHECK(near(raw, m.macro_f1, 1e-12), "macro_f1_of_logits %g vs class_metrics %g", raw, m.macro_f1);
+  class_metrics_free(&m);
+  const int64_t prior[3] = {400, 100, 100};
+  float b[3];
+  double tuned = logit_adjust_tune(lg, y, N, C, prior, b);
+  TU_CHECK(tuned > raw + 0.02, "tuned macro-F1 %g vs raw %g", tuned, raw);
+  TU_CHECK(near(macro_f1_of_logits(lg, y, N, C, b), tuned, 1e-12), "returned F1 is that of the offsets");
+  TU_CHECK(fabs(b[0] + b[1] + b[2]) < 1e-5 && b[0] < b[1] && b[0] < b[2], "offsets centred, class 0 lowered: %g %g %g",
+           b[0], b[1], b[2]);
+  free(lg);
+  free(y);
+}
+
 int main(int argc, char **argv) {
+  test_sampler_classes();
+  test_logit_adjust();
   test_xent_plain();
   test_early_stop();
   test_defects_policy();
