@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/opts.h"
 #include "core/timer.h"
 #include "dist/dist.h"
 
@@ -30,12 +31,28 @@ static stat2 summarize(double *t, int reps) {
   return s;
 }
 
+typedef struct {
+  double mb;
+  int reps;
+} args_t;
+static const dp_opt arg_list[] = {
+    DP_OPT_F(args_t, "mb", DP_OPT_DOUBLE, mb, 0, 8000, DP_OPT_LO_OPEN | DP_OPT_POS, "buffer size in MB (first positional)"),
+    DP_OPT_I(args_t, "reps", DP_OPT_INT, reps, 1, 100000, DP_OPT_POS, "repetitions (second positional)"),
+};
+static const dp_opts arg_table = {"bench_allreduce", arg_list, 2,
+                                  "usage: mpirun -np N bench_allreduce [MB] [REPS]   (or --mb MB --reps R)\n", 0};
+
 int main(int argc, char **argv) {
   dist_ctx d;
   dist_init(&d, &argc, &argv);
-  double mb = argc > 1 ? atof(argv[1]) : 100.0;
-  int reps = argc > 2 ? atoi(argv[2]) : 5;
-  if (mb <= 0 || reps < 1) DP_FATAL("bench arguments", "usage: bench_allreduce [MB] [reps]", "MB %g reps %d", mb, reps);
+  args_t a = {100.0, 5};
+  int prc = dp_opts_parse(&arg_table, &a, argc, argv);
+  if (prc) {
+    dist_finalize(&d);
+    return prc > 0 ? 0 : 2;
+  }
+  double mb = a.mb;
+  int reps = a.reps;
   int64_t n = (int64_t)(mb * 1e6 / 4);
   if (n > 0x7fffffff) DP_FATAL("bench arguments", "use at most 8000 MB", "%lld floats", (long long)n);
   float *buf = dp_aligned_alloc(64, (size_t)n * 4, "bench buffer");

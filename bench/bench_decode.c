@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <turbojpeg.h>
 
+#include "core/opts.h"
 #include "core/check.h"
 #include "core/rng.h"
 #include "core/timer.h"
@@ -45,19 +46,28 @@ static uint8_t *make_photo(int w, int h, uint32_t seed) {
   return p;
 }
 
+typedef struct {
+  int n, size;
+  double seconds;
+  char dir[1024], threads[256];
+} args_t;
+static const dp_opt arg_list[] = {
+    DP_OPT_I(args_t, "n", DP_OPT_INT, n, 1, 100000, 0, "JPEGs to generate"),
+    DP_OPT_F(args_t, "seconds", DP_OPT_DOUBLE, seconds, 0, 3600, DP_OPT_LO_OPEN, "time per measurement"),
+    DP_OPT_S(args_t, "dir", dir, 0, "scratch directory"),
+    DP_OPT_S(args_t, "threads", threads, 0, "loader thread counts to measure, space-separated"),
+    DP_OPT_I(args_t, "size", DP_OPT_INT, size, 16, 8192, 0, "image side in pixels"),
+};
+static const dp_opts arg_table = {"bench_decode", arg_list, 5,
+                                  "usage: bench_decode [--n 64] [--seconds 3] [--dir D] [--threads \"1 2\"] [--size 224]\n", 0};
+
 int main(int argc, char **argv) {
-  int n = 64, size = 224;
-  double seconds = 3.0;
-  const char *dir = "/tmp/dp_bench_jpegs";
-  const char *threads = "1 2";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--n")) n = atoi(argv[i + 1]);
-    else if (!strcmp(argv[i], "--seconds")) seconds = atof(argv[i + 1]);
-    else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
-    else if (!strcmp(argv[i], "--threads")) threads = argv[i + 1];
-    else if (!strcmp(argv[i], "--size")) size = atoi(argv[i + 1]);
-    else DP_FATAL("arguments", "see the usage line in bench_decode.c", "unknown option %s", argv[i]);
-  }
+  args_t a = {64, 224, 3.0, "/tmp/dp_bench_jpegs", "1 2"};
+  int prc = dp_opts_parse(&arg_table, &a, argc, argv);
+  if (prc) return prc > 0 ? 0 : 2;
+  int n = a.n, size = a.size;
+  double seconds = a.seconds;
+  const char *dir = a.dir, *threads = a.threads;
   char path[2048];
   snprintf(path, sizeof path, "%s/img", dir);
   if ((mkdir(dir, 0755) && errno != EEXIST) || (mkdir(path, 0755) && errno != EEXIST))

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
+#include "core/opts.h"
 #include "core/check.h"
 #include "core/timer.h"
 #include "nn/models/models.h"
@@ -15,12 +16,28 @@
 
 #define MAX_KINDS 32
 
+typedef struct {
+  char model[32];
+  int64_t batch, size, classes;
+  int iters;
+} args_t;
+static const dp_opt arg_list[] = {
+    DP_OPT_S(args_t, "model", model, DP_OPT_POS, "model (1st positional)"),
+    DP_OPT_I(args_t, "batch", DP_OPT_I64, batch, 1, 1 << 16, DP_OPT_POS, "batch (2nd positional)"),
+    DP_OPT_I(args_t, "image-size", DP_OPT_I64, size, 8, 8192, DP_OPT_POS, "image size (3rd positional)"),
+    DP_OPT_I(args_t, "iters", DP_OPT_INT, iters, 1, 100000, DP_OPT_POS, "iterations (4th positional)"),
+    DP_OPT_I(args_t, "classes", DP_OPT_I64, classes, 1, 100000, DP_OPT_POS, "classes (5th positional)"),
+};
+static const dp_opts arg_table = {"bench_ops", arg_list, 5,
+                                  "usage: bench_ops [MODEL] [BATCH] [SIZE] [ITERS] [CLASSES]\n", 0};
+
 int main(int argc, char **argv) {
-  const char *name = argc > 1 ? argv[1] : "resnet50";
-  int64_t batch = argc > 2 ? atoll(argv[2]) : 8;
-  int64_t size = argc > 3 ? atoll(argv[3]) : 224;
-  int iters = argc > 4 ? atoi(argv[4]) : 3;
-  int64_t classes = argc > 5 ? atoll(argv[5]) : 1000;
+  args_t a = {"resnet50", 8, 224, 1000, 3};
+  int prc = dp_opts_parse(&arg_table, &a, argc, argv);
+  if (prc) return prc > 0 ? 0 : 2;
+  const char *name = a.model;
+  int64_t batch = a.batch, size = a.size, classes = a.classes;
+  int iters = a.iters;
   model_cfg cfg;
   if (!model_cfg_default(&cfg, name, size, 3, classes)) {
     fprintf(stderr, "unknown model %s (%s)\n", name, model_names());

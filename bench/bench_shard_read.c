@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/opts.h"
 #include "core/rng.h"
 #include "input/shard.h"
 
@@ -60,15 +61,26 @@ static double measure(shard *s, const int64_t *order, int64_t n, int threads, in
   return best;
 }
 
+typedef struct {
+  int64_t mb;
+  int reps;
+  char dir[900];
+} args_t;
+static const dp_opt arg_list[] = {
+    DP_OPT_I(args_t, "mb", DP_OPT_I64, mb, 1, 1 << 20, 0, "dataset size in MB"),
+    DP_OPT_I(args_t, "reps", DP_OPT_INT, reps, 1, 10000, 0, "repetitions"),
+    DP_OPT_S(args_t, "dir", dir, 0, "scratch directory"),
+};
+static const dp_opts arg_table = {"bench_shard_read", arg_list, 3,
+                                  "usage: bench_shard_read [--mb 200] [--reps 3] [--dir /tmp]\n", 0};
+
 int main(int argc, char **argv) {
-  int64_t mb = 200;
-  int reps = 3;
-  const char *dir = "/tmp";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--mb")) mb = atoll(argv[i + 1]);
-    else if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
-    else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
-  }
+  args_t a = {200, 3, "/tmp"};
+  int prc = dp_opts_parse(&arg_table, &a, argc, argv);
+  if (prc) return prc > 0 ? 0 : 2;
+  int64_t mb = a.mb;
+  int reps = a.reps;
+  const char *dir = a.dir;
   char path[1024];
   snprintf(path, sizeof path, "%s/bench_shard_read_%d.h5", dir, (int)getpid());
   const char *names[1] = {"x"};

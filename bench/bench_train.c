@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu.h"
+#include "core/opts.h"
 #include "core/rng.h"
 #include "core/sysinfo.h"
 #include "core/timer.h"
@@ -25,26 +26,31 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+typedef struct {
+  char model[32];
+  int64_t batch, size, classes;
+  int threads, warmup, steps, small_stem;
+} args_t;
+static const dp_opt arg_list[] = {
+    DP_OPT_S(args_t, "model", model, DP_OPT_REQUIRED, "model name"),
+    DP_OPT_I(args_t, "batch", DP_OPT_I64, batch, 1, 1 << 16, 0, "batch"),
+    DP_OPT_I(args_t, "image-size", DP_OPT_I64, size, 8, 8192, 0, "image size"),
+    DP_OPT_I(args_t, "classes", DP_OPT_I64, classes, 1, 100000, 0, "classes"),
+    DP_OPT_I(args_t, "threads", DP_OPT_INT, threads, 1, 4096, DP_OPT_CORES, "OpenMP threads"),
+    DP_OPT_I(args_t, "warmup", DP_OPT_INT, warmup, 0, 100000, 0, "untimed steps"),
+    DP_OPT_I(args_t, "steps", DP_OPT_INT, steps, 1, 100000, 0, "timed steps"),
+    DP_OPT_I(args_t, "small-stem", DP_OPT_INT, small_stem, 0, 1, DP_OPT_BARE, "ResNet small stem"),
+};
+static const dp_opts arg_table = {"bench_train", arg_list, 8, NULL, 0};
+
 int main(int argc, char **argv) {
-  const char *model = NULL;
-  int64_t batch = 32, size = 224, classes = 1000;
-  int threads = 2, warmup = 2, steps = 5, small_stem = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : "";
-    if (!strcmp(a, "--model")) model = v, i++;
-    else if (!strcmp(a, "--batch")) batch = atoll(v), i++;
-    else if (!strcmp(a, "--image-size")) size = atoll(v), i++;
-    else if (!strcmp(a, "--classes")) classes = atoll(v), i++;
-    else if (!strcmp(a, "--threads")) threads = atoi(v), i++;
-    else if (!strcmp(a, "--warmup")) warmup = atoi(v), i++;
-    else if (!strcmp(a, "--steps")) steps = atoi(v), i++;
-    else if (!strcmp(a, "--small-stem")) small_stem = 1;
-    else {
-      fprintf(stderr, "bench_train: unknown option %s\n", a);
-      return 2;
-    }
-  }
-  if (!model || !model_known(model) || batch < 1 || steps < 1 || threads < 1 || warmup < 0) {
+  args_t a = {"", 32, 224, 1000, 2, 2, 5, 0};
+  int prc = dp_opts_parse(&arg_table, &a, argc, argv);
+  if (prc) return prc > 0 ? 0 : 2;
+  const char *model = a.model;
+  int64_t batch = a.batch, size = a.size, classes = a.classes;
+  int threads = a.threads, warmup = a.warmup, steps = a.steps, small_stem = a.small_stem;
+  if (!model_known(model)) {
     fprintf(stderr, "usage: bench_train --model {%s} [--batch B] [--image-size S] [--classes C]\n"
                     "         [--threads T] [--warmup W] [--steps N] [--small-stem]\n", model_names());
     return 2;

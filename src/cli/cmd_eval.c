@@ -8,10 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "backend/cpu/cpu.h"
+#include "cli/cli_util.h"
 #include "cli/commands.h"
-#include "core/afile.h"
+#include "core/opts.h"
 #include "core/log.h"
 #include "core/timer.h"
 #include "dist/dist.h"
@@ -22,71 +24,87 @@
 #include "train/eval.h"
 #include "train/weights.h"
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: dptrain eval --weights FILE --data GLOB [--batch B] [--out DIR] [--threads T]\n"
-          "                    [--loader-threads T]\n"
-          "Evaluates FILE (model.safetensors from `dptrain train`) on the shards in GLOB and\n"
-          "writes DIR/eval_results.json (default DIR: the weights file's directory).\n");
+typedef struct {
+  char weights[1024], data[4096], out[1024];
+  int64_t batch;
+  int threads, loader_threads, allow_nonfinite;
+} eval_opts;
+
+static const dp_opt eval_opt_list[] = {
+    DP_OPT_S(eval_opts, "weights", weights, DP_OPT_REQUIRED, "weights file (model.safetensors from `dptrain train`)"),
+    DP_OPT_S(eval_opts, "data", data, DP_OPT_REQUIRED, "shards: glob or comma list"),
+    DP_OPT_S(eval_opts, "out", out, 0,
+             "existing directory for eval_results.json (empty: the weights file's directory)"),
+    DP_OPT_I(eval_opts, "batch", DP_OPT_I64, batch, 1, 1 << 20, 0, "batch per rank (at most the samples per rank)"),
+    DP_OPT_I(eval_opts, "threads", DP_OPT_INT, threads, 0, 4096, DP_OPT_CORES, "compute threads per rank (0 = from the binding)"),
+    DP_OPT_I(eval_opts, "loader-threads", DP_OPT_INT, loader_threads, 0, 4096, DP_OPT_CORES,
+             "decode threads per rank (0 = from the binding)"),
+    DP_OPT_I(eval_opts, "allow-nonfinite-weights", DP_OPT_INT, allow_nonfinite, 0, 1, DP_OPT_BARE,
+             "load weights that hold NaN/Inf (refused by default)"),
+};
+static const dp_opts eval_table = {
+    "dptrain eval", eval_opt_list, (int)(sizeof eval_opt_list / sizeof eval_opt_list[0]),
+    "usage: dptrain eval --weights FILE --data GLOB [--batch B] [--out DIR] [--threads T]\n"
+    "                    [--loader-threads T]\n"
+    "Evaluates FILE (model.safetensors from `dptrain train`) on the shards in GLOB and\n"
+    "writes DIR/eval_results.json (default DIR: the weights file's directory).\n"
+    "Exit status: 0 ok, 1 runtime failure, 2 bad input or configuration.\n",
+    0};
+
+static void eval_defaults(eval_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->batch = 64;
 }
 
+static int parse_eval(void *ctx, int argc, char **argv) { return dp_opts_parse(&eval_table, ctx, argc, argv); }
+
+#define EVAL_BAD(...) (snprintf(msg, sizeof msg, "dptrain eval: bad configuration: " __VA_ARGS__), ok = 0)
+
 int cmd_eval(int argc, char **argv) {
-  const char *weights = NULL, *data = NULL, *out = NULL;
-  int64_t batch = 64;
-  int threads = 0, lthreads = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
+  eval_opts o;
+  eval_defaults(&o);
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      dp_opts_usage(&eval_table, &o, stdout);
       return 0;
     }
-    if (i + 1 >= argc) {
-      fprintf(stderr, "dptrain eval: '%s' needs a value (or is unknown)\n", a);
-      return 2;
-    }
-    const char *v = argv[++i];
-    if (!strcmp(a, "--weights")) weights = v;
-    else if (!strcmp(a, "--data")) data = v;
-    else if (!strcmp(a, "--out")) out = v;
-    else if (!strcmp(a, "--batch")) batch = atoll(v);
-    else if (!strcmp(a, "--threads")) threads = atoi(v);
-    else if (!strcmp(a, "--loader-threads")) lthreads = atoi(v);
-    else {
-      fprintf(stderr, "dptrain eval: unknown option '%s'\n", a);
-      usage(stderr);
-      return 2;
-    }
-  }
-  if (!weights || !data) {
-    fprintf(stderr, "dptrain eval: bad configuration: --weights and --data are required\n");
-    return 2;
-  }
-  if (batch < 1) {
-    fprintf(stderr, "dptrain eval: bad configuration: setting 'batch': must be >= 1\n");
-    return 2;
-  }
   dist_ctx d;
   dist_init(&d, &argc, &argv);
-  double t0 = dp_now();
-  weights_meta wm;
-  char err[512];
-  char **paths = NULL;
-  int npaths = 0;
-  int ok = weights_read_meta(weights, &wm, err, sizeof err) == 0;
-  if (!ok && d.rank == 0) fprintf(stderr, "dptrain eval: bad configuration: setting 'weights': %s\n", err);
-  if (ok) {
-    npaths = shard_glob(data, &paths);
-    if (npaths <= 0) {
-      ok = 0;
-      if (d.rank == 0) fprintf(stderr, "dptrain eval: bad configuration: setting 'data': no shards match '%s'\n", data);
-    }
-  }
-  MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, &ok, 1, MPI_INT, MPI_MIN, d.comm), "agreeing on the configuration");
-  if (!ok) {
+  if (cli_parse_all_ranks(&d, parse_eval, &o, argc, argv)) {
     dist_finalize(&d);
     return 2;
   }
-  dist_bind(&d, threads, lthreads);
+  const char *weights = o.weights, *data = o.data;
+  int64_t batch = o.batch;
+  double t0 = dp_now();
+  weights_meta wm;
+  char err[512], msg[1200] = "", outdir[1024];
+  char **paths = NULL;
+  int npaths = 0;
+  int ok = 1;
+  if (weights_read_meta(weights, &wm, err, sizeof err) != 0) EVAL_BAD("setting 'weights': %s", err);
+  if (ok) {
+    npaths = shard_glob(data, &paths);
+    if (npaths <= 0) EVAL_BAD("setting 'data': no shards match '%.900s'", data);
+  }
+  // The output directory must exist before any work (it is not created:
+  // a typo should not silently make a new directory tree).
+  if (o.out[0]) snprintf(outdir, sizeof outdir, "%s", o.out);
+  else {
+    char dirbuf[1024];
+    snprintf(dirbuf, sizeof dirbuf, "%s", weights);
+    snprintf(outdir, sizeof outdir, "%s", dirname(dirbuf));
+  }
+  struct stat sb;
+  if (ok && d.rank == 0 && (stat(outdir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
+    EVAL_BAD("setting 'out': '%s' is not an existing directory", outdir);
+  if (cli_agree(&d, ok, msg)) {
+    if (ok) weights_meta_free(&wm);
+    shard_paths_free(paths, npaths);
+    dist_finalize(&d);
+    return 2;
+  }
+  dist_bind(&d, o.threads, o.loader_threads);
   loader_cfg lc;
   loader_cfg_defaults(&lc);
   lc.shards = paths;
@@ -103,20 +121,35 @@ int cmd_eval(int argc, char **argv) {
   lc.out_channels = wm.model.channels;
   memcpy(lc.mean, wm.mean, sizeof lc.mean);
   memcpy(lc.std, wm.std, sizeof lc.std);
-  lc.num_classes = wm.num_classes;
+  lc.num_classes = 0;   // the shards' own count, compared with the weights' below
+  lc.clamp_batch = 1;   // a batch larger than a rank's samples only costs memory
   dp_err lerr;
   dp_err_clear(&lerr);
   loader *l = loader_create(&lc, &lerr);
-  if (!l) DP_FATAL("opening the evaluation shards", "check --data", "%s", lerr.msg);
-  if (loader_num_classes(l) != wm.num_classes)
-    DP_FATAL("checking the evaluation shards", "evaluate on shards with the training classes",
-             "setting 'data': shards have %d classes, the weights %d", loader_num_classes(l), wm.num_classes);
-  nn_graph *g = nn_graph_create(cpu_backend(), batch, 1);
-  model_build(g, &wm.model);
-  nn_xent_cfg xc = {0.0f, NULL, wm.num_classes};
-  nn_softmax_xent(g, "loss", g->logits, &xc);
-  nn_graph_finalize(g);
-  if (weights_load(weights, g, err, sizeof err)) DP_FATAL("loading weights", "was it written for this model?", "%s", err);
+  if (!l) EVAL_BAD("setting 'data': %s", lerr.msg);
+  else if (shard_class_names_diff((const char *const *)wm.class_names, wm.num_classes, weights, loader_class_names(l),
+                                  loader_num_classes(l), "the evaluation shards", err, sizeof err) &&
+           (wm.class_names || loader_num_classes(l) != wm.num_classes))
+    EVAL_BAD("setting 'data': the shards do not have the classes the weights were trained on: %s", err);
+  nn_graph *g = NULL;
+  if (ok) {
+    batch = loader_batch_size(l);
+    g = nn_graph_create(cpu_backend(), batch, 1);
+    model_build(g, &wm.model);
+    nn_xent_cfg xc = {0.0f, NULL, wm.num_classes};
+    nn_softmax_xent(g, "loss", g->logits, &xc);
+    nn_graph_finalize(g);
+    if (weights_load(weights, g, o.allow_nonfinite ? WEIGHTS_ALLOW_NONFINITE : 0, err, sizeof err))
+      EVAL_BAD("setting 'weights': %s", err);
+  }
+  if (cli_agree(&d, ok, msg)) {
+    if (g) nn_graph_destroy(g);
+    loader_destroy(l);
+    shard_paths_free(paths, npaths);
+    weights_meta_free(&wm);
+    dist_finalize(&d);
+    return 2;
+  }
   nn_graph_set_training(g, 0);
   run_results r;
   run_results_init(&r);
@@ -132,6 +165,7 @@ int cmd_eval(int argc, char **argv) {
     memcpy(r.logit_bias, wm.logit_bias, (size_t)wm.num_classes * sizeof(float));
     snprintf(r.adjust_split, sizeof r.adjust_split, "eval");
   }
+  int write_failed = 0;
   if (d.rank == 0) {
     printf("raw argmax:\n");
     class_metrics_print(&r.q, (const char *const *)wm.class_names, stdout);
@@ -147,13 +181,10 @@ int cmd_eval(int argc, char **argv) {
     r.flops_per_image_fwd = nn_flops_per_image(g);
     r.class_names = wm.class_names;
     r.total_wall_s = dp_now() - t0;
-    char dirbuf[1024], path[1200];
-    snprintf(dirbuf, sizeof dirbuf, "%s", weights);
-    dp_err me;
-    dp_err_clear(&me);
-    if (out && dp_mkdir_p(out, &me)) DP_FATAL("creating the output directory", "check --out", "%s", me.msg);
-    snprintf(path, sizeof path, "%s/eval_results.json", out ? out : dirname(dirbuf));
+    char path[1200];
+    snprintf(path, sizeof path, "%s/eval_results.json", outdir);
     if (run_results_write_json(&r, NULL, path) == 0) printf("wrote %s\n", path);
+    else write_failed = 1;   // run_results_write_json named the path and the reason
     fflush(stdout);
   }
   r.class_names = NULL;
@@ -162,6 +193,7 @@ int cmd_eval(int argc, char **argv) {
   loader_destroy(l);
   shard_paths_free(paths, npaths);
   weights_meta_free(&wm);
+  MPI_CHECK(MPI_Bcast(&write_failed, 1, MPI_INT, 0, d.comm), "sharing the outcome");
   dist_finalize(&d);
-  return 0;
+  return write_failed ? 1 : 0;
 }

@@ -8,91 +8,59 @@
 
 #include "backend/cpu/cpu.h"
 #include "cli/commands.h"
+#include "core/opts.h"
 #include "nn/graph.h"
 #include "nn/models/models.h"
 #include "nn/ops.h"
 #include "nn/optim.h"
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: dptrain info --model NAME [options]\n"
-          "  --model NAME        %s\n"
-          "  --classes C         classes (default 10)\n"
-          "  --image-size S      input H = W (default 224)\n"
-          "  --channels 1|3      input channels (default 3)\n"
-          "  --batch B           batch size for the memory plan (default 32)\n"
-          "  --small-stem        ResNet: 3x3 stride-1 stem, no max-pool (28-64 px)\n"
-          "  --patch P           ViT patch size (default 16)\n"
-          "  --cnn-width W       CNN base width (default 32)\n"
-          "  --optimizer sgd|adamw  optimizer state in the plan (default sgd)\n"
-          "  --no-summary        skip the per-layer table\n",
-          model_names());
-}
+typedef struct {
+  char model[32], optimizer[16];
+  int64_t classes, image_size, channels, batch, patch, cnn_width;
+  int small_stem, no_summary;
+} info_args;
 
-static int parse_i64(const char *opt, const char *s, int64_t lo, int64_t *out) {
-  char *end = NULL;
-  long long v = s ? strtoll(s, &end, 10) : 0;
-  if (!s || *end || v < lo) {
-    fprintf(stderr, "dptrain info: %s needs an integer >= %lld, got '%s'\n", opt, (long long)lo,
-            s ? s : "");
-    return -1;
-  }
-  *out = v;
-  return 0;
-}
+#define IA info_args
+static const dp_opt info_opt_list[] = {
+    DP_OPT_S(IA, "model", model, DP_OPT_REQUIRED, "model name (cnn, resnet18, resnet50, vit_ti16, vit_s16, vit_b16)"),
+    DP_OPT_I(IA, "classes", DP_OPT_I64, classes, 1, 1024, 0, "classes"),
+    DP_OPT_I(IA, "image-size", DP_OPT_I64, image_size, 8, 8192, 0, "input H = W"),
+    DP_OPT_I(IA, "channels", DP_OPT_I64, channels, 1, 3, 0, "input channels (1 or 3)"),
+    DP_OPT_I(IA, "batch", DP_OPT_I64, batch, 1, 1 << 20, 0, "batch size for the memory plan"),
+    DP_OPT_I(IA, "small-stem", DP_OPT_INT, small_stem, 0, 1, DP_OPT_BARE, "ResNet: 3x3 stride-1 stem, no max-pool (28-64 px)"),
+    DP_OPT_I(IA, "patch", DP_OPT_I64, patch, 0, 1024, 0, "ViT patch size (0 = model default, 16)"),
+    DP_OPT_I(IA, "cnn-width", DP_OPT_I64, cnn_width, 0, 4096, 0, "CNN base width (0 = default, 32)"),
+    DP_OPT_S(IA, "optimizer", optimizer, 0, "optimizer state in the plan: sgd | adamw"),
+    DP_OPT_I(IA, "no-summary", DP_OPT_INT, no_summary, 0, 1, DP_OPT_BARE, "skip the per-layer table"),
+};
+static const dp_opts info_table = {
+    "dptrain info", info_opt_list, (int)(sizeof info_opt_list / sizeof info_opt_list[0]),
+    "usage: dptrain info --model NAME [--classes C --image-size S --channels 1|3 --batch B] [options]\n"
+    "Layer summary, parameters, forward FLOPs per image and the planned training memory.\n",
+    0};
 
 static double mib(int64_t b) { return (double)b / (1024.0 * 1024.0); }
 
 int cmd_info(int argc, char **argv) {
-  const char *model = NULL, *opt = "sgd";
-  int64_t classes = 10, size = 224, channels = 3, batch = 32, patch = 0, width = 0;
-  int small_stem = 0, summary = 1;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    int rc = 0;
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage(stdout);
-      return 0;
-    } else if (!strcmp(a, "--model") && v) {
-      model = v;
-      i++;
-    } else if (!strcmp(a, "--optimizer") && v) {
-      opt = v;
-      i++;
-    } else if (!strcmp(a, "--classes")) {
-      rc = parse_i64(a, v, 1, &classes), i++;
-    } else if (!strcmp(a, "--image-size")) {
-      rc = parse_i64(a, v, 1, &size), i++;
-    } else if (!strcmp(a, "--channels")) {
-      rc = parse_i64(a, v, 1, &channels), i++;
-    } else if (!strcmp(a, "--batch")) {
-      rc = parse_i64(a, v, 1, &batch), i++;
-    } else if (!strcmp(a, "--patch")) {
-      rc = parse_i64(a, v, 1, &patch), i++;
-    } else if (!strcmp(a, "--cnn-width")) {
-      rc = parse_i64(a, v, 1, &width), i++;
-    } else if (!strcmp(a, "--small-stem")) {
-      small_stem = 1;
-    } else if (!strcmp(a, "--no-summary")) {
-      summary = 0;
-    } else {
-      fprintf(stderr, "dptrain info: unknown or incomplete option '%s'\n", a);
-      usage(stderr);
-      return 2;
-    }
-    if (rc) return 2;
-  }
-  if (!model) {
-    fprintf(stderr, "dptrain info: --model is required\n");
-    usage(stderr);
-    return 2;
-  }
+  info_args a;
+  memset(&a, 0, sizeof a);
+  a.classes = 10;
+  a.image_size = 224;
+  a.channels = 3;
+  a.batch = 32;
+  snprintf(a.optimizer, sizeof a.optimizer, "sgd");
+  int rc = dp_opts_parse(&info_table, &a, argc, argv);
+  if (rc) return rc > 0 ? 0 : 2;
+  const char *model = a.model, *opt = a.optimizer;
+  int64_t classes = a.classes, size = a.image_size, channels = a.channels, batch = a.batch, patch = a.patch,
+          width = a.cnn_width;
+  int small_stem = a.small_stem, summary = !a.no_summary;
   if (!model_known(model)) {
-    fprintf(stderr, "dptrain info: unknown model '%s' (known: %s)\n", model, model_names());
+    fprintf(stderr, "dptrain info: setting 'model': unknown model '%s' (known: %s)\n", model, model_names());
     return 2;
   }
   if (channels != 1 && channels != 3) {
-    fprintf(stderr, "dptrain info: --channels must be 1 or 3\n");
+    fprintf(stderr, "dptrain info: setting 'channels': must be 1 or 3\n");
     return 2;
   }
   optim_kind ok;

@@ -1,32 +1,20 @@
 // dptrain train: parse the configuration on every rank, place the rank, run.
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "cli/cli_util.h"
 #include "cli/commands.h"
 #include "dist/dist.h"
 #include "train/config.h"
 #include "train/trainer.h"
 
-// Every rank parses the same argv, so only rank 0 needs to print problems:
-// other ranks' stderr is muted while parsing (fd 2 saved and restored).
-static int parse_quietly(train_config *cfg, int argc, char **argv, int rank) {
-  int saved = -1;
-  if (rank != 0) {
-    fflush(stderr);
-    saved = dup(2);
-    int nul = open("/dev/null", O_WRONLY);
-    if (saved >= 0 && nul >= 0) dup2(nul, 2);
-    if (nul >= 0) close(nul);
-  }
+// Every rank parses the same argv; a check that depends on the node (a
+// --config file missing there, fewer CPUs for --threads) can fail on one rank
+// only, so the ranks agree and exactly one prints the reason.
+static int parse_and_check(void *ctx, int argc, char **argv) {
+  train_config *cfg = ctx;
   int rc = train_config_parse(cfg, argc, argv);
   if (rc == 0 && train_config_check(cfg) != 0) rc = -1;
-  if (saved >= 0) {
-    fflush(stderr);
-    dup2(saved, 2);
-    close(saved);
-  }
   return rc;
 }
 
@@ -40,7 +28,7 @@ int cmd_train(int argc, char **argv) {
   dist_init(&d, &argc, &argv);
   train_config cfg;
   train_config_defaults(&cfg);
-  if (parse_quietly(&cfg, argc, argv, d.rank) != 0) {
+  if (cli_parse_all_ranks(&d, parse_and_check, &cfg, argc, argv) != 0) {
     dist_finalize(&d);
     return 2;
   }

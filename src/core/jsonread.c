@@ -24,6 +24,19 @@ static void skip_ws(jparser *p) {
   while (p->s < p->end && (*p->s == ' ' || *p->s == '\n' || *p->s == '\r' || *p->s == '\t')) p->s++;
 }
 
+// Four hex digits of a \u escape; -1 if they are not hex.
+static long hex4(jparser *p) {
+  if (p->end - p->s < 4) return -1;
+  long v = 0;
+  for (int k = 0; k < 4; k++) {
+    char h = *p->s++;
+    int d = h >= '0' && h <= '9' ? h - '0' : (h >= 'a' && h <= 'f') ? h - 'a' + 10 : (h >= 'A' && h <= 'F') ? h - 'A' + 10 : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
 static char *parse_string(jparser *p) {
   if (p->s >= p->end || *p->s != '"') {
     fail(p, "expected string");
@@ -33,30 +46,61 @@ static char *parse_string(jparser *p) {
   size_t cap = 16, n = 0;
   char *out = dp_malloc(cap, "json");
   while (p->s < p->end && *p->s != '"') {
-    char c = *p->s++;
+    unsigned char c = (unsigned char)*p->s++;
+    char enc[4];
+    int ne = 1;
+    enc[0] = (char)c;
+    if (c < 0x20) {   // JSON forbids raw control characters in strings
+      fail(p, "control character in a string");
+      free(out);
+      return NULL;
+    }
     if (c == '\\') {
       if (p->s >= p->end) break;
       char e = *p->s++;
       switch (e) {
-        case 'n': c = '\n'; break;
-        case 't': c = '\t'; break;
-        case 'r': c = '\r'; break;
-        case 'b': c = '\b'; break;
-        case 'f': c = '\f'; break;
+        case 'n': enc[0] = '\n'; break;
+        case 't': enc[0] = '\t'; break;
+        case 'r': enc[0] = '\r'; break;
+        case 'b': enc[0] = '\b'; break;
+        case 'f': enc[0] = '\f'; break;
+        case '"': case '\\': case '/': enc[0] = e; break;
         case 'u': {
-          unsigned v = 0;
-          for (int k = 0; k < 4 && p->s < p->end; k++) {
-            char h = *p->s++;
-            v = v * 16 + (unsigned)(h >= '0' && h <= '9' ? h - '0' : (h | 32) - 'a' + 10);
+          long v = hex4(p);
+          if (v >= 0xD800 && v <= 0xDBFF) {   // surrogate pair -> one code point
+            long lo = p->end - p->s >= 2 && p->s[0] == '\\' && p->s[1] == 'u' ? (p->s += 2, hex4(p)) : -1;
+            v = lo >= 0xDC00 && lo <= 0xDFFF ? 0x10000 + ((v - 0xD800) << 10) + (lo - 0xDC00) : -1;
+          } else if (v >= 0xDC00 && v <= 0xDFFF) {
+            v = -1;
           }
-          c = v < 128 ? (char)v : '?';
+          // A NUL would cut the C string short (two different keys could
+          // then compare equal): refused like a bad escape.
+          if (v <= 0) {
+            fail(p, "bad \\u escape (not hex, a lone surrogate, or \\u0000)");
+            free(out);
+            return NULL;
+          }
+          if (v < 0x80) enc[0] = (char)v;
+          else if (v < 0x800) enc[0] = (char)(0xC0 | (v >> 6)), enc[1] = (char)(0x80 | (v & 63)), ne = 2;
+          else if (v < 0x10000)
+            enc[0] = (char)(0xE0 | (v >> 12)), enc[1] = (char)(0x80 | ((v >> 6) & 63)), enc[2] = (char)(0x80 | (v & 63)), ne = 3;
+          else
+            enc[0] = (char)(0xF0 | (v >> 18)), enc[1] = (char)(0x80 | ((v >> 12) & 63)),
+            enc[2] = (char)(0x80 | ((v >> 6) & 63)), enc[3] = (char)(0x80 | (v & 63)), ne = 4;
           break;
         }
-        default: c = e;   // \" \\ \/
+        default:
+          fail(p, "bad escape in a string");
+          free(out);
+          return NULL;
       }
     }
-    if (n + 2 > cap) cap *= 2, out = dp_realloc(out, cap, "json");
-    out[n++] = c;
+    if (n + (size_t)ne + 1 > cap) {
+      while (n + (size_t)ne + 1 > cap) cap *= 2;
+      out = dp_realloc(out, cap, "json");
+    }
+    memcpy(out + n, enc, (size_t)ne);
+    n += (size_t)ne;
   }
   if (p->s >= p->end) {
     fail(p, "unterminated string");
@@ -66,6 +110,31 @@ static char *parse_string(jparser *p) {
   p->s++;
   out[n] = 0;
   return out;
+}
+
+// JSON number grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+// Sets *integral when there is neither a fraction nor an exponent.
+static int number_ok(const char *b, int *integral) {
+  const char *q = b;
+  if (*q == '-') q++;
+  if (*q == '0') q++;
+  else if (*q >= '1' && *q <= '9') while (*q >= '0' && *q <= '9') q++;
+  else return 0;
+  *integral = 1;
+  if (*q == '.') {
+    *integral = 0;
+    q++;
+    if (!(*q >= '0' && *q <= '9')) return 0;
+    while (*q >= '0' && *q <= '9') q++;
+  }
+  if (*q == 'e' || *q == 'E') {
+    *integral = 0;
+    q++;
+    if (*q == '+' || *q == '-') q++;
+    if (!(*q >= '0' && *q <= '9')) return 0;
+    while (*q >= '0' && *q <= '9') q++;
+  }
+  return *q == 0;
 }
 
 static void parse_value(jparser *p, jv *v);
@@ -124,22 +193,23 @@ static void parse_value(jparser *p, jv *v) {
   } else if (c == '"') {
     v->type = JV_STR;
     v->str = parse_string(p);
-  } else if (!strncmp(p->s, "true", 4) && p->end - p->s >= 4) {
+  } else if (p->end - p->s >= 4 && !strncmp(p->s, "true", 4)) {
     v->type = JV_BOOL, v->num = 1, p->s += 4;
-  } else if (!strncmp(p->s, "false", 5) && p->end - p->s >= 5) {
+  } else if (p->end - p->s >= 5 && !strncmp(p->s, "false", 5)) {
     v->type = JV_BOOL, v->num = 0, p->s += 5;
-  } else if (!strncmp(p->s, "null", 4) && p->end - p->s >= 4) {
+  } else if (p->end - p->s >= 4 && !strncmp(p->s, "null", 4)) {
     v->type = JV_NULL, p->s += 4;
   } else {
     char buf[64];
     size_t k = 0;
-    while (p->s < p->end && k < sizeof buf - 1 && strchr("+-0123456789.eE", *p->s)) buf[k++] = *p->s++;
+    while (p->s < p->end && k < sizeof buf - 1 && *p->s && strchr("+-0123456789.eE", *p->s)) buf[k++] = *p->s++;
     buf[k] = 0;
     char *end;
     errno = 0;
     v->type = JV_NUM;
+    if (!k || !number_ok(buf, &v->integral)) return fail(p, "bad value");
     v->num = strtod(buf, &end);
-    if (!k || *end) return fail(p, "bad value");
+    if (*end) return fail(p, "bad value");
   }
   p->depth--;
 }

@@ -1,6 +1,9 @@
 // A small JSON reader (whole document -> tree) for results.json files and
-// safetensors headers. Numbers are doubles; strings are unescaped UTF-8
-// (\uXXXX escapes outside ASCII become '?', enough for our own files).
+// safetensors headers. Strict RFC 8259 syntax: numbers follow the JSON
+// grammar (no "+1", "01", ".5", NaN), strings may not hold raw control
+// characters, \uXXXX escapes (surrogate pairs included) become UTF-8, and
+// \u0000 is refused (it would cut a key short). Numbers are doubles; an
+// integer literal (no fraction, no exponent) is flagged `integral`.
 #ifndef DP_CORE_JSONREAD_H
 #define DP_CORE_JSONREAD_H
 #include <stddef.h>
@@ -11,6 +14,7 @@ typedef enum { JV_NULL = 0, JV_BOOL, JV_NUM, JV_STR, JV_ARR, JV_OBJ } jv_type;
 typedef struct jv {
   jv_type type;
   double num;               // JV_NUM, JV_BOOL (0/1)
+  int integral;             // JV_NUM written without fraction or exponent
   char *str;                // JV_STR
   int n;                    // JV_ARR / JV_OBJ item count
   struct jv *items;         // (n) values

@@ -48,6 +48,9 @@ typedef struct {
   int ready;
   int64_t decoded, skipped, bytes;
   int64_t *skip_id;          // (B) record id skipped at slot j, or INT64_MIN
+  int *skip_shard;           // (B) its shard
+  int64_t *skip_rec;         // (B) its record index
+  char **skip_msg;           // (B) its reason (malloc'd on a skip, freed when merged)
   int64_t nvalid;            // slots that got a decoded image
   int reason_j;              // slot whose reason is kept (highest j)
   char reason[512];
@@ -96,6 +99,8 @@ struct loader {
   int active;                // items in progress
   int stop, quit;
   loader_stats stats;
+  loader_skip *skips;        // recorded, not yet taken (loader_take_skips)
+  int64_t nskips, skips_cap;
 };
 
 void loader_cfg_defaults(loader_cfg *c) {
@@ -131,7 +136,11 @@ static void slot_reset(loader *l, pslot *s) {
   s->reason_j = -1;
   s->reason[0] = 0;
   s->mixed = 0;
-  for (int64_t j = 0; j < l->cfg.batch; j++) s->skip_id[j] = INT64_MIN;
+  for (int64_t j = 0; j < l->cfg.batch; j++) {
+    s->skip_id[j] = INT64_MIN;
+    free(s->skip_msg[j]);
+    s->skip_msg[j] = NULL;
+  }
 }
 
 // Global sample index -> (shard, record).
@@ -214,7 +223,9 @@ static void item_process(worker *w, int64_t t) {
   int ok = 0;
   dp_err err;
   dp_err_clear(&err);
-  int64_t own_g = -1, own_id = INT64_MIN;
+  int64_t own_g = -1, own_id = INT64_MIN, own_rec = -1;
+  int own_shard = -1;
+  char own_reason[320] = "";
   if (j < nb) {
     uint64_t seed = l->cfg.seed;
     own_g = sampler_get(&l->smp, b * B + j);
@@ -233,6 +244,9 @@ static void item_process(worker *w, int64_t t) {
       int64_t ri;
       locate(l, own_g, &si, &ri);
       own_id = l->shards[si]->ids[ri];
+      own_shard = si;
+      own_rec = ri;
+      snprintf(own_reason, sizeof own_reason, "%s", err.msg);
       char msg[512];
       snprintf(msg, sizeof msg, "%.200s record %lld (id %lld): %.280s", l->shards[si]->path,
                (long long)ri, (long long)own_id, err.msg);
@@ -271,6 +285,9 @@ static void item_process(worker *w, int64_t t) {
   if (own_id != INT64_MIN) {
     s->skipped++;
     s->skip_id[j] = own_id;
+    s->skip_shard[j] = own_shard;
+    s->skip_rec[j] = own_rec;
+    s->skip_msg[j] = dp_strdup(own_reason);
     if (j > s->reason_j) {
       s->reason_j = (int)j;
       snprintf(s->reason, sizeof s->reason, "%s", err.msg);
@@ -397,13 +414,19 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
     l->shards[l->nshards++] = s;
     if (i == 0) {
       l->num_classes = s->num_classes;
-    } else if (s->num_classes != l->num_classes) {
-      dp_err_set(err, 1, "%s has num_classes %d but %s has %d: shards of one run must agree",
-                 s->path, s->num_classes, l->shards[0]->path, l->num_classes);
-      free_shards(l);
-      free(l->cum);
-      free(l);
-      return NULL;
+    } else {
+      // Same count is not enough: permuted names would train label k of one
+      // shard as class k of another without a word.
+      char msg[400];
+      if (shard_class_names_diff((const char *const *)l->shards[0]->class_names, l->num_classes,
+                                 l->shards[0]->path, (const char *const *)s->class_names, s->num_classes,
+                                 s->path, msg, sizeof msg)) {
+        dp_err_set(err, 1, "shards of one run must have the same classes: %s", msg);
+        free_shards(l);
+        free(l->cum);
+        free(l);
+        return NULL;
+      }
     }
     l->cum[i + 1] = l->cum[i] + s->n;
     for (int64_t r = 0; r < s->n; r++) {
@@ -427,6 +450,36 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
       int32_t y = l->shards[i]->labels[r];
       if (y >= 0 && y < l->num_classes) l->class_counts[y]++;
     }
+  // The batch is checked against the data here, before anything batch-sized
+  // exists: "--batch 1000000" used to allocate tens of GB first.
+  int64_t per_rank = c->drop_last ? l->total / c->world : (l->total + c->world - 1) / c->world;
+  if (c->clamp_batch && !c->drop_last && per_rank > 0 && l->cfg.batch > per_rank) l->cfg.batch = per_rank;
+  int64_t nb = c->drop_last ? per_rank / l->cfg.batch : (per_rank + l->cfg.batch - 1) / l->cfg.batch;
+  if (c->min_batches > 0 && nb < c->min_batches) {
+    dp_err_set(err, 1, "setting 'batch': batch %lld x %d rank(s)%s needs %lld sample(s) per epoch, the %d shard(s) "
+               "hold %lld (%s...)", (long long)c->batch, c->world,
+               c->min_batches > 1 ? " x accumulation" : "", (long long)(c->batch * c->world * c->min_batches),
+               c->nshards, (long long)l->total, c->shards[0]);
+    free(l->class_counts);
+    free_shards(l);
+    free(l->cum);
+    free(l);
+    return NULL;
+  }
+  c = &l->cfg;
+  size_t bytes_per_sample = (size_t)c->out_size * (size_t)c->out_size * (size_t)c->out_channels *
+                            (c->out_uint8 ? 1u : sizeof(float));
+  size_t buf_bytes;
+  if (__builtin_mul_overflow(bytes_per_sample, (size_t)c->batch, &buf_bytes) ||
+      __builtin_mul_overflow(buf_bytes, (size_t)c->prefetch, &buf_bytes) || buf_bytes > ((size_t)1 << 46)) {
+    dp_err_set(err, 1, "setting 'batch': batch %lld of %d x %d x %d images needs more than 64 TiB of batch "
+               "buffers", (long long)c->batch, c->out_size, c->out_size, c->out_channels);
+    free(l->class_counts);
+    free_shards(l);
+    free(l->cum);
+    free(l);
+    return NULL;
+  }
   sampler_init(&l->smp, l->total, c->rank, c->world, c->shuffle, c->drop_last, c->seed);
   if (c->sampler_mode != SAMPLER_UNIFORM) {   // class-aware draws need every label, in global order
     int32_t *all = dp_malloc((size_t)(l->total > 0 ? l->total : 1) * sizeof(int32_t), "sampler labels");
@@ -454,6 +507,9 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
     s->b.ids = dp_calloc(B, sizeof(int64_t), "batch ids");
     s->b.sample_index = dp_calloc(B, sizeof(int64_t), "batch sample index");
     s->skip_id = dp_calloc(B, sizeof(int64_t), "batch skips");
+    s->skip_shard = dp_calloc(B, sizeof(int), "batch skips");
+    s->skip_rec = dp_calloc(B, sizeof(int64_t), "batch skips");
+    s->skip_msg = dp_calloc(B, sizeof(char *), "batch skips");
     s->soft = dp_calloc(B * (size_t)l->num_classes, sizeof(float), "batch soft targets");
     if (c->out_uint8) s->b.images_u8 = s->img; else s->b.images = s->img;
     slot_reset(l, s);
@@ -497,10 +553,16 @@ void loader_destroy(loader *l) {
     free(s->b.labels);
     free(s->b.ids);
     free(s->b.sample_index);
+    if (s->skip_msg)
+      for (int64_t j = 0; j < l->cfg.batch; j++) free(s->skip_msg[j]);
     free(s->skip_id);
+    free(s->skip_shard);
+    free(s->skip_rec);
+    free(s->skip_msg);
     free(s->soft);
   }
   free(l->slots);
+  free(l->skips);
   pthread_mutex_destroy(&l->mu);
   pthread_cond_destroy(&l->cv_work);
   pthread_cond_destroy(&l->cv_done);
@@ -589,6 +651,26 @@ const char *loader_class_name(const loader *l, int c) {
   return s->class_names[c];
 }
 
+const char *const *loader_class_names(const loader *l) {
+  return (const char *const *)l->shards[0]->class_names;
+}
+
+const char *loader_shard_path(const loader *l, int shard) {
+  return shard >= 0 && shard < l->nshards ? l->shards[shard]->path : "?";
+}
+
+int64_t loader_batch_size(const loader *l) { return l->cfg.batch; }
+
+int64_t loader_take_skips(loader *l, loader_skip **out) {
+  pthread_mutex_lock(&l->mu);
+  int64_t n = l->nskips;
+  *out = l->skips;
+  l->skips = NULL;
+  l->nskips = l->skips_cap = 0;
+  pthread_mutex_unlock(&l->mu);
+  return n;
+}
+
 void loader_class_counts(const loader *l, int64_t *counts) {
   memcpy(counts, l->class_counts, (size_t)l->num_classes * sizeof(int64_t));
 }
@@ -603,6 +685,16 @@ static void stats_merge(loader *l, const pslot *s) {
     if (s->skip_id[j] == INT64_MIN) continue;
     st->skipped++;
     if (st->nskipped_ids < 64) st->skipped_ids[st->nskipped_ids++] = s->skip_id[j];
+    if (l->nskips == l->skips_cap) {
+      l->skips_cap = l->skips_cap ? 2 * l->skips_cap : 64;
+      l->skips = dp_realloc(l->skips, (size_t)l->skips_cap * sizeof(loader_skip), "skipped records");
+    }
+    loader_skip *k = &l->skips[l->nskips++];
+    k->shard = s->skip_shard[j];
+    k->record = s->skip_rec[j];
+    k->id = s->skip_id[j];
+    k->epoch = l->epoch;
+    snprintf(k->reason, sizeof k->reason, "%s", s->skip_msg[j] ? s->skip_msg[j] : "");
   }
   snprintf(st->last_error, sizeof st->last_error, "%s", s->reason);
   if (st->skipped <= 10)

@@ -10,8 +10,8 @@
 // it: rows [n, B) are zeros with label -1, id -1, sample_index -1.
 //
 // Corrupt records (decode error, zero length, absurd header, I/O error) are
-// skipped, counted per rank and reported with their ids (loader_stats, first
-// ten logged with the reason). The slot is filled deterministically with the
+// skipped, counted per rank and recorded one by one with the shard, record,
+// id and reason (loader_take_skips; the first ten are also logged). The slot is filled deterministically with the
 // next record of the SAME batch (slot j+1, j+2, ... wrapping) that decodes,
 // augmented with a different stream, so batches stay full and independent of
 // each other and of thread timing. A batch whose every record is corrupt
@@ -69,6 +69,9 @@ typedef struct {
   int sampler_mode;         // SAMPLER_UNIFORM (default) | SAMPLER_BALANCED | SAMPLER_SQRT (sampler.h)
   int fill_skipped;         // 1 (default): a corrupt record's slot takes another record of
                             // the batch; 0: the row is left empty (label -1), for evaluation
+  // Checks made before any batch buffer is allocated.
+  int64_t min_batches;      // loader_create fails when an epoch has fewer batches (0 = no check)
+  int clamp_batch;          // 1 (with drop_last = 0): batch = min(batch, this rank's samples)
 } loader_cfg;
 
 void loader_cfg_defaults(loader_cfg *cfg);
@@ -94,7 +97,20 @@ typedef struct {
   char last_error[512];               // reason of the last skip
 } loader_stats;
 
+// One skipped record.
+typedef struct {
+  int shard;                // index into the loader's shards (loader_shard_path)
+  int64_t record;           // record index in that shard
+  int64_t id;               // record id
+  int64_t epoch;            // epoch it was skipped in
+  char reason[320];
+} loader_skip;
+
 typedef struct loader loader;
+// Opens and validates every shard (schema, offsets, labels; the shards of one
+// loader must have the same num_classes and the same class_names, in order),
+// then checks the batch against the data (min_batches) before allocating the
+// batch buffers. Returns NULL with err naming the file (or the setting).
 loader *loader_create(const loader_cfg *cfg, dp_err *err);
 void loader_destroy(loader *l);
 // Starts an epoch (sets the sampler epoch, restarts the workers).
@@ -114,6 +130,14 @@ int loader_cfg_set_policy(loader_cfg *c, const char *requested, const char *jitt
                           size_t source_size, dp_err *err);
 // Bytes of one sample in the batch buffers (uint8 or float, per out_uint8).
 int64_t loader_sample_bytes(const loader *l);
+// The class names of the shards ((num_classes) strings).
+const char *const *loader_class_names(const loader *l);
+const char *loader_shard_path(const loader *l, int shard);
+int64_t loader_batch_size(const loader *l);            // after clamp_batch
+// Skipped records not taken yet, in the order their batches were consumed:
+// every skip, not only the first ones. *out is malloc'd (free it), NULL when
+// there are none. Returns the count.
+int64_t loader_take_skips(loader *l, loader_skip **out);
 // Class counts over all shards' labels (for class weights = auto).
 void loader_class_counts(const loader *l, int64_t *counts);
 // Next batch of this epoch, or NULL at its end. The batch stays valid until

@@ -398,6 +398,12 @@ shard *shard_open(const char *path, dp_err *err) {
     free(pol);
     if (!ok) BAD("%s: attribute 'augment_policy' must be one short string", path);
   }
+  // Names travel in weights metadata and CSV reports one per line: a control
+  // character (newline, tab, NUL-truncated junk) would shift every later name.
+  for (int c = 0; c < s->num_classes; c++)
+    for (const unsigned char *p = (const unsigned char *)s->class_names[c]; *p; p++)
+      if (*p < 0x20 || *p == 0x7f)
+        BAD("%s: class_names[%d] contains a control character (0x%02x)", path, c, *p);
   if (s->codec == SHARD_CODEC_RAW) {
     hid_t a = -1, sp = -1;
     long long shp[3] = {0, 0, 1};
@@ -594,6 +600,23 @@ int64_t shard_read_record_prefix(const shard *s, int64_t i, uint8_t *buf, int64_
   }
   int64_t off = s->offsets[i], len = s->offsets[i + 1] - off;
   return read_blob(s, i, off, len < cap ? len : cap, buf, err);
+}
+
+int shard_class_names_diff(const char *const *a, int na, const char *what_a, const char *const *b, int nb,
+                           const char *what_b, char *msg, size_t n) {
+  if (na != nb) {
+    snprintf(msg, n, "%s has %d classes, %s has %d", what_a, na, what_b, nb);
+    return -1;
+  }
+  for (int c = 0; c < na; c++) {
+    const char *x = a && a[c] ? a[c] : "", *y = b && b[c] ? b[c] : "";
+    if (strcmp(x, y)) {
+      snprintf(msg, n, "class %d is '%.100s' in %s but '%.100s' in %s (same count, different names or order)",
+               c, x, what_a, y, what_b);
+      return -1;
+    }
+  }
+  return 0;
 }
 
 // ---- glob -------------------------------------------------------------------

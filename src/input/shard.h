@@ -58,6 +58,11 @@ int64_t shard_read_record_prefix(const shard *s, int64_t i, uint8_t *buf, int64_
 static inline int64_t shard_record_size(const shard *s, int64_t i) {
   return s->offsets[i + 1] - s->offsets[i];
 }
+// Compares two class-name lists. Returns 0 when equal (same count, same
+// names in the same order); otherwise -1 with a message in msg naming the
+// first difference, with what_a / what_b saying where each list came from.
+int shard_class_names_diff(const char *const *a, int na, const char *what_a, const char *const *b, int nb,
+                           const char *what_b, char *msg, size_t n);
 // Expands a glob ("dir/train-*.h5") or comma-separated list into sorted paths.
 // Returns the count (0 if nothing matched); *paths is malloc'd (free with shard_paths_free).
 int shard_glob(const char *pattern, char ***paths);

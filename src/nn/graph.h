@@ -35,7 +35,8 @@ typedef int32_t nn_tid;   // tensor id within a graph
 #define NN_MAX_DIMS 4
 #define NN_NAME_MAX 96
 
-typedef enum { NN_BACKEND_CPU = 0, NN_BACKEND_CUDA = 1 } nn_backend;
+// Non-zero, so passing one where an nn_backend_vt * is expected is a type error.
+typedef enum { NN_BACKEND_CPU = 1, NN_BACKEND_CUDA = 2 } nn_backend;
 
 typedef struct {
   char name[NN_NAME_MAX];

@@ -97,15 +97,15 @@ int study_report(const study_opts *o) {
     char err[512];
     jv *v = jv_parse_file(o->results[i], err, sizeof err);
     if (!v) {
-      fprintf(stderr, "dptrain study: %s\n", err);
+      fprintf(stderr, "dptrain study: bad input: %s\n", err);
       free(rows);
-      return -1;
+      return -2;
     }
     if (jv_num(v, "schema_version", 0) != 1 || strcmp(jv_str(v, "kind", ""), "train")) {
-      fprintf(stderr, "dptrain study: %s is not a schema-1 training results.json\n", o->results[i]);
+      fprintf(stderr, "dptrain study: bad input: %s is not a schema-1 training results.json\n", o->results[i]);
       jv_free(v);
       free(rows);
-      return -1;
+      return -2;
     }
     run_row *r = &rows[n++];
     r->path = o->results[i];

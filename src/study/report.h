@@ -20,6 +20,7 @@ typedef struct {
   const char *hardware_table;   // NULL: default
 } study_opts;
 
-// Returns 0, or -1 after printing why.
+// Returns 0; -2 (bad input: a results file unreadable or not a training
+// record) or -1 (runtime: the report cannot be written) after printing why.
 int study_report(const study_opts *o);
 #endif

@@ -1,10 +1,13 @@
 // Training configuration: one struct, filled from defaults, then a config
 // file (`key = value` lines, same names as the long flags without "--"),
-// then command-line flags (flags win). The effective configuration is written
+// then command-line flags (flags win). Parsing and range checks are the
+// shared option table of core/opts.h: every number is checked on its own
+// type and range, NaN/Inf are refused, thread counts are bounded by the CPUs. The effective configuration is written
 // back in the same format (OUT/config.ini) so a run can be repeated with
 // `--config OUT/config.ini`.
 #ifndef DP_TRAIN_CONFIG_H
 #define DP_TRAIN_CONFIG_H
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -90,7 +93,11 @@ void train_config_defaults(train_config *c);
 // Returns 0 on success, 1 if --help was printed, -1 on error (message printed).
 int train_config_parse(train_config *c, int argc, char **argv);
 // Reads `key = value` lines into c. Returns 0, or -1 with a message.
+// The file must be a regular file of at most 1 MiB with no NUL byte and no
+// line over 4095 characters (core/opts.h).
 int train_config_read_file(train_config *c, const char *path);
+// The same from memory (name is used in messages; the fuzz target uses it).
+int train_config_read_text(train_config *c, const char *text, size_t len, const char *name);
 // Sets one option by name (without "--"). Returns 0, or -1 with a message.
 int train_config_set(train_config *c, const char *key, const char *value);
 void train_config_write(const train_config *c, FILE *f);

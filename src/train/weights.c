@@ -1,244 +1,236 @@
+// Model weights in safetensors through the validating core/safetensors.h
+// reader and atomic writer. See weights.h.
 #include "train/weights.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/check.h"
-#include "core/json.h"
-#include "core/jsonread.h"
-
-// Header text is built in memory (JSON writer to an in-memory FILE).
-static void kv_meta(dp_json *j, const char *k, const char *fmt, double v) {
-  char b[64];
-  snprintf(b, sizeof b, fmt, v);
-  dp_json_kv_string(j, k, b);   // safetensors metadata values must be strings
-}
+#include "core/safetensors.h"
 
 static const char *bn_suffix = ".running_mean";
 
+// "<bn>.running_mean" -> "<bn>.num_batches_tracked" in key; 0 if nm is not a running mean.
+static int nbt_name(const char *nm, char *key, size_t n) {
+  size_t len = strlen(nm), sl = strlen(bn_suffix);
+  if (len <= sl || strcmp(nm + len - sl, bn_suffix)) return 0;
+  snprintf(key, n, "%.*s.num_batches_tracked", (int)(len - sl), nm);
+  return 1;
+}
+
 int weights_save(const char *path, nn_graph *g, const weights_meta *meta, char *err, int err_sz) {
-  char *hdr = NULL;
-  size_t hdr_len = 0;
-  FILE *hf = open_memstream(&hdr, &hdr_len);
-  if (!hf) {
-    snprintf(err, err_sz, "open_memstream: %s", strerror(errno));
-    return -1;
-  }
-  dp_json j;
-  dp_json_init(&j, hf, 0);
-  dp_json_begin_object(&j);
-  dp_json_key(&j, "__metadata__");
-  dp_json_begin_object(&j);
-  dp_json_kv_string(&j, "format", "pt");
-  dp_json_kv_string(&j, "dptrain.model", meta->model.name);
-  kv_meta(&j, "dptrain.image_size", "%.0f", (double)meta->model.image_size);
-  kv_meta(&j, "dptrain.channels", "%.0f", meta->model.channels);
-  kv_meta(&j, "dptrain.classes", "%.0f", (double)meta->model.classes);
-  kv_meta(&j, "dptrain.small_stem", "%.0f", meta->model.small_stem);
-  kv_meta(&j, "dptrain.zero_init_residual", "%.0f", meta->model.zero_init_residual);
-  kv_meta(&j, "dptrain.patch", "%.0f", meta->model.patch);
-  kv_meta(&j, "dptrain.dropout", "%.9g", meta->model.dropout);
-  kv_meta(&j, "dptrain.cnn_width", "%.0f", meta->model.cnn_width);
-  kv_meta(&j, "dptrain.steps", "%.0f", (double)meta->steps);
-  char b[256];
-  snprintf(b, sizeof b, "%.9g,%.9g,%.9g", meta->mean[0], meta->mean[1], meta->mean[2]);
-  dp_json_kv_string(&j, "dptrain.mean", b);
-  snprintf(b, sizeof b, "%.9g,%.9g,%.9g", meta->std[0], meta->std[1], meta->std[2]);
-  dp_json_kv_string(&j, "dptrain.std", b);
-  // Class names joined by '\n' (names never contain newlines).
+  // Metadata values are strings (the format allows nothing else).
+  enum { NMETA = 16 };
+  char val[NMETA][256];
+  const char *kv[2 * NMETA];
+  int m = 0;
+#define META(key, ...) (kv[2 * m] = key, snprintf(val[m], sizeof val[m], __VA_ARGS__), kv[2 * m + 1] = val[m], m++)
+  META("format", "pt");
+  META("dptrain.model", "%s", meta->model.name);
+  META("dptrain.image_size", "%lld", (long long)meta->model.image_size);
+  META("dptrain.channels", "%d", meta->model.channels);
+  META("dptrain.classes", "%lld", (long long)meta->model.classes);
+  META("dptrain.small_stem", "%d", meta->model.small_stem);
+  META("dptrain.zero_init_residual", "%d", meta->model.zero_init_residual);
+  META("dptrain.patch", "%d", meta->model.patch);
+  META("dptrain.dropout", "%.9g", (double)meta->model.dropout);
+  META("dptrain.cnn_width", "%d", meta->model.cnn_width);
+  META("dptrain.steps", "%lld", (long long)meta->steps);
+  META("dptrain.mean", "%.9g,%.9g,%.9g", (double)meta->mean[0], (double)meta->mean[1], (double)meta->mean[2]);
+  META("dptrain.std", "%.9g,%.9g,%.9g", (double)meta->std[0], (double)meta->std[1], (double)meta->std[2]);
+#undef META
+  // Class names joined by '\n' (shard_open refuses names with control characters).
   char *names = NULL;
   size_t names_len = 0;
   FILE *nf = open_memstream(&names, &names_len);
-  for (int c = 0; nf && c < meta->num_classes; c++)
-    fprintf(nf, "%s%s", c ? "\n" : "", meta->class_names && meta->class_names[c] ? meta->class_names[c] : "");
-  if (nf) fclose(nf);
-  dp_json_kv_string(&j, "dptrain.class_names", names ? names : "");
-  free(names);
-  if (meta->augment_policy[0]) dp_json_kv_string(&j, "dptrain.augment_policy", meta->augment_policy);
-  if (meta->logit_bias) {   // per-class offsets that `dptrain eval` adds to the logits
-    char *lb = NULL;
+  if (!nf) {
+    snprintf(err, err_sz, "writing %s: open_memstream: %s", path, strerror(errno));
+    return -1;
+  }
+  for (int c = 0; c < meta->num_classes; c++) {
+    const char *nm = meta->class_names && meta->class_names[c] ? meta->class_names[c] : "";
+    if (strchr(nm, '\n')) {
+      fclose(nf);
+      free(names);
+      snprintf(err, err_sz, "writing %s: class name %d contains a newline", path, c);
+      return -1;
+    }
+    fprintf(nf, "%s%s", c ? "\n" : "", nm);
+  }
+  fclose(nf);
+  kv[2 * m] = "dptrain.class_names";
+  kv[2 * m + 1] = names ? names : "";
+  m++;
+  if (meta->augment_policy[0]) {   // the training augmentation policy (issue 12)
+    kv[2 * m] = "dptrain.augment_policy";
+    kv[2 * m + 1] = meta->augment_policy;
+    m++;
+  }
+  char *lbias = NULL;   // post-hoc logit offsets that `dptrain eval` adds to the logits
+  if (meta->logit_bias) {
     size_t lb_len = 0;
-    FILE *lf = open_memstream(&lb, &lb_len);
-    for (int c = 0; lf && c < meta->num_classes; c++) fprintf(lf, "%s%.9g", c ? "," : "", (double)meta->logit_bias[c]);
-    if (lf) fclose(lf);
-    dp_json_kv_string(&j, "dptrain.logit_bias", lb ? lb : "");
-    free(lb);
+    FILE *lf = open_memstream(&lbias, &lb_len);
+    if (!lf) {
+      free(names);
+      snprintf(err, err_sz, "writing %s: open_memstream: %s", path, strerror(errno));
+      return -1;
+    }
+    for (int c = 0; c < meta->num_classes; c++) fprintf(lf, "%s%.9g", c ? "," : "", (double)meta->logit_bias[c]);
+    fclose(lf);
+    kv[2 * m] = "dptrain.logit_bias";
+    kv[2 * m + 1] = lbias ? lbias : "";
+    m++;
   }
-  dp_json_end_object(&j);
-  int64_t off = 0;
-  for (int32_t i = 0; i < g->nparams; i++) {
+
+  // Tensors: every parameter (torch layout), every BN buffer, and per BN
+  // module its num_batches_tracked (I64 scalar), so torch's strict
+  // load_state_dict accepts the file. Host views: a CUDA graph's buffers are
+  // downloaded once each.
+  const float *pd = nn_params_host(g), *bd = nn_bufs_host(g);
+  int nnbt = 0;
+  char key[NN_NAME_MAX + 32];
+  for (int32_t i = 0; i < g->nbufs; i++) nnbt += nbt_name(g->bufs[i].name, key, sizeof key);
+  int ne = g->nparams + g->nbufs + nnbt;
+  st_entry *e = dp_calloc((size_t)ne + 1, sizeof(st_entry), "weights entries");
+  char (*nbt_keys)[NN_NAME_MAX + 32] = dp_calloc((size_t)nnbt + 1, sizeof *nbt_keys, "weights names");
+  int64_t *nbt_vals = dp_calloc((size_t)nnbt + 1, sizeof(int64_t), "num_batches_tracked");
+  int k = 0, q = 0;
+  for (int32_t i = 0; i < g->nparams; i++, k++) {
     const nn_param *p = &g->params[i];
-    dp_json_key(&j, p->name);
-    dp_json_begin_object(&j);
-    dp_json_kv_string(&j, "dtype", "F32");
-    dp_json_key(&j, "shape");
-    dp_json_begin_array(&j);
-    for (int d = 0; d < p->ndim; d++) dp_json_int(&j, p->shape[d]);
-    dp_json_end_array(&j);
-    int64_t range[2] = {off, off + p->numel * 4};
-    dp_json_kv_int_array(&j, "data_offsets", range, 2);
-    dp_json_end_object(&j);
-    off += p->numel * 4;
+    e[k] = (st_entry){p->name, ST_F32, p->ndim, {0}, pd + p->offset};
+    for (int d = 0; d < p->ndim; d++) e[k].shape[d] = p->shape[d];
   }
+  for (int32_t i = 0; i < g->nbufs; i++, k++)
+    e[k] = (st_entry){g->bufs[i].name, ST_F32, 1, {g->bufs[i].numel}, bd + g->bufs[i].offset};
   for (int32_t i = 0; i < g->nbufs; i++) {
-    const nn_buffer *bu = &g->bufs[i];
-    dp_json_key(&j, bu->name);
-    dp_json_begin_object(&j);
-    dp_json_kv_string(&j, "dtype", "F32");
-    dp_json_key(&j, "shape");
-    dp_json_begin_array(&j);
-    dp_json_int(&j, bu->numel);
-    dp_json_end_array(&j);
-    int64_t range[2] = {off, off + bu->numel * 4};
-    dp_json_kv_int_array(&j, "data_offsets", range, 2);
-    dp_json_end_object(&j);
-    off += bu->numel * 4;
+    if (!nbt_name(g->bufs[i].name, nbt_keys[q], sizeof nbt_keys[q])) continue;
+    nbt_vals[q] = meta->steps;
+    e[k++] = (st_entry){nbt_keys[q], ST_I64, 0, {0}, &nbt_vals[q]};
+    q++;
   }
-  for (int32_t i = 0; i < g->nbufs; i++) {
-    const char *nm = g->bufs[i].name;
-    size_t n = strlen(nm), sl = strlen(bn_suffix);
-    if (n <= sl || strcmp(nm + n - sl, bn_suffix)) continue;
-    char key[NN_NAME_MAX + 32];
-    snprintf(key, sizeof key, "%.*s.num_batches_tracked", (int)(n - sl), nm);
-    dp_json_key(&j, key);
-    dp_json_begin_object(&j);
-    dp_json_kv_string(&j, "dtype", "I64");
-    dp_json_key(&j, "shape");
-    dp_json_begin_array(&j);
-    dp_json_end_array(&j);
-    int64_t range[2] = {off, off + 8};
-    dp_json_kv_int_array(&j, "data_offsets", range, 2);
-    dp_json_end_object(&j);
-    off += 8;
+  dp_err de;
+  int rc = st_write(path, e, ne, kv, m, &de);
+  if (rc) snprintf(err, err_sz, "%s", de.msg);
+  free(e);
+  free(nbt_keys);
+  free(nbt_vals);
+  free(names);
+  free(lbias);
+  return rc;
+}
+
+// Metadata keys contain dots, so they are looked up directly.
+static const char *md_str(const st_file *f, const char *k, const char *dflt) {
+  const char *v = st_meta(f, k);
+  return v ? v : dflt;
+}
+
+// Strict integer metadata in [lo, hi]: "abc" or "1e9" is an error, not 0.
+static int meta_int(const st_file *f, const char *k, int64_t lo, int64_t hi, int required, int64_t *out,
+                    char *err, int err_sz) {
+  const char *s = st_meta(f, k);
+  if (!s) {
+    if (required) snprintf(err, err_sz, "'%s' has no %s metadata (not written by dptrain train?)", st_path(f), k);
+    return required ? -1 : 0;
   }
-  dp_json_end_object(&j);
-  fclose(hf);
-  // Pad the header with spaces so the data starts 8-byte aligned.
-  size_t padded = (hdr_len + 7) / 8 * 8;
-  FILE *f = fopen(path, "wb");
-  if (!f) {
-    snprintf(err, err_sz, "cannot create '%s': %s", path, strerror(errno));
-    free(hdr);
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) {
+    snprintf(err, err_sz, "'%s': metadata %s = '%.40s' is not an integer in [%lld, %lld]", st_path(f), k, s,
+             (long long)lo, (long long)hi);
     return -1;
   }
-  uint64_t n8 = padded;
-  uint8_t le[8];
-  for (int k = 0; k < 8; k++) le[k] = (uint8_t)(n8 >> (8 * k));
-  int ok = fwrite(le, 1, 8, f) == 8 && fwrite(hdr, 1, hdr_len, f) == hdr_len;
-  for (size_t k = hdr_len; ok && k < padded; k++) ok = fputc(' ', f) != EOF;
-  free(hdr);
-  // x86-64 is little-endian: floats go out as they are in memory. A CUDA
-  // graph's buffers are downloaded once each (host views).
-  const float *pd = ok ? nn_params_host(g) : NULL, *bd = ok ? nn_bufs_host(g) : NULL;
-  for (int32_t i = 0; ok && i < g->nparams; i++)
-    ok = fwrite(pd + g->params[i].offset, 4, (size_t)g->params[i].numel, f) ==
-         (size_t)g->params[i].numel;
-  for (int32_t i = 0; ok && i < g->nbufs; i++)
-    ok = fwrite(bd + g->bufs[i].offset, 4, (size_t)g->bufs[i].numel, f) == (size_t)g->bufs[i].numel;
-  for (int32_t i = 0; ok && i < g->nbufs; i++) {
-    const char *nm = g->bufs[i].name;
-    size_t n = strlen(nm), sl = strlen(bn_suffix);
-    if (n <= sl || strcmp(nm + n - sl, bn_suffix)) continue;
-    int64_t nbt = meta->steps;
-    ok = fwrite(&nbt, 8, 1, f) == 1;
-  }
-  if (fclose(f) != 0) ok = 0;
-  if (!ok) {
-    snprintf(err, err_sz, "writing '%s' failed: %s", path, strerror(errno));
-    return -1;
-  }
+  *out = v;
   return 0;
 }
 
-// Reads the header of a safetensors file: returns the parsed JSON and the
-// file offset where data starts.
-static jv *read_header(const char *path, int64_t *data_start, char *err, int err_sz) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, err_sz, "cannot open weights '%s': %s", path, strerror(errno));
-    return NULL;
+static int meta_floats(const st_file *f, const char *k, float *out, int n, char *err, int err_sz) {
+  const char *s = st_meta(f, k);
+  if (!s) return 0;   // defaults stay
+  const char *p = s;
+  for (int i = 0; i < n; i++) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(p, &end);
+    if (errno || end == p || !isfinite(v) || (i < n - 1 ? *end != ',' : *end != 0)) {
+      snprintf(err, err_sz, "'%s': metadata %s = '%.60s' is not %d finite numbers", st_path(f), k, s, n);
+      return -1;
+    }
+    out[i] = (float)v;
+    p = end + 1;
   }
-  uint8_t le[8];
-  if (fread(le, 1, 8, f) != 8) {
-    snprintf(err, err_sz, "'%s' is not a safetensors file (too short)", path);
-    fclose(f);
-    return NULL;
-  }
-  uint64_t n = 0;
-  for (int k = 7; k >= 0; k--) n = (n << 8) | le[k];
-  if (n == 0 || n > (1u << 28)) {
-    snprintf(err, err_sz, "'%s' is not a safetensors file (header length %llu)", path, (unsigned long long)n);
-    fclose(f);
-    return NULL;
-  }
-  char *h = dp_malloc(n, "safetensors header");
-  size_t got = fread(h, 1, n, f);
-  fclose(f);
-  if (got != n) {
-    snprintf(err, err_sz, "'%s': truncated header", path);
-    free(h);
-    return NULL;
-  }
-  jv *v = jv_parse(h, n, err, err_sz);
-  free(h);
-  *data_start = 8 + (int64_t)n;
-  return v;
-}
-
-// Metadata keys contain dots, so look them up directly (jv_str splits paths).
-static const char *md_str(const jv *md, const char *k, const char *dflt) {
-  const jv *v = jv_get(md, k);
-  return v && v->type == JV_STR ? v->str : dflt;
-}
-
-static int meta_int(const jv *md, const char *k, int64_t *out) {
-  const char *s = md_str(md, k, NULL);
-  if (!s) return -1;
-  *out = strtoll(s, NULL, 10);
   return 0;
 }
 
 int weights_read_meta(const char *path, weights_meta *meta, char *err, int err_sz) {
   memset(meta, 0, sizeof *meta);
-  int64_t ds;
-  jv *v = read_header(path, &ds, err, err_sz);
-  if (!v) return -1;
-  const jv *md = jv_get(v, "__metadata__");
-  const char *model = md_str(md, "dptrain.model", NULL);
-  int64_t isz = 0, ch = 0, cl = 0, ss = 0, zi = 0, pa = 0, cw = 0, st = 0;
-  if (!model || meta_int(md, "dptrain.image_size", &isz) || meta_int(md, "dptrain.channels", &ch) ||
-      meta_int(md, "dptrain.classes", &cl)) {
-    snprintf(err, err_sz, "'%s' has no dptrain model metadata (dptrain.model, image_size, channels, classes)", path);
-    jv_free(v);
+  dp_err de;
+  st_file *f = st_open(path, &de);
+  if (!f) {
+    snprintf(err, err_sz, "%s", de.msg);
     return -1;
   }
-  meta_int(md, "dptrain.small_stem", &ss);
-  meta_int(md, "dptrain.zero_init_residual", &zi);
-  meta_int(md, "dptrain.patch", &pa);
-  meta_int(md, "dptrain.cnn_width", &cw);
-  meta_int(md, "dptrain.steps", &st);
+  int rc = -1;
+  const char *model = md_str(f, "dptrain.model", NULL);
+  int64_t isz = 0, ch = 0, cl = 0, ss = 0, zi = 0, pa = 0, cw = 0, st = 0;
+  if (!model) {
+    snprintf(err, err_sz, "'%s' has no dptrain model metadata (dptrain.model, image_size, channels, classes)", path);
+    goto done;
+  }
+  if (meta_int(f, "dptrain.image_size", 8, 8192, 1, &isz, err, err_sz) ||
+      meta_int(f, "dptrain.channels", 1, 3, 1, &ch, err, err_sz) ||
+      meta_int(f, "dptrain.classes", 1, 1024, 1, &cl, err, err_sz) ||
+      meta_int(f, "dptrain.small_stem", 0, 1, 0, &ss, err, err_sz) ||
+      meta_int(f, "dptrain.zero_init_residual", 0, 1, 0, &zi, err, err_sz) ||
+      meta_int(f, "dptrain.patch", 0, 1024, 0, &pa, err, err_sz) ||
+      meta_int(f, "dptrain.cnn_width", 0, 4096, 0, &cw, err, err_sz) ||
+      meta_int(f, "dptrain.steps", 0, INT64_MAX, 0, &st, err, err_sz))
+    goto done;
+  if (ch == 2) {
+    snprintf(err, err_sz, "'%s': metadata dptrain.channels = 2 (1 or 3)", path);
+    goto done;
+  }
   if (!model_cfg_default(&meta->model, model, isz, (int)ch, cl)) {
-    snprintf(err, err_sz, "'%s': unknown model '%s'", path, model);
-    jv_free(v);
-    return -1;
+    snprintf(err, err_sz, "'%s': unknown model '%.40s'", path, model);
+    goto done;
   }
   meta->model.small_stem = (int)ss;
   meta->model.zero_init_residual = (int)zi;
   if (pa) meta->model.patch = (int)pa;
   if (cw) meta->model.cnn_width = (int)cw;
-  meta->model.dropout = (float)atof(md_str(md, "dptrain.dropout", "0"));
+  float dropout = 0;
+  if (meta_floats(f, "dptrain.dropout", &dropout, 1, err, err_sz)) goto done;
+  if (dropout < 0 || dropout >= 1) {
+    snprintf(err, err_sz, "'%s': metadata dptrain.dropout = %g outside [0, 1)", path, (double)dropout);
+    goto done;
+  }
+  meta->model.dropout = dropout;
   meta->steps = st;
   meta->num_classes = (int)cl;
   const float dm[3] = {0.485f, 0.456f, 0.406f}, dsd[3] = {0.229f, 0.224f, 0.225f};
   memcpy(meta->mean, dm, sizeof dm);
   memcpy(meta->std, dsd, sizeof dsd);
-  const char *ms = md_str(md, "dptrain.mean", NULL), *ss2 = md_str(md, "dptrain.std", NULL);
-  if (ms) sscanf(ms, "%f,%f,%f", &meta->mean[0], &meta->mean[1], &meta->mean[2]);
-  if (ss2) sscanf(ss2, "%f,%f,%f", &meta->std[0], &meta->std[1], &meta->std[2]);
-  const char *names = md_str(md, "dptrain.class_names", NULL);
-  if (names && cl > 0) {
+  if (meta_floats(f, "dptrain.mean", meta->mean, 3, err, err_sz) ||
+      meta_floats(f, "dptrain.std", meta->std, 3, err, err_sz))
+    goto done;
+  for (int c = 0; c < 3; c++)
+    if (!(meta->std[c] > 0)) {
+      snprintf(err, err_sz, "'%s': metadata dptrain.std has a non-positive value", path);
+      goto done;
+    }
+  const char *names = md_str(f, "dptrain.class_names", NULL);
+  if (names) {
+    int count = 1;
+    for (const char *p = names; *p; p++) count += *p == '\n';
+    if (count != cl) {
+      snprintf(err, err_sz, "'%s': metadata dptrain.class_names has %d names, dptrain.classes is %lld", path, count,
+               (long long)cl);
+      goto done;
+    }
     meta->class_names = dp_calloc((size_t)cl, sizeof(char *), "class names");
     const char *p = names;
     for (int c = 0; c < cl; c++) {
@@ -250,30 +242,17 @@ int weights_read_meta(const char *path, weights_meta *meta, char *err, int err_s
       p = e ? e + 1 : p + n;
     }
   }
-  meta->logit_bias = NULL;
-  meta->augment_policy[0] = 0;
-  const char *pol = md_str(md, "dptrain.augment_policy", NULL);
+  const char *pol = md_str(f, "dptrain.augment_policy", NULL);
   if (pol) snprintf(meta->augment_policy, sizeof meta->augment_policy, "%s", pol);
-  const char *lb = md_str(md, "dptrain.logit_bias", NULL);
-  if (lb && lb[0] && cl > 0) {
+  if (st_meta(f, "dptrain.logit_bias") && cl > 0) {
     meta->logit_bias = dp_calloc((size_t)cl, sizeof(float), "logit bias");
-    const char *p = lb;
-    for (int c = 0; c < cl; c++) {
-      char *end;
-      meta->logit_bias[c] = strtof(p, &end);
-      if (end == p || (c < cl - 1 && *end != ',')) {
-        snprintf(err, err_sz, "'%s': dptrain.logit_bias '%s' is not %lld comma-separated numbers", path, lb, (long long)cl);
-        free(meta->logit_bias);
-        meta->logit_bias = NULL;
-        weights_meta_free(meta);
-        jv_free(v);
-        return -1;
-      }
-      p = end + (*end == ',');
-    }
+    if (meta_floats(f, "dptrain.logit_bias", meta->logit_bias, (int)cl, err, err_sz)) goto done;
   }
-  jv_free(v);
-  return 0;
+  rc = 0;
+done:
+  st_close(f);
+  if (rc) weights_meta_free(meta);
+  return rc;
 }
 
 void weights_meta_free(weights_meta *meta) {
@@ -284,53 +263,79 @@ void weights_meta_free(weights_meta *meta) {
   meta->logit_bias = NULL;
 }
 
-static int load_one(FILE *f, int64_t ds, const jv *hdr, const char *name, float *dst, int64_t numel,
-                    const char *path, char *err, int err_sz) {
-  const jv *e = jv_get(hdr, name);
-  if (!e) {
-    snprintf(err, err_sz, "'%s' has no tensor '%s' (different model or config?)", path, name);
+static void shape_str(const int64_t *s, int nd, char *b, size_t n) {
+  size_t k = (size_t)snprintf(b, n, "[");
+  for (int d = 0; d < nd && k < n; d++) k += (size_t)snprintf(b + k, n - k, "%s%lld", d ? ", " : "", (long long)s[d]);
+  if (k < n) snprintf(b + k, n - k, "]");
+}
+
+// Copies tensor `name` into dst after checking dtype and shape against the
+// model's (ndim, shape), and its values unless nonfinite_ok.
+static int load_one(const st_file *f, const char *name, int ndim, const int64_t *shape, float *dst,
+                    int nonfinite_ok, char *err, int err_sz) {
+  const st_tensor *t = st_find(f, name);
+  if (!t) {
+    snprintf(err, err_sz, "'%s' has no tensor '%s' (different model or config?)", st_path(f), name);
     return -1;
   }
-  const char *dt = jv_str(e, "dtype", "");
-  const jv *offs = jv_get(e, "data_offsets");
-  if (strcmp(dt, "F32") || !offs || offs->type != JV_ARR || offs->n != 2) {
-    snprintf(err, err_sz, "'%s': tensor '%s' is not F32 with data_offsets", path, name);
+  if (t->dtype != ST_F32) {
+    snprintf(err, err_sz, "'%s': tensor '%s' is %s, the model needs F32", st_path(f), name, st_dtype_name(t->dtype));
     return -1;
   }
-  int64_t lo = (int64_t)offs->items[0].num, hi = (int64_t)offs->items[1].num;
-  if (hi - lo != numel * 4) {
-    snprintf(err, err_sz, "'%s': tensor '%s' has %lld elements, the model expects %lld", path, name,
-             (long long)((hi - lo) / 4), (long long)numel);
+  int same = t->ndim == ndim;
+  for (int d = 0; same && d < ndim; d++) same = t->shape[d] == shape[d];
+  if (!same) {
+    char a[128], b[128];
+    shape_str(t->shape, t->ndim, a, sizeof a);
+    shape_str(shape, ndim, b, sizeof b);
+    snprintf(err, err_sz, "'%s': tensor '%s' has shape %s, the model expects %s", st_path(f), name, a, b);
     return -1;
   }
-  if (fseeko(f, ds + lo, SEEK_SET) != 0 || fread(dst, 4, (size_t)numel, f) != (size_t)numel) {
-    snprintf(err, err_sz, "'%s': reading tensor '%s' failed (truncated file?)", path, name);
-    return -1;
-  }
+  st_copy(f, t, dst);
+  if (!nonfinite_ok)
+    for (int64_t i = 0; i < t->numel; i++)
+      if (!isfinite(dst[i])) {
+        snprintf(err, err_sz, "'%s': tensor '%s' holds %s at element %lld (a diverged run?); "
+                 "--allow-nonfinite-weights loads it anyway", st_path(f), name, isnan(dst[i]) ? "NaN" : "Inf",
+                 (long long)i);
+        return -1;
+      }
   return 0;
 }
 
-int weights_load(const char *path, nn_graph *g, char *err, int err_sz) {
-  int64_t ds;
-  jv *v = read_header(path, &ds, err, err_sz);
-  if (!v) return -1;
-  FILE *f = fopen(path, "rb");
+int weights_load(const char *path, nn_graph *g, int flags, char *err, int err_sz) {
+  dp_err de;
+  st_file *f = st_open(path, &de);
   if (!f) {
-    snprintf(err, err_sz, "cannot open weights '%s': %s", path, strerror(errno));
-    jv_free(v);
+    snprintf(err, err_sz, "%s", de.msg);
     return -1;
   }
-  int rc = 0;
+  int rc = 0, ok_nf = (flags & WEIGHTS_ALLOW_NONFINITE) != 0;
   // Read into the host views (the buffers themselves on the CPU), then upload.
   float *pd = nn_params_host(g), *bd = nn_bufs_host(g);
-  for (int32_t i = 0; !rc && i < g->nparams; i++)
-    rc = load_one(f, ds, v, g->params[i].name, pd + g->params[i].offset, g->params[i].numel,
-                  path, err, err_sz);
+  for (int32_t i = 0; !rc && i < g->nparams; i++) {
+    const nn_param *p = &g->params[i];
+    rc = load_one(f, p->name, p->ndim, p->shape, pd + p->offset, ok_nf, err, err_sz);
+  }
   for (int32_t i = 0; !rc && i < g->nbufs; i++)
-    rc = load_one(f, ds, v, g->bufs[i].name, bd + g->bufs[i].offset, g->bufs[i].numel, path,
-                  err, err_sz);
-  fclose(f);
-  jv_free(v);
+    rc = load_one(f, g->bufs[i].name, 1, &g->bufs[i].numel, bd + g->bufs[i].offset, ok_nf, err, err_sz);
+  // Every tensor of the file must belong to the model: extra ones mean the
+  // file was written for another architecture or config.
+  for (int i = 0; !rc && i < st_count(f); i++) {
+    const char *nm = st_at(f, i)->name;
+    int known = 0;
+    for (int32_t k = 0; !known && k < g->nparams; k++) known = !strcmp(g->params[k].name, nm);
+    for (int32_t k = 0; !known && k < g->nbufs; k++) {
+      char key[NN_NAME_MAX + 32];
+      known = !strcmp(g->bufs[k].name, nm) || (nbt_name(g->bufs[k].name, key, sizeof key) && !strcmp(key, nm));
+    }
+    if (!known) {
+      snprintf(err, err_sz, "'%s' has tensor '%s', which the model does not have (different model or config?)", path,
+               nm);
+      rc = -1;
+    }
+  }
+  st_close(f);
   if (!rc) {
     nn_params_push(g);
     nn_bufs_push(g);

@@ -1,5 +1,5 @@
-// Model weights file: safetensors (8-byte little-endian header length, JSON
-// header, raw little-endian data). Tensors use torchvision names: every
+// Model weights file: safetensors (core/safetensors.h: validated on read,
+// written atomically). Tensors use torchvision names: every
 // parameter (F32, torch layout), every BN running buffer (F32) and, per BN
 // module, "<bn>.num_batches_tracked" (I64 scalar), so torch's
 // model.load_state_dict(safetensors.torch.load_file(path)) accepts it.
@@ -26,8 +26,14 @@ typedef struct {
 // Returns 0, or -1 with err filled.
 // Non-const g: a CUDA graph's buffers are downloaded into its host views.
 int weights_save(const char *path, nn_graph *g, const weights_meta *meta, char *err, int err_sz);
+// Reads and checks the model metadata (strict integers and ranges; the class
+// name count must match dptrain.classes).
 int weights_read_meta(const char *path, weights_meta *meta, char *err, int err_sz);
-// Loads every parameter and BN buffer of g by name (shapes must match).
-int weights_load(const char *path, nn_graph *g, char *err, int err_sz);
+// Loads every parameter and BN buffer of g by name. The file is validated by
+// core/safetensors.h; then every tensor's dtype (F32) and shape must equal
+// the model's, the file may hold no tensor the model lacks, and NaN/Inf
+// values are refused unless flags has WEIGHTS_ALLOW_NONFINITE.
+#define WEIGHTS_ALLOW_NONFINITE 1
+int weights_load(const char *path, nn_graph *g, int flags, char *err, int err_sz);
 void weights_meta_free(weights_meta *meta);
 #endif

@@ -48,6 +48,7 @@ def evalcount(dptrain, maker, work):
           f"loss {q['val_loss']:.5f}, objective {q['val_objective']:.5f}")
     # dptrain eval: one rank and two, on the final weights.
     for np_ in (1, 2):
+        os.makedirs(f"{work}/eval{np_}", exist_ok=True)
         rc, eout, _ = run(np_, [dptrain, "eval", "--weights", f"{out_dir}/model.safetensors", "--data",
                                 f"{shards}/val-*.h5", "--batch", "7", "--threads", "1", "--loader-threads", "1",
                                 "--out", f"{work}/eval{np_}"])
@@ -101,6 +102,7 @@ def logitadjust(dptrain, maker, work):
     a = q.get("logit_adjusted")
     if not a or len(a["logit_bias"]) != 5 or a["macro_f1"] + 1e-12 < q["macro_f1"]:
         fail(f"logit_adjusted block missing or worse than raw: {a}", out)
+    os.makedirs(f"{work}/eval", exist_ok=True)
     rc, eout, _ = run(1, [dptrain, "eval", "--weights", f"{out_dir}/model.safetensors", "--data",
                           f"{shards}/val-*.h5", "--out", f"{work}/eval", "--threads", "1", "--loader-threads", "1"])
     if rc:
