@@ -71,6 +71,7 @@ static const dp_opt opts[] = {
     O_I("crop-pad", I_, crop_pad, 0, 4096, 0, "defects policy: crop offsets may reach this many pixels past the resized image"),
     O_S("jitter-classes", jitter_classes, "colour jitter only for these classes (names or indices, comma list; defects: none by default)"),
     O_S("sampler", sampler, "uniform (DistributedSampler) | balanced (class-balanced, with replacement) | sqrt (square-root frequency, with replacement)"),
+    O_B("save-init", save_init, "write OUT/init.safetensors: the initial weights every rank starts from (0/1)"),
     O_B("logit-adjust", logit_adjust, "after training, tune per-class logit offsets on val for macro-F1 and store them with the model (0/1)"),
     {"seed", DP_OPT_U64, offsetof(TC, seed), 0, 0, 0, 0, 0, 0, "seed for init, sampling and augmentation"},
     O_I("threads", I_, threads, 0, 4096, DP_OPT_CORES, "compute threads per rank (0 = from the binding)"),

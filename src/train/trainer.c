@@ -533,6 +533,20 @@ static void do_eval(trainer *t) {
   t->res.evaluated = 1;
 }
 
+// quality: the initial weights (after the broadcast), e.g. for a PyTorch twin
+// that must start from the same point (bench/parity).
+static void quality_save_init(trainer *t) {
+  weights_meta wm;
+  memset(&wm, 0, sizeof wm);
+  wm.model = t->mc;
+  memcpy(wm.mean, t->train_lc.mean, sizeof wm.mean);
+  memcpy(wm.std, t->train_lc.std, sizeof wm.std);
+  wm.num_classes = t->num_classes;
+  char path[TC_PATH_MAX + 64], err[512];
+  out_path(t, "init.safetensors", path, sizeof path);
+  if (weights_save(path, t->g, &wm, err, sizeof err)) DP_FATAL("writing the initial weights", "check --out", "%s", err);
+}
+
 // quality: tunes per-class logit offsets on the val split for macro-F1
 // (eval.c), reports them beside the raw argmax and keeps them for the weights.
 static void quality_logit_adjust(trainer *t) {
@@ -779,6 +793,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
     PTR_CHECK(t->dump, "opening the --dump-ids file");
   }
   setup_model(t);
+  if (cfg->save_init && d->rank == 0) quality_save_init(t);   // quality: initial weights for a twin run
   // After the graph exists: the GPU context may have lowered the precision.
   if (d->rank == 0)
     LOG_INFO("device %s: %s ranks, precision %s", cfg->device, t->td->name, t->td->precision);
