@@ -336,7 +336,7 @@ def worker(rank, a, port):
     warmup = a.warmup_steps if a.warmup_steps > 0 else int(a.warmup_epochs * steps_per_epoch)
     rng = np.random.default_rng([a.seed, rank])
     ta = argparse.Namespace(**vars(a))
-    ta.train = True
+    ta.train = bool(a.augment)
     curve, step, t0 = [], 0, time.time()
     for epoch in range(a.epochs):
         sampler.set_epoch(epoch)
@@ -398,6 +398,7 @@ def main():
     p.add_argument("--rrc-scale-min", type=float, default=0.08)
     p.add_argument("--hflip", type=float, default=0.5)
     p.add_argument("--crop-pad", type=int, default=0)
+    p.add_argument("--augment", type=int, default=1, help="0: the eval transform for training too (dptrain --augment 0)")
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args()
     if a.model != "cnn":
