@@ -1,4 +1,6 @@
-cd /work/wt/quality
+#!/usr/bin/env bash
+# Rebuilds bench/results/quality.md from the measurement tables (run after measure.py).
+cd "$(dirname "$0")/../.."
 {
 echo "# Quality measurements (issue 12)"
 echo
