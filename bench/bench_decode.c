@@ -263,7 +263,7 @@ int main(int argc, char **argv) {
   // Full loader from an HDF5 shard of the same bytes.
   snprintf(path, sizeof path, "%s/bench.h5", dir);
   const char *cn[2] = {"a", "b"};
-  shard_writer_cfg wc = {SHARD_CODEC_JPEG, 2, cn, 0, 0, 0};
+  shard_writer_cfg wc = {SHARD_CODEC_JPEG, 2, cn, 0, 0, 0, NULL};
   dp_err err;
   dp_err_clear(&err);
   shard_writer *w = shard_writer_create(path, &wc, &err);

@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
   char path[1024];
   snprintf(path, sizeof path, "%s/bench_shard_read_%d.h5", dir, (int)getpid());
   const char *names[1] = {"x"};
-  shard_writer_cfg cfg = {SHARD_CODEC_JPEG, 1, names, 0, 0, 0};
+  shard_writer_cfg cfg = {SHARD_CODEC_JPEG, 1, names, 0, 0, 0, NULL};
   dp_err err;
   shard_writer *w = shard_writer_create(path, &cfg, &err);
   if (!w) {

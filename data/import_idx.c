@@ -142,7 +142,7 @@ int data_import_idx_main(int argc, char **argv) {
     else snprintf(tmp, sizeof tmp, "class_%d", c);
     names[c] = dp_strdup(tmp);
   }
-  shard_writer_cfg cfg = {SHARD_CODEC_RAW, nc, (const char *const *)names, (int)idim[1], (int)idim[2], 1};
+  shard_writer_cfg cfg = {SHARD_CODEC_RAW, nc, (const char *const *)names, (int)idim[1], (int)idim[2], 1, NULL};
   int64_t rec = idim[1] * idim[2];
   int nshards = 0;
   dp_err err;

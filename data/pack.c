@@ -285,6 +285,7 @@ typedef struct {
   int64_t shard_size, shard_bytes, min_class_count;
   uint64_t seed;
   int quality;
+  char policy[16];
 } pack_args;
 #define PA pack_args
 static const dp_opt pack_opt_list[] = {
@@ -299,12 +300,15 @@ static const dp_opt pack_opt_list[] = {
     DP_OPT_I(PA, "quality", DP_OPT_INT, quality, 1, 100, 0, "JPEG quality of re-encoded PNG/PPM/PGM"),
     DP_OPT_I(PA, "min-class-count", DP_OPT_I64, min_class_count, 0, INT64_C(1) << 40, 0,
              "warn about a label with fewer images than this (its val/test share rounds to few or none)"),
+    DP_OPT_S(PA, "augment-policy", policy, 0,
+             "defects | imagenet | none: the augmentation the dataset expects, recorded in the shards"),
 };
 static const dp_opts pack_table = {
     "dptrain data pack", pack_opt_list, (int)(sizeof pack_opt_list / sizeof pack_opt_list[0]),
     "usage: dptrain data pack (--imagefolder DIR | --csv FILE) --out DIR\n"
     "         [--val-frac 0.1] [--test-frac 0.1] [--shard-size 1000 | --shard-bytes B]\n"
-    "         [--seed 1] [--quality 95 (re-encoded PNG/PPM/PGM)] [--min-class-count 10]\n",
+    "         [--seed 1] [--quality 95 (re-encoded PNG/PPM/PGM)] [--min-class-count 10]\n"
+    "         [--augment-policy defects|imagenet|none (default defects)]\n",
     0};
 
 // OUT/skipped.txt (file<TAB>reason), written atomically at the end.
@@ -321,7 +325,9 @@ static void skip_note(dp_afile **log, const char *out, const char *file, const c
 }
 
 int data_pack_main(int argc, char **argv) {
-  pack_args a = {"", "", "", 0.1, 0.1, 1000, 0, 10, 1, 95};
+  // The policy the packed dataset expects (issue 12): image-quality labels are
+  // destroyed by crop-and-upscale and jitter, so "defects" unless told otherwise.
+  pack_args a = {"", "", "", 0.1, 0.1, 1000, 0, 10, 1, 95, "defects"};
   int prc = dp_opts_parse(&pack_table, &a, argc, argv);
   if (prc) return prc > 0 ? 0 : 2;
   const char *folder = a.imagefolder[0] ? a.imagefolder : NULL, *csv = a.csv[0] ? a.csv : NULL, *out = a.out;
@@ -329,6 +335,12 @@ int data_pack_main(int argc, char **argv) {
   int64_t shard_size = a.shard_size, shard_bytes = a.shard_bytes;
   uint64_t seed = a.seed;
   int quality = a.quality;
+  const char *policy = a.policy;
+  if (strcmp(policy, "defects") && strcmp(policy, "imagenet") && strcmp(policy, "none")) {
+    fprintf(stderr, "dptrain data pack: bad configuration: setting 'augment-policy': defects, imagenet or none, not '%s'\n",
+            policy);
+    return 2;
+  }
   if (!folder == !csv || val_frac + test_frac >= 1) {
     fprintf(stderr, "dptrain data pack: bad configuration: %s\n",
             !folder == !csv ? "give exactly one of --imagefolder DIR and --csv FILE" : "--val-frac + --test-frac must be < 1");
@@ -415,7 +427,8 @@ int data_pack_main(int argc, char **argv) {
   PTR_CHECK(dec, "tjInitDecompress");
   unsigned char *jpg = NULL;
   unsigned long jcap = 0;
-  shard_writer_cfg cfg = {SHARD_CODEC_JPEG, nc, (const char *const *)names, 0, 0, 0};
+  shard_writer_cfg cfg = {SHARD_CODEC_JPEG, nc, (const char *const *)names, 0, 0, 0,
+                          strcmp(policy, "none") ? policy : NULL};
   int64_t done = 0, bytes = 0, stored = 0, reencoded = 0;
   int64_t count[DT_NSPLITS] = {0};
   dt_progress prog;

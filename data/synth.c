@@ -295,7 +295,7 @@ int data_synth_main(int argc, char **argv) {
   dt_progress prog;
   dt_progress_start(&prog, "synth", count);
   double t0 = dt_now();
-  shard_writer_cfg wcfg = {SHARD_CODEC_JPEG, ps->nclasses, ps->class_names, 0, 0, 0};
+  shard_writer_cfg wcfg = {SHARD_CODEC_JPEG, ps->nclasses, ps->class_names, 0, 0, 0, "defects"};
   for (int s = 0; s < DT_NSPLITS; s++) {
     int64_t ns = 0;
     for (int64_t i = 0; i < count; i++)

@@ -98,11 +98,24 @@ int cmd_eval(int argc, char **argv) {
   run_results r;
   run_results_init(&r);
   r.kind = "eval";
-  eval_file_run(&ef, &d, &r.q);
+  // The weights' post-hoc logit adjustment (tuned on val by training), if any,
+  // is applied and reported beside the raw argmax.
+  eval_file_run(&ef, &d, &r.q, &r.q_adj);
   r.evaluated = 1;
+  if (wm->logit_bias) {
+    r.adjusted = 1;
+    r.logit_bias = dp_malloc((size_t)wm->num_classes * sizeof(float), "logit bias");
+    memcpy(r.logit_bias, wm->logit_bias, (size_t)wm->num_classes * sizeof(float));
+    snprintf(r.adjust_split, sizeof r.adjust_split, "eval");
+  }
   int write_failed = 0;
   if (d.rank == 0) {
+    printf("raw argmax:\n");
     class_metrics_print(&r.q, (const char *const *)wm->class_names, stdout);
+    if (r.adjusted) {
+      printf("logit-adjusted (offsets from the weights' metadata, tuned on the training run's val split):\n");
+      class_metrics_print(&r.q_adj, (const char *const *)wm->class_names, stdout);
+    }
     r.world_size = d.world;
     r.nodes = d.node_count;
     r.cores_per_rank = d.cores;

@@ -260,8 +260,8 @@ int registry_promote(int argc, char **argv) {
     if (cli_agree(&d, ok, msg)) {
       rc = 2;
     } else {
-      eval_file_run(&ce, &d, &cm);
-      if (pl.have_holder) eval_file_run(&he, &d, &hm);
+      eval_file_run(&ce, &d, &cm, NULL);
+      if (pl.have_holder) eval_file_run(&he, &d, &hm, NULL);
       rc = d.rank == 0 ? decide_on_server(c, &o, &pl, &cm, &hm) : 0;
       class_metrics_free(&cm);
       if (pl.have_holder) class_metrics_free(&hm);

@@ -258,7 +258,7 @@ int registry_register(int argc, char **argv) {
   if (cli_agree(&d, ok, msg)) {
     rc = 2;
   } else {
-    eval_file_run(&ef, &d, &m);
+    eval_file_run(&ef, &d, &m, NULL);
     if (d.rank == 0) {
       char fp[64] = "unknown";
       dp_err e;

@@ -92,32 +92,69 @@ void aug_train_params(dp_rng *r, int w, int h, const float scale[2], const float
   }
 }
 
-void aug_eval_params(int w, int h, int out, float resize_ratio, aug_params *p) {
-  memset(p, 0, sizeof(*p));
-  // Resize(S): shorter side -> S, longer side -> int(S * long / short).
+// Resize(S) geometry: shorter side -> S = int(out / ratio), longer side ->
+// int(S * long / short); (sx, sy) = full-image pixels per resized pixel.
+static void resize_geometry(int w, int h, int out, float resize_ratio, int *nw, int *nh, double *sx, double *sy) {
   int S = (int)((double)out / resize_ratio);
-  int nw, nh;
   if (w <= h) {
-    nw = S;
-    nh = (int)((double)S * h / w);
+    *nw = S;
+    *nh = (int)((double)S * h / w);
   } else {
-    nh = S;
-    nw = (int)((double)S * w / h);
+    *nh = S;
+    *nw = (int)((double)S * w / h);
   }
-  // CenterCrop(out): top = int(round((nh - out) / 2)).
-  int top = py_round((nh - out) / 2.0), left = py_round((nw - out) / 2.0);
-  double sx = (double)w / nw, sy = (double)h / nh;
-  p->x0 = left * sx;
-  p->y0 = top * sy;
+  *sx = (double)w / *nw;
+  *sy = (double)h / *nh;
+}
+
+void aug_native_params(int w, int h, int out, float resize_ratio, int dx, int dy, int flip, aug_params *p) {
+  memset(p, 0, sizeof(*p));
+  int nw, nh;
+  double sx, sy;
+  resize_geometry(w, h, out, resize_ratio, &nw, &nh, &sx, &sy);
+  p->x0 = dx * sx;
+  p->y0 = dy * sy;
   p->cw = out * sx;
   p->ch = out * sy;
-  // Resizing the whole image first: taps clamp at the image edge.
+  // Resizing the whole image first: taps clamp at the image edge (which is
+  // also the edge-replicating padding of a crop that reaches past it).
   p->lo_x = 0;
   p->hi_x = w - 1;
   p->lo_y = 0;
   p->hi_y = h - 1;
+  p->flip = flip;
   p->bright = p->contrast = p->sat = 1.0f;
 }
+
+void aug_eval_params(int w, int h, int out, float resize_ratio, aug_params *p) {
+  int nw, nh;
+  double sx, sy;
+  resize_geometry(w, h, out, resize_ratio, &nw, &nh, &sx, &sy);
+  // CenterCrop(out): top = int(round((nh - out) / 2)).
+  aug_native_params(w, h, out, resize_ratio, py_round((nw - out) / 2.0), py_round((nh - out) / 2.0), 0, p);
+}
+
+void aug_defects_params(dp_rng *r, int w, int h, int out, float resize_ratio, int pad, float hflip_p,
+                        aug_params *p) {
+  int nw, nh;
+  double sx, sy;
+  resize_geometry(w, h, out, resize_ratio, &nw, &nh, &sx, &sy);
+  int slack_x = nw - out, slack_y = nh - out;   // >= 0 when resize_ratio <= 1
+  int lo_x = slack_x < 0 ? slack_x / 2 : 0, lo_y = slack_y < 0 ? slack_y / 2 : 0;
+  int span_x = (slack_x > 0 ? slack_x : 0) + 2 * pad, span_y = (slack_y > 0 ? slack_y : 0) + 2 * pad;
+  int dy = lo_y - pad + (int)dp_rng_below(r, (uint64_t)span_y + 1);
+  int dx = lo_x - pad + (int)dp_rng_below(r, (uint64_t)span_x + 1);
+  int flip = dp_rng_uniform(r) < hflip_p;
+  aug_native_params(w, h, out, resize_ratio, dx, dy, flip, p);
+}
+
+int aug_policy_parse(const char *name) {
+  if (!strcmp(name, "imagenet")) return AUG_POLICY_IMAGENET;
+  if (!strcmp(name, "defects")) return AUG_POLICY_DEFECTS;
+  return -1;
+}
+
+const char *aug_policy_name(int policy) { return policy == AUG_POLICY_DEFECTS ? "defects" : "imagenet"; }
 
 aug_scratch *aug_scratch_create(const aug_out *o) {
   DP_CHECK(o->size > 0 && (o->channels == 1 || o->channels == 3), "aug_scratch_create",

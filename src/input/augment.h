@@ -43,6 +43,26 @@ void aug_train_params(dp_rng *r, int w, int h, const float scale[2], const float
 // Eval transform: Resize(int(out / ratio)) then CenterCrop(out).
 void aug_eval_params(int w, int h, int out, float resize_ratio, aug_params *p);
 
+// Augmentation policies. imagenet: random-resized-crop + flip + jitter (the
+// ImageNet recipe). defects: every transform keeps the image at the scale the
+// eval transform sees it (see docs/quality.md for why, class by class):
+// the same Resize(int(out / ratio)) as eval (same filter, same DCT scaling),
+// then an out x out crop at a random integer offset in the resized image,
+// optionally beyond it by `pad` pixels on each side (edge-replicated), then a
+// horizontal flip; no crop-and-upscale, no blur, no jitter (the loader applies
+// jitter only to the classes it is told are safe).
+typedef enum { AUG_POLICY_IMAGENET = 0, AUG_POLICY_DEFECTS = 1 } aug_policy;
+// "imagenet" / "defects" -> policy; returns -1 for anything else.
+int aug_policy_parse(const char *name);
+const char *aug_policy_name(int policy);
+// The native-scale crop of the eval geometry with its top-left corner at
+// (dx, dy) in resized pixels; aug_eval_params is the centred case.
+void aug_native_params(int w, int h, int out, float resize_ratio, int dx, int dy, int flip, aug_params *p);
+// defects policy: offset uniform in [-pad, slack + pad] per axis, flip with
+// probability hflip_p.
+void aug_defects_params(dp_rng *r, int w, int h, int out, float resize_ratio, int pad, float hflip_p,
+                        aug_params *p);
+
 // Per-thread scratch (tables and row buffers); sized for one aug_out.
 typedef struct aug_scratch aug_scratch;
 aug_scratch *aug_scratch_create(const aug_out *o);

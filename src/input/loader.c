@@ -13,7 +13,9 @@
 // (j+1, j+2, ... wrapping within the batch's valid slots) that decodes,
 // augmented with a stream keyed by slot j's own sample so it is not an exact
 // copy. Batches therefore stay independent (no shift of later batches). If no
-// record of a batch decodes, that batch comes back with n = 0.
+// record of a batch decodes, that batch comes back with n = 0. With
+// cfg.fill_skipped = 0 (evaluation) the slot is not filled: label -1, zeros,
+// and n keeps every position.
 //
 // Padding: without drop_last the sampler pads ranks to ceil(total / world)
 // with wrapped-around duplicates (real labels); the last batch of the epoch
@@ -125,6 +127,7 @@ void loader_cfg_defaults(loader_cfg *c) {
   c->hflip_p = 0.5f;
   c->eval_resize_ratio = 0.875f;
   c->mix_prob = 1.0f;
+  c->fill_skipped = 1;
 }
 
 static void slot_reset(loader *l, pslot *s) {
@@ -181,10 +184,21 @@ static int sample_render(worker *w, int64_t g, dp_rng *r, void *dst, int64_t *by
   } else if (decoder_jpeg_header(w->dec, w->rbuf, len, &hdr, err)) {
     return -1;
   }
-  if (c->train)
-    aug_train_params(r, hdr.w, hdr.h, c->rrc_scale, c->rrc_ratio, c->hflip_p, c->jitter, &p);
-  else
+  if (c->train && c->policy == AUG_POLICY_DEFECTS) {
+    aug_defects_params(r, hdr.w, hdr.h, c->out_size, c->eval_resize_ratio, c->crop_pad, c->hflip_p, &p);
+    // Colour jitter only for the classes it cannot create or remove.
+    int32_t y = s->labels[ri];
+    if (c->jitter > 0 && c->jitter_by_class && y >= 0 && y < LOADER_MAX_CLASSES && c->jitter_class_ok[y]) {
+      aug_params jp;
+      aug_train_params(r, hdr.w, hdr.h, c->rrc_scale, c->rrc_ratio, 0.0f, c->jitter, &jp);
+      p.bright = jp.bright, p.contrast = jp.contrast, p.sat = jp.sat, p.jitter = jp.jitter;
+    }
+  } else if (c->train) {
+    aug_train_params(r, hdr.w, hdr.h, c->rrc_scale, c->rrc_ratio, c->hflip_p,
+                     !c->jitter_by_class || c->jitter_class_ok[s->labels[ri]] ? c->jitter : 0.0f, &p);
+  } else {
     aug_eval_params(hdr.w, hdr.h, c->out_size, c->eval_resize_ratio, &p);
+  }
   if (s->codec != SHARD_CODEC_RAW) {
     int num, den;
     decoder_pick_scale(p.cw, p.ch, c->out_size, &num, &den);
@@ -239,8 +253,9 @@ static void item_process(worker *w, int64_t t) {
       snprintf(msg, sizeof msg, "%.200s record %lld (id %lld): %.280s", l->shards[si]->path,
                (long long)ri, (long long)own_id, err.msg);
       memcpy(err.msg, msg, sizeof msg);
-      // Fill from the next record of this batch that decodes.
-      for (int64_t k = 1; k < nb && !ok; k++) {
+      // Fill from the next record of this batch that decodes (training only:
+      // evaluation leaves the row empty so the record is not counted).
+      for (int64_t k = 1; k < nb && !ok && l->cfg.fill_skipped; k++) {
         int64_t jj = (j + k) % nb;
         int64_t g = sampler_get(&l->smp, b * B + jj);
         dp_rng r2 = dp_rng_stream3(seed ^ REPLACE_SALT, (uint64_t)l->epoch, (uint64_t)own_g);
@@ -259,11 +274,11 @@ static void item_process(worker *w, int64_t t) {
       }
     }
   }
-  if (!ok) {   // padding, or nothing in the batch decodes
+  if (!ok) {   // padding, an unfilled corrupt record, or nothing in the batch decodes
     memset(dst, 0, (size_t)l->per_sample * l->elem_size);
     lb->labels[j] = -1;
-    lb->ids[j] = -1;
-    lb->sample_index[j] = -1;
+    lb->ids[j] = own_id != INT64_MIN ? own_id : -1;
+    lb->sample_index[j] = own_id != INT64_MIN ? own_g : -1;
   }
   pthread_mutex_lock(&l->mu);
   s->bytes += bytes;
@@ -291,7 +306,9 @@ static void item_process(worker *w, int64_t t) {
   pthread_mutex_unlock(&l->mu);
   // Last item of the batch: finish it (deterministic, depends only on content).
   lb->index = b;
-  lb->n = s->nvalid > 0 ? nb : 0;
+  // Without filling, rows keep their positions even when none decodes, so
+  // evaluation sees (and excludes) every corrupt record.
+  lb->n = s->nvalid > 0 || !l->cfg.fill_skipped ? nb : 0;
   s->mixed = 0;
   lb->soft_targets = NULL;
   if (mix_enabled(&l->mix) && lb->n > 0) {
@@ -566,6 +583,13 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
     return NULL;
   }
   sampler_init(&l->smp, l->total, c->rank, c->world, c->shuffle, c->drop_last, c->seed);
+  if (c->sampler_mode != SAMPLER_UNIFORM) {   // class-aware draws need every label, in global order
+    int32_t *all = dp_malloc((size_t)(l->total > 0 ? l->total : 1) * sizeof(int32_t), "sampler labels");
+    for (int i = 0; i < l->nshards; i++)
+      memcpy(all + l->cum[i], l->shards[i]->labels, (size_t)l->shards[i]->n * sizeof(int32_t));
+    sampler_set_classes(&l->smp, c->sampler_mode, all, l->num_classes);
+    free(all);
+  }
   l->nbatches = c->drop_last ? l->smp.per_rank / c->batch
                              : (l->smp.per_rank + c->batch - 1) / c->batch;
   l->nbatches_now = l->nbatches;
@@ -668,6 +692,69 @@ void loader_seek(loader *l, int64_t batch_index) {
 
 int64_t loader_batches_per_epoch(const loader *l) { return l->nbatches; }
 int64_t loader_batches_this_epoch(const loader *l) { return l->started ? l->nbatches_now : l->nbatches; }
+
+const char *loader_shard_policy(const loader *l) { return l->shards[0]->augment_policy; }
+
+int loader_cfg_set_policy(loader_cfg *c, const char *requested, const char *jitter_classes, char *source,
+                          size_t source_size, dp_err *err) {
+  if (c->nshards < 1) {
+    dp_err_set(err, 1, "no shards to read the augmentation policy from");
+    return -1;
+  }
+  shard *s = shard_open(c->shards[0], err);
+  if (!s) return -1;
+  int rc = -1;
+  int pol = strcmp(requested, "auto") ? aug_policy_parse(requested) : -2;
+  if (pol == -1) {
+    dp_err_set(err, 1, "augment-policy '%s' is not auto, defects or imagenet", requested);
+    goto done;
+  }
+  if (pol == -2) {   // auto: what the dataset says it expects
+    if (!s->augment_policy[0]) {
+      pol = AUG_POLICY_IMAGENET;
+      snprintf(source, source_size, "default (%s has no augment_policy attribute)", s->path);
+    } else if ((pol = aug_policy_parse(s->augment_policy)) < 0) {
+      dp_err_set(err, 1, "%s: augment_policy attribute '%s' is not defects or imagenet (pass --augment-policy)",
+                 s->path, s->augment_policy);
+      goto done;
+    } else {
+      snprintf(source, source_size, "the shards' augment_policy attribute (%s)", s->path);
+    }
+  } else {
+    snprintf(source, source_size, "--augment-policy");
+  }
+  c->policy = pol;
+  c->jitter_by_class = 0;
+  memset(c->jitter_class_ok, 0, sizeof c->jitter_class_ok);
+  if (jitter_classes && jitter_classes[0]) {
+    c->jitter_by_class = 1;
+    const char *p = jitter_classes;
+    while (*p) {
+      const char *e = strchr(p, ',');
+      size_t n = e ? (size_t)(e - p) : strlen(p);
+      int found = -1;
+      for (int k = 0; k < s->num_classes && found < 0; k++)
+        if (strlen(s->class_names[k]) == n && !strncmp(s->class_names[k], p, n)) found = k;
+      if (found < 0) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p + n && n > 0 && v >= 0 && v < s->num_classes) found = (int)v;
+      }
+      if (found < 0) {
+        dp_err_set(err, 1, "jitter-classes: '%.*s' is neither a class name nor an index of %s", (int)n, p, s->path);
+        goto done;
+      }
+      c->jitter_class_ok[found] = 1;
+      p += n;
+      if (*p == ',') p++;
+    }
+  }
+  rc = 0;
+done:
+  shard_close(s);
+  return rc;
+}
+int64_t loader_sample_bytes(const loader *l) { return l->per_sample * (int64_t)l->elem_size; }
 int64_t loader_total_samples(const loader *l) { return l->total; }
 int loader_num_classes(const loader *l) { return l->num_classes; }
 

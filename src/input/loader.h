@@ -17,6 +17,9 @@
 // each other and of thread timing. A batch whose every record is corrupt
 // comes back with n = 0. A shard that fails validation makes loader_create
 // fail with an error naming the file (a config error, not a skip).
+// With fill_skipped = 0 (evaluation) a corrupt record's row is NOT filled:
+// it stays zeros with label -1 and the record's id, so metrics can exclude
+// exactly the records that failed (eval.c does).
 //
 // Threads: `threads` workers decode items (batch, slot) in order into
 // `prefetch` page-aligned batch buffers (4096-byte aligned, reused; nothing is
@@ -27,6 +30,8 @@
 
 #include "core/check.h"
 #include "input/sampler.h"
+
+#define LOADER_MAX_CLASSES 1024   // = SHARD_MAX_CLASSES
 
 typedef struct {
   // Data.
@@ -47,7 +52,7 @@ typedef struct {
   int out_uint8;            // 1: uint8 pixels, not normalised (GPU normalises)
   float mean[3], std[3];    // on [0, 1] pixels
   // Augmentation (train) / eval transform.
-  int train;                // 1: random-resized-crop + flip + jitter; 0: resize + center crop
+  int train;                // 1: augment per `policy`; 0: resize + center crop
   float rrc_scale[2];       // default (0.08, 1)
   float rrc_ratio[2];       // default (3/4, 4/3)
   float hflip_p;            // default 0.5
@@ -56,6 +61,14 @@ typedef struct {
   float mixup_alpha, cutmix_alpha;   // 0 = off
   float mix_prob;           // probability a batch is mixed (default 1 when alpha > 0)
   int num_classes;          // filled from the shards when 0
+  int policy;               // AUG_POLICY_IMAGENET (0, default) | AUG_POLICY_DEFECTS (input/augment.h)
+  int crop_pad;             // defects: crop offsets reach this many pixels past the resized image
+  int jitter_by_class;      // 0: jitter every class (imagenet) / none (defects);
+                            // 1: only the classes with jitter_class_ok[c] = 1
+  uint8_t jitter_class_ok[LOADER_MAX_CLASSES];
+  int sampler_mode;         // SAMPLER_UNIFORM (default) | SAMPLER_BALANCED | SAMPLER_SQRT (sampler.h)
+  int fill_skipped;         // 1 (default): a corrupt record's slot takes another record of
+                            // the batch; 0: the row is left empty (label -1), for evaluation
   // Checks made before any batch buffer is allocated.
   int64_t min_batches;      // loader_create fails when an epoch has fewer batches (0 = no check)
   int clamp_batch;          // 1 (with drop_last = 0): batch = min(batch, this rank's samples)
@@ -141,6 +154,17 @@ int64_t loader_batches_this_epoch(const loader *l);
 int64_t loader_total_samples(const loader *l);        // across all shards
 int loader_num_classes(const loader *l);
 const char *loader_class_name(const loader *l, int c);
+// The augment_policy attribute of the first shard ("" when absent).
+const char *loader_shard_policy(const loader *l);
+// Sets c->policy from `requested` ("defects", "imagenet", or "auto": the
+// first shard's augment_policy attribute, imagenet when it has none) and the
+// class-aware jitter mask from `jitter_classes` (comma list of class names or
+// indices of c->shards[0]; "" = none). `source` says where the policy came
+// from. Returns 0, or -1 with err naming the setting's problem.
+int loader_cfg_set_policy(loader_cfg *c, const char *requested, const char *jitter_classes, char *source,
+                          size_t source_size, dp_err *err);
+// Bytes of one sample in the batch buffers (uint8 or float, per out_uint8).
+int64_t loader_sample_bytes(const loader *l);
 // The class names of the shards ((num_classes) strings).
 const char *const *loader_class_names(const loader *l);
 const char *loader_shard_path(const loader *l, int shard);

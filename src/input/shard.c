@@ -530,6 +530,16 @@ shard *shard_open(const char *path, dp_err *err) {
     s->class_names = NULL;
     BAD("%s: class_names has %lld names, num_classes is %d", path, (long long)ncn, s->num_classes);
   }
+  if (H5Aexists(root, "augment_policy") > 0) {   // optional (issue 12)
+    char **pol = NULL;
+    int64_t np = attr_read_strings(root, "augment_policy", 1, &pol, path, err);
+    if (np < 0) goto fail;
+    int ok = np == 1 && strlen(pol[0]) < sizeof s->augment_policy;
+    if (ok) snprintf(s->augment_policy, sizeof s->augment_policy, "%s", pol[0]);
+    for (int64_t i = 0; i < np; i++) free(pol[i]);
+    free(pol);
+    if (!ok) BAD("%s: attribute 'augment_policy' must be one short string", path);
+  }
   // Names travel in weights metadata and CSV reports one per line: a control
   // character (newline, tab, NUL-truncated junk) would shift every later name.
   for (int c = 0; c < s->num_classes; c++)
@@ -822,6 +832,7 @@ struct shard_writer {
   int32_t *meta[META_NCOLS];
   int any_meta;
   int64_t n, cap;
+  char policy[16];    // augment_policy attribute, "" = none
 };
 
 shard_writer *shard_writer_create(const char *path, const shard_writer_cfg *cfg, dp_err *err) {
@@ -861,6 +872,8 @@ shard_writer *shard_writer_create(const char *path, const shard_writer_cfg *cfg,
     w->names[i] = dp_strdup(cfg->class_names && cfg->class_names[i] ? cfg->class_names[i] : tmp);
   }
   w->cfg.class_names = NULL;
+  if (cfg->augment_policy) snprintf(w->policy, sizeof w->policy, "%s", cfg->augment_policy);
+  w->cfg.augment_policy = NULL;
   w->offsets = dp_calloc(1, sizeof(int64_t), "offsets");
   return w;
 }
@@ -995,6 +1008,10 @@ int shard_writer_close(shard_writer *w, dp_err *err) {
     if (write_int_attr(f, "num_classes", &v, 1, 1, path, err)) goto fail;
     if (write_str_attr(f, "class_names", (const char *const *)w->names, w->cfg.num_classes, 0, path, err))
       goto fail;
+    if (w->policy[0]) {
+      const char *pol = w->policy;
+      if (write_str_attr(f, "augment_policy", &pol, 1, 1, path, err)) goto fail;
+    }
     if (w->cfg.codec == SHARD_CODEC_RAW) {
       int32_t shp[3] = {w->cfg.raw_h, w->cfg.raw_w, w->cfg.raw_c};
       if (write_int_attr(f, "raw_shape", shp, 3, 0, path, err)) goto fail;

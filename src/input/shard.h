@@ -34,6 +34,8 @@ typedef struct {
   shard_codec codec;
   int raw_h, raw_w, raw_c;      // image shape for codec=raw
   int schema_version;
+  char augment_policy[16];      // optional root attribute (issue 12): the augmentation policy the
+                                // dataset expects ("defects", "imagenet"), "" when absent
   // Read path.
   int fd;                       // for pread; -1 when using H5Dread
   int64_t blob_file_offset;     // H5Dget_offset of /images/bytes, or -1
@@ -81,6 +83,7 @@ typedef struct {
   int num_classes;
   const char *const *class_names;
   int raw_h, raw_w, raw_c;
+  const char *augment_policy;   // written as the augment_policy attribute when non-NULL
 } shard_writer_cfg;
 shard_writer *shard_writer_create(const char *path, const shard_writer_cfg *cfg, dp_err *err);
 // meta: META_NCOLS values (SHARD_META_MISSING for missing), or NULL.

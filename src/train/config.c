@@ -78,12 +78,18 @@ static const dp_opt opts[] = {
     O_F("jitter", F_, jitter, 0, 1, 0, "colour jitter strength (0 = off)"),
     O_F("mixup", F_, mixup, 0, 100, 0, "mixup alpha (0 = off)"),
     O_F("cutmix", F_, cutmix, 0, 100, 0, "cutmix alpha (0 = off)"),
+    O_S("augment-policy", augment_policy, "auto (the shards' augment_policy attribute, else imagenet) | defects (native scale: crop/translate, flip) | imagenet (random-resized-crop, flip, jitter)"),
+    O_I("crop-pad", I_, crop_pad, 0, 4096, 0, "defects policy: crop offsets may reach this many pixels past the resized image"),
+    O_S("jitter-classes", jitter_classes, "colour jitter only for these classes (names or indices, comma list; defects: none by default)"),
+    O_S("sampler", sampler, "uniform (DistributedSampler) | balanced (class-balanced, with replacement) | sqrt (square-root frequency, with replacement)"),
+    O_B("save-init", save_init, "write OUT/init.safetensors: the initial weights every rank starts from (0/1)"),
+    O_B("logit-adjust", logit_adjust, "after training, tune per-class logit offsets on val for macro-F1 and store them with the model (0/1)"),
     {"seed", DP_OPT_U64, offsetof(TC, seed), 0, 0, 0, 0, 0, 0, "seed for init, sampling and augmentation"},
     O_I("threads", I_, threads, 0, 4096, DP_OPT_CORES, "compute threads per rank (0 = from the binding)"),
     O_I("loader-threads", I_, loader_threads, 0, 4096, DP_OPT_CORES, "decode threads per rank (0 = from the binding)"),
     O_S("out", out, "output directory (results.json, steps.csv, config.ini, model.safetensors)"),
     O_I("patience", I_, patience, 0, 1000000, 0, "early stopping: evaluations without improvement (0 = off)"),
-    O_S("early-metric", early_metric, "early stopping metric: f1 (val macro-F1) | loss (val loss)"),
+    O_S("early-metric", early_metric, "early stopping metric: f1 (val macro-F1) | loss (val plain cross-entropy) | objective (val training loss)"),
     O_I("eval-every", L_, eval_every, 0, BIG, 0, "steps between evaluations (0 = end of each epoch)"),
     O_I("log-every", I_, log_every, 0, 1000000000, 0, "progress period in steps (0 = auto)"),
     O_F("bucket-mb", D_, bucket_mb, 0, 100000, DP_OPT_LO_OPEN, "gradient all-reduce bucket size in MB"),
@@ -146,6 +152,8 @@ void train_config_defaults(train_config *c) {
   c->step_gamma = 0.1f;
   c->backbone_lr_mult = 1.0f;
   c->augment = 1;
+  snprintf(c->augment_policy, sizeof c->augment_policy, "auto");
+  snprintf(c->sampler, sizeof c->sampler, "uniform");
   c->rrc_scale_min = 0.08f;
   c->hflip = 0.5f;
   c->seed = 1;
@@ -256,8 +264,8 @@ int train_config_check(const train_config *c) {
     BAD("schedule", "unknown schedule '%s' (cosine, constant, step)", c->schedule);
   if (!(c->lr > 0)) BAD("lr", "must be > 0");
   if (c->label_smoothing < 0 || c->label_smoothing >= 1) BAD("label-smoothing", "must be in [0, 1)");
-  if (strcmp(c->early_metric, "f1") && strcmp(c->early_metric, "loss"))
-    BAD("early-metric", "must be f1 or loss (got '%s')", c->early_metric);
+  if (strcmp(c->early_metric, "f1") && strcmp(c->early_metric, "loss") && strcmp(c->early_metric, "objective"))
+    BAD("early-metric", "must be f1, loss or objective (got '%s')", c->early_metric);
   if (c->patience < 0) BAD("patience", "must be >= 0");
   if (c->baseline_steps < 0) BAD("baseline-steps", "must be >= 0");
   if (c->baseline_steps > 0 && c->baseline[0])
@@ -276,6 +284,10 @@ int train_config_check(const train_config *c) {
   if (!c->out[0]) BAD("out", "output directory is empty");
   if (c->bucket_mb <= 0) BAD("bucket-mb", "must be > 0");
   if (c->mixup < 0 || c->cutmix < 0) BAD("mixup", "alphas must be >= 0");
+  if (strcmp(c->augment_policy, "auto") && strcmp(c->augment_policy, "defects") && strcmp(c->augment_policy, "imagenet"))
+    BAD("augment-policy", "must be auto, defects or imagenet (got '%s')", c->augment_policy);
+  if (strcmp(c->sampler, "uniform") && strcmp(c->sampler, "balanced") && strcmp(c->sampler, "sqrt"))
+    BAD("sampler", "must be uniform, balanced or sqrt (got '%s')", c->sampler);
   if (c->threads < 0 || c->loader_threads < 0) BAD("threads", "must be >= 0");
   if (c->memory_budget[0] && dp_size_parse(c->memory_budget) <= 0)
     BAD("memory-budget", "'%s' is not a size (e.g. 24GiB, 512MiB, 2.5GB, or bytes)", c->memory_budget);

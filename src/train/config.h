@@ -64,6 +64,12 @@ typedef struct {
   float jitter;
   float mixup;
   float cutmix;
+  char augment_policy[16];   // quality: auto (from the shards) | defects | imagenet
+  int crop_pad;              // quality: defects policy, crop offsets past the image (pixels)
+  char jitter_classes[TC_PATH_MAX];   // quality: classes colour jitter may touch ("" = policy default)
+  char sampler[16];          // quality: uniform | balanced | sqrt
+  int logit_adjust;          // quality: tune per-class logit offsets on val after training (0/1)
+  int save_init;             // quality: write OUT/init.safetensors (the broadcast initial weights)
   // Run.
   uint64_t seed;
   int threads;               // compute threads per rank (0 = from binding)

@@ -33,6 +33,7 @@ int eval_file_open(eval_file *ef, const char *weights, const char *data_glob, in
   lc.drop_last = 0;
   lc.shuffle = 0;
   lc.train = 0;
+  lc.fill_skipped = 0;   // a corrupt record is excluded from the metrics, not replaced
   lc.threads = d->loader_threads > 0 ? d->loader_threads : 1;
   lc.out_size = (int)wm->model.image_size;
   lc.out_channels = wm->model.channels;
@@ -72,8 +73,11 @@ int eval_file_open(eval_file *ef, const char *weights, const char *data_glob, in
   return 0;
 }
 
-double eval_file_run(eval_file *ef, dist_ctx *d, class_metrics *out) {
-  return eval_run(ef->g, ef->l, d, ef->meta.num_classes, out);
+double eval_file_run(eval_file *ef, dist_ctx *d, class_metrics *out, class_metrics *adjusted) {
+  // The weights' post-hoc logit adjustment (tuned on val by training), if any,
+  // scored beside the raw argmax.
+  eval_extra x = {adjusted ? ef->meta.logit_bias : NULL, adjusted, NULL};
+  return eval_run_ex(ef->g, ef->l, d, ef->meta.num_classes, out, &x);
 }
 
 void eval_file_close(eval_file *ef) {

@@ -36,7 +36,9 @@ typedef struct {
 // ..."); ef is then safe to close. weights_flags: WEIGHTS_ALLOW_NONFINITE or 0.
 int eval_file_open(eval_file *ef, const char *weights, const char *data_glob, int64_t batch, const dist_ctx *d,
                    int weights_flags, char *err, int err_sz);
-// Collective. Returns wall seconds.
-double eval_file_run(eval_file *ef, dist_ctx *d, class_metrics *out);
+// Collective. Returns wall seconds. adjusted (or NULL): the metrics of
+// argmax(logits + the weights' dptrain.logit_bias), filled when the weights
+// have one (check ef->meta.logit_bias).
+double eval_file_run(eval_file *ef, dist_ctx *d, class_metrics *out, class_metrics *adjusted);
 void eval_file_close(eval_file *ef);
 #endif

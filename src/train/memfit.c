@@ -91,6 +91,11 @@ memfit *memfit_open(const train_config *c, const dist_ctx *d, train_device *td, 
   }
   loader_cfg lc;
   train_loader_cfg(c, d, td, m->train_paths, m->ntrain, 1, &lc);
+  if (train_loader_quality(c, -1, &lc, &e)) {   // the policy decides the crops the buffers must hold
+    snprintf(err, n, "setting 'augment-policy': %s", e.msg);
+    memfit_close(m);
+    return NULL;
+  }
   if (loader_scan(&lc, &m->tdims, &e)) {
     snprintf(err, n, "setting 'train': %s", e.msg);
     memfit_close(m);

@@ -37,6 +37,11 @@ int train_model_cfg(const train_config *c, int num_classes, model_cfg *mc);
 // train = 1: the training loader; 0: the evaluation loader (same batch).
 void train_loader_cfg(const train_config *c, const dist_ctx *d, const train_device *td, char **paths, int npaths,
                       int train, loader_cfg *lc);
+// quality.c (issue 12): the augmentation policy (--augment-policy, or the shards' attribute for
+// auto), class-aware jitter, crop padding and the sampler into a training
+// loader's settings; logs the choice when rank is 0. -1 with err set.
+int train_loader_quality(const train_config *c, int rank, loader_cfg *lc, dp_err *err);
+
 
 typedef struct {
   int64_t batch;

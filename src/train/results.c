@@ -107,6 +107,8 @@ void run_results_free(run_results *r) {
   step_series_free(&r->steps_hist);
   step_series_free(&r->baseline_hist);
   if (r->evaluated) class_metrics_free(&r->q);
+  if (r->adjusted) class_metrics_free(&r->q_adj);
+  free(r->logit_bias);
   memset(r, 0, sizeof *r);
 }
 
@@ -128,7 +130,9 @@ static void quality_obj(dp_json *j, const run_results *r) {
   dp_json_kv_int(j, "samples", q->total);
   dp_json_kv_double(j, "accuracy", q->accuracy);
   dp_json_kv_double(j, "macro_f1", q->macro_f1);
-  dp_json_kv_double(j, "val_loss", q->loss);
+  dp_json_kv_double(j, "val_loss", q->loss);            // plain cross-entropy
+  dp_json_kv_double(j, "val_objective", q->objective);  // the training loss (smoothing, class weights)
+  dp_json_kv_int(j, "excluded_corrupt", q->excluded);
   dp_json_key(j, "class_names");
   dp_json_begin_array(j);
   for (int c = 0; c < q->num_classes; c++) {
@@ -137,6 +141,32 @@ static void quality_obj(dp_json *j, const run_results *r) {
     dp_json_string(j, r->class_names && r->class_names[c] ? r->class_names[c] : nm);
   }
   dp_json_end_array(j);
+  if (r->augment_policy[0]) dp_json_kv_string(j, "augment_policy", r->augment_policy);
+  if (r->adjusted) {   // argmax(logits + logit_bias): reported beside, never instead of, the raw argmax
+    const class_metrics *a = &r->q_adj;
+    int C = a->num_classes;
+    double *bias = dp_malloc(sizeof(double) * (size_t)C, "logit bias");
+    for (int c = 0; c < C; c++) bias[c] = r->logit_bias[c];
+    dp_json_key(j, "logit_adjusted");
+    dp_json_begin_object(j);
+    dp_json_kv_string(j, "split", r->adjust_split);
+    dp_json_kv_double_array(j, "logit_bias", bias, C);
+    free(bias);
+    dp_json_kv_double(j, "accuracy", a->accuracy);
+    dp_json_kv_double(j, "macro_f1", a->macro_f1);
+    dp_json_kv_double_array(j, "f1", a->f1, a->num_classes);
+    dp_json_kv_double_array(j, "precision", a->precision, a->num_classes);
+    dp_json_kv_double_array(j, "recall", a->recall, a->num_classes);
+    dp_json_key(j, "confusion");
+    dp_json_begin_array(j);
+    for (int c = 0; c < a->num_classes; c++) {
+      dp_json_begin_array(j);
+      for (int k = 0; k < a->num_classes; k++) dp_json_int(j, a->confusion[(int64_t)c * a->num_classes + k]);
+      dp_json_end_array(j);
+    }
+    dp_json_end_array(j);
+    dp_json_end_object(j);
+  }
   dp_json_kv_double_array(j, "precision", q->precision, q->num_classes);
   dp_json_kv_double_array(j, "recall", q->recall, q->num_classes);
   dp_json_kv_double_array(j, "f1", q->f1, q->num_classes);
@@ -522,6 +552,12 @@ void run_results_print_summary(const run_results *r, FILE *f) {
     fprintf(f, "  %-26s %.4f\n", "accuracy", r->q.accuracy);
     fmt_num(a, sizeof a, r->f1_delta, "%+.4f vs baseline");
     fprintf(f, "  %-26s %.4f (%s)\n", "macro-F1", r->q.macro_f1, isfinite(r->f1_delta) ? a : "no baseline F1");
+    if (r->adjusted)
+      fprintf(f, "  %-26s %.4f (logit-adjusted, %s)\n", "macro-F1 adjusted", r->q_adj.macro_f1, r->adjust_split);
+    fprintf(f, "  %-26s", "per-class F1");
+    for (int c = 0; c < r->q.num_classes; c++)
+      fprintf(f, "%s %s %.3f", c ? "," : "", r->class_names && r->class_names[c] ? r->class_names[c] : "?", r->q.f1[c]);
+    fputc('\n', f);
   } else {
     fprintf(f, "  %-26s not evaluated (no --val)\n", "quality");
   }

@@ -80,6 +80,12 @@ typedef struct {
   double load_start;           // 1-minute load average when the run started
   double cpu_loop_s;           // this rank's CPU seconds in the training loop
   double cpu_share_mean, cpu_share_min;   // over ranks (rank 0)
+  // Post-hoc logit adjustment (issue 12): metrics of argmax(logits + bias).
+  int adjusted;
+  class_metrics q_adj;
+  float *logit_bias;           // (q.num_classes), owned
+  char adjust_split[16];       // where bias was tuned / applied: "val (tuned)" or "eval"
+  char augment_policy[16];
   // Memory, data.
   int64_t peak_rss_bytes;      // max over ranks
   int64_t decoded, skipped;

@@ -21,27 +21,32 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "dist/watchdog.h"
+#include "input/augment.h"
 #include "train/run.h"
 
 // ---- weights metadata of this run ---------------------------------------------
-static void fill_meta(const trainer *t, weights_meta *wm) {
+static void fill_meta(const trainer *t, weights_meta *wm, int64_t steps) {
   memset(wm, 0, sizeof *wm);
   wm->model = t->mc;
   memcpy(wm->mean, t->train_lc.mean, sizeof wm->mean);
   memcpy(wm->std, t->train_lc.std, sizeof wm->std);
   wm->eval_resize_ratio = t->train_lc.eval_resize_ratio;   // what the val loader used
   wm->num_classes = t->num_classes;
-  wm->steps = t->st.step;
+  wm->steps = steps;
+  wm->logit_bias = t->res.logit_bias;   // post-hoc offsets (quality_logit_adjust), or NULL
+  snprintf(wm->augment_policy, sizeof wm->augment_policy, "%s", aug_policy_name(t->train_lc.policy));
   wm->class_names = dp_calloc((size_t)t->num_classes, sizeof(char *), "class names");
   for (int k = 0; k < t->num_classes; k++) wm->class_names[k] = (char *)trainer_class_name(t, k);
 }
 
-void model_file_write(trainer *t, const char *name) {
+void model_file_write(trainer *t, const char *name) { model_file_write_at(t, name, t->st.step); }
+
+void model_file_write_at(trainer *t, const char *name, int64_t steps) {
   if (t->d->rank != 0) return;
   char path[TC_PATH_MAX + 64], err[600];
   snprintf(path, sizeof path, "%s/%s", t->cfg->out, name);
   weights_meta wm;
-  fill_meta(t, &wm);
+  fill_meta(t, &wm, steps);
   st_pack pk;
   st_pack_init(&pk);
   // A snapshot: the loop goes on changing the weights while the thread writes.
@@ -182,7 +187,7 @@ void ckpt_take(trainer *t, int sync) {
     t->td->optim_save(t->td, t->st.opt, &t->ck.opt_snap);
     char *sj = state_json(t, rngs, cnts);
     weights_meta wm;
-    fill_meta(t, &wm);
+    fill_meta(t, &wm, t->st.step);
     ckpt_content c = {g, nn_params_host(g), mybufs, nb > 0 ? all_bufs : NULL, d->world, &wm, &t->ck.opt_snap, sj};
     st_pack pk;
     st_pack_init(&pk);

@@ -115,6 +115,15 @@ typedef struct trainer {
 void setup_state_init(trainer *t);       // a fresh train_state (before a resume fills it)
 int setup_checks(trainer *t);            // 0, or -1 with t->cfg_msg
 void setup_model(trainer *t);
+// Collective: rank 0's n floats to every rank (in chunks MPI counts can hold).
+void setup_bcast_floats(dist_ctx *d, float *x, int64_t n);
+
+// quality.c (issue 12)
+// train_loader_quality: train/memfit.h
+// Collective, after training with validation: restores the best weights
+// (model.safetensors) into the graph, tunes per-class logit offsets on val for
+// macro-F1, reports them and rewrites model.safetensors with them.
+void quality_logit_adjust(trainer *t);
 void setup_teardown(trainer *t);
 const char *trainer_class_name(const trainer *t, int c);
 
@@ -151,6 +160,8 @@ void init_weights_apply(trainer *t);
 // Rank 0: writes a weights file (model.safetensors or model-last.safetensors)
 // of the current (BN-averaged) state through the writer thread.
 void model_file_write(trainer *t, const char *name);
+// The same with the weights' recorded step count (the best model's step).
+void model_file_write_at(trainer *t, const char *name, int64_t steps);
 // Collective: is it time for a periodic checkpoint at this step boundary?
 int ckpt_due(trainer *t);
 

@@ -116,6 +116,7 @@ static int setup_loaders(trainer *t) {
   loader_cfg lc;
   // memory: the settings the batch-size probe uses too (train/memfit.h).
   train_loader_cfg(c, t->d, t->td, t->train_paths, t->ntrain, 1, &lc);
+  if (train_loader_quality(c, t->d->rank, &lc, &err)) CFG_FAIL("augment-policy", "%s", err.msg);
   t->train_lc = lc;
   t->train = loader_create(&lc, &err);
   if (!t->train) CFG_FAIL(err.code == LOADER_ERR_BATCH ? "batch" : "train", "%s", err.msg);   // [inputs]
@@ -133,6 +134,8 @@ static int setup_loaders(trainer *t) {
     vc.train = 0;
     vc.mixup_alpha = vc.cutmix_alpha = 0;
     vc.min_batches = 0;   // [inputs] an empty val split is allowed (null metrics)
+    vc.fill_skipped = 0;   // a corrupt val record is excluded, not replaced
+    vc.sampler_mode = SAMPLER_UNIFORM;   // every val record once
     t->val = loader_create(&vc, &err);
     if (!t->val) CFG_FAIL("val", "%s", err.msg);
     // [inputs] names, not just the count: permuted class names would score
@@ -191,10 +194,10 @@ int setup_checks(trainer *t) {
 }
 
 // ---- model, optimizer, reducer -----------------------------------------------
-static void bcast_floats(dist_ctx *d, float *x, int64_t n) {
+void setup_bcast_floats(dist_ctx *d, float *x, int64_t n) {
   for (int64_t o = 0; o < n; o += (int64_t)1 << 28) {
     int64_t c = n - o < ((int64_t)1 << 28) ? n - o : ((int64_t)1 << 28);
-    MPI_CHECK(MPI_Bcast(x + o, (int)c, MPI_FLOAT, 0, d->comm), "broadcasting initial weights");
+    MPI_CHECK(MPI_Bcast(x + o, (int)c, MPI_FLOAT, 0, d->comm), "broadcasting weights from rank 0");
   }
 }
 
@@ -210,9 +213,9 @@ void setup_model(trainer *t) {
   nn_graph_finalize(g);
   // Same seed gives the same init everywhere; the broadcast makes it certain.
   // Host views: the buffers themselves on the CPU, one copy each on a GPU.
-  bcast_floats(t->d, nn_params_host(g), g->nparam_elems);
+  setup_bcast_floats(t->d, nn_params_host(g), g->nparam_elems);
   nn_params_push(g);
-  bcast_floats(t->d, nn_bufs_host(g), g->nbuf_elems);
+  setup_bcast_floats(t->d, nn_bufs_host(g), g->nbuf_elems);
   nn_bufs_push(g);
   // Dropout masks must differ between ranks (they see different samples).
   g->seed = c->seed * 0x9E3779B97F4A7C15ull + (uint64_t)t->d->rank + 1;

@@ -57,19 +57,13 @@ static int do_eval(trainer *t) {
   double secs = eval_run_device(t->g, t->td, t->val, t->d, t->num_classes, &m);
   t->st.last_eval_step = t->st.step;
   const train_config *c = t->cfg;
-  int f1 = !strcmp(c->early_metric, "f1");
-  double metric = f1 ? m.macro_f1 : m.loss;
+  // The metric --early-metric names: f1 (higher is better), loss or objective.
+  int higher;
+  double metric = early_metric_value(&m, c->early_metric, &higher);
   t->st.last_metric = metric;
-  int best = 0;
-  if (isnan(t->st.best_metric) || (f1 ? metric > t->st.best_metric : metric < t->st.best_metric)) {
-    t->st.best_metric = metric;
-    t->st.best_step = t->st.step;
-    t->st.evals_since_best = 0;
-    best = 1;
-  } else {
-    t->st.evals_since_best++;
-    if (c->patience > 0 && t->st.evals_since_best >= c->patience) t->st.stop = 1;
-  }
+  int best = early_stop_update(&t->st.best_metric, &t->st.best_step, &t->st.evals_since_best, &t->st.stop, metric,
+                               higher, c->patience, t->st.step);
+  const char *mname = higher ? "macro-F1" : !strcmp(c->early_metric, "loss") ? "val loss" : "val objective";
   if (t->d->rank == 0) {
     progress_break(&t->prog);
     printf("eval at step %lld (epoch %lld, %.1f s): ", (long long)t->st.step, (long long)t->st.epoch, secs);
@@ -77,10 +71,10 @@ static int do_eval(trainer *t) {
     for (int k = 0; k < t->num_classes; k++) names[k] = trainer_class_name(t, k);
     class_metrics_print(&m, names, stdout);
     free(names);
-    if (best) printf("best %s so far: %.4f (model.safetensors)\n", f1 ? "macro-F1" : "loss", metric);
+    if (best) printf("best %s so far: %.4f (model.safetensors)\n", mname, metric);
     if (t->st.stop)
-      printf("early stopping: no %s improvement in %d evaluation(s) (best %.4f at step %lld)\n", f1 ? "macro-F1" : "loss",
-             c->patience, t->st.best_metric, (long long)t->st.best_step);
+      printf("early stopping: no %s improvement in %d evaluation(s) (best %.4f at step %lld)\n", mname, c->patience,
+             t->st.best_metric, (long long)t->st.best_step);
     fflush(stdout);
   }
   run_tracking_eval(t->trk, t->st.step, &m);
@@ -340,6 +334,8 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   agg_init(t);
   if (resuming == 1) ckpt_resume_apply(t);
   else init_weights_apply(t);
+  // The weights every rank starts from, e.g. for a PyTorch twin (bench/parity).
+  if (cfg->save_init && resuming != 1) model_file_write(t, "init.safetensors");
   if (d->rank == 0) {
     LOG_INFO("train: model %s (%lld params, %.3f GFLOP/img fwd), %d classes, %lld samples, %lld steps/epoch, %lld steps",
              cfg->model, (long long)nn_param_count(t->g), (double)nn_flops_per_image(t->g) / 1e9, t->num_classes,
@@ -438,6 +434,10 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   // The last state; with validation model.safetensors holds the best one.
   model_file_write(t, t->val ? "model-last.safetensors" : "model.safetensors");
   if (cfg->checkpoint_every > 0 || cfg->checkpoint_minutes > 0) ckpt_take(t, 1);
+  // Post-hoc per-class offsets, tuned on val for the model that ships
+  // (model.safetensors, the best): restores it into the graph, so it comes
+  // after the last state was saved.
+  if (t->val && cfg->logit_adjust) quality_logit_adjust(t);
   write_results(t, status, decoded, skipped);
   if (d->rank == 0) {
     dp_err e;

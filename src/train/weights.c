@@ -78,6 +78,17 @@ int weights_pack_add(st_pack *pk, const nn_graph *g, const float *params, const 
   fclose(nf);
   st_pack_meta_str(pk, "dptrain.class_names", names ? names : "");
   free(names);
+  if (meta->augment_policy[0])   // the training augmentation policy (issue 12)
+    st_pack_meta_str(pk, "dptrain.augment_policy", meta->augment_policy);
+  if (meta->logit_bias) {   // post-hoc logit offsets that `dptrain eval` adds to the logits
+    size_t cap = (size_t)meta->num_classes * 24 + 1, used = 0;
+    char *lb = dp_malloc(cap, "logit bias metadata");
+    lb[0] = 0;
+    for (int c = 0; c < meta->num_classes; c++)
+      used += (size_t)snprintf(lb + used, cap - used, "%s%.9g", c ? "," : "", (double)meta->logit_bias[c]);
+    st_pack_meta_str(pk, "dptrain.logit_bias", lb);
+    free(lb);
+  }
 
   // Tensors: every parameter (torch layout), every BN buffer, and per BN
   // module its num_batches_tracked (I64 scalar), so torch's strict
@@ -238,6 +249,12 @@ int weights_read_meta(const char *path, weights_meta *meta, char *err, int err_s
       p = e ? e + 1 : p + n;
     }
   }
+  const char *pol = md_str(f, "dptrain.augment_policy", NULL);
+  if (pol) snprintf(meta->augment_policy, sizeof meta->augment_policy, "%s", pol);
+  if (st_meta(f, "dptrain.logit_bias") && cl > 0) {
+    meta->logit_bias = dp_calloc((size_t)cl, sizeof(float), "logit bias");
+    if (meta_floats(f, "dptrain.logit_bias", meta->logit_bias, (int)cl, err, err_sz)) goto done;
+  }
   rc = 0;
 done:
   st_close(f);
@@ -249,6 +266,8 @@ void weights_meta_free(weights_meta *meta) {
   for (int c = 0; meta->class_names && c < meta->num_classes; c++) free(meta->class_names[c]);
   free(meta->class_names);
   meta->class_names = NULL;
+  free(meta->logit_bias);
+  meta->logit_bias = NULL;
 }
 
 static void shape_str(const int64_t *s, int nd, char *b, size_t n) {

@@ -24,6 +24,8 @@ typedef struct {
   int num_classes;
   char **class_names;    // (num_classes) or NULL
   int64_t steps;         // optimizer steps trained
+  float *logit_bias;     // (num_classes) post-hoc logit adjustment ("dptrain.logit_bias"), or NULL
+  char augment_policy[16];   // the training augmentation policy ("dptrain.augment_policy"), "" unknown
 } weights_meta;
 
 // Adds the model's tensors (params and BN buffers from the given host

@@ -69,6 +69,8 @@ for f in sorted(glob.glob(os.path.join(out, "*.h5"))):
     with h5py.File(f, "r") as h:
         names = [x.decode() if isinstance(x, bytes) else x for x in h.attrs["class_names"]]
         check(names == ["apple", "banana"], "class names %r" % names)
+        pol = h.attrs.get("augment_policy")
+        check((pol.decode() if isinstance(pol, bytes) else pol) == "defects", "augment_policy %r" % pol)
         check(len(h["labels"]) <= 7, "shard size")
         off, blob, lab = h["images/offsets"][:], h["images/bytes"][:], h["labels"][:]
         w, hh = h["meta/width"][:], h["meta/height"][:]

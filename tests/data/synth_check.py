@@ -46,6 +46,8 @@ for preset, (pct, miss) in PRESETS.items():
             lab, ids, off = h["labels"][:], h["ids"][:], h["images/offsets"][:]
             blob = h["images/bytes"][:]
             check(len(h.attrs["class_names"]) == len(pct), "class_names length")
+            pol = h.attrs.get("augment_policy")
+            check((pol.decode() if isinstance(pol, bytes) else pol) == "defects", "augment_policy %r" % pol)
             counts += np.bincount(lab, minlength=len(pct))
             for i, pid in enumerate(ids):
                 products[split].add(int(pid) >> 4)

@@ -17,7 +17,7 @@ static int32_t meta_val(int64_t i, int c) { return (i + c) % 9 == 0 ? -1 : (int3
 
 static void write_shard(const char *path) {
   const char *names[4] = {"ok", "blurry", "\xc3\xbc" "ber", "w m"};
-  shard_writer_cfg cfg = {SHARD_CODEC_JPEG, 4, names, 0, 0, 0};
+  shard_writer_cfg cfg = {SHARD_CODEC_JPEG, 4, names, 0, 0, 0, NULL};
   dp_err err;
   shard_writer *w = shard_writer_create(path, &cfg, &err);
   TU_CHECK(w != NULL, "%s", err.msg);
@@ -116,7 +116,7 @@ int main(void) {
 
   // Raw codec shard (also read by h5py_read.py).
   snprintf(p3, sizeof p3, "%s/c_written_raw.h5", dir);
-  shard_writer_cfg rc = {SHARD_CODEC_RAW, 2, NULL, 3, 4, 1};
+  shard_writer_cfg rc = {SHARD_CODEC_RAW, 2, NULL, 3, 4, 1, NULL};
   dp_err err;
   shard_writer *w = shard_writer_create(p3, &rc, &err);
   TU_CHECK(w != NULL, "%s", err.msg);

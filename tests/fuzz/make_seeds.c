@@ -233,7 +233,7 @@ static void shard_one(const char *name, shard_codec codec, int h, int w, int c, 
   char path[1200];
   snprintf(path, sizeof path, "%s/tmp_%s.h5", g_dir, name);
   const char *names[3] = {"ok", "blurry", "x"};
-  shard_writer_cfg cfg = {codec, 3, names, h, w, c};
+  shard_writer_cfg cfg = {codec, 3, names, h, w, c, NULL};
   dp_err err;
   shard_writer *wr = shard_writer_create(path, &cfg, &err);
   if (!wr) DP_FATAL("seed shard", "", "%s", err.msg);

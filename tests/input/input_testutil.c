@@ -54,7 +54,7 @@ void it_shard_write(const char *path, shard_codec codec, int num_classes, int ra
     snprintf(names[i], sizeof names[i], "class%d", i);
     cn[i] = names[i];
   }
-  shard_writer_cfg cfg = {codec, num_classes, cn, raw_h, raw_w, raw_c};
+  shard_writer_cfg cfg = {codec, num_classes, cn, raw_h, raw_w, raw_c, NULL};
   dp_err err;
   dp_err_clear(&err);
   shard_writer *w = shard_writer_create(path, &cfg, &err);

@@ -94,6 +94,8 @@ QUALITY = {
     "quality.accuracy": NUM_OR_NULL,   # null exactly when samples == 0 (checked below)
     "quality.macro_f1": NUM_OR_NULL,
     "quality.val_loss": NUM_OR_NULL,
+    "quality.val_objective": NUM_OR_NULL,
+    "quality.excluded_corrupt": (int,),
     "quality.class_names": (list,),
     "quality.precision": (list,),
     "quality.recall": (list,),

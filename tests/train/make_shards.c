@@ -5,6 +5,7 @@
 // a stripe orientation, plus noise, so a small model can learn it in a few
 // steps; ids are 1000 + global index so coverage tests can check them.
 // CORRUPT_EVERY k > 0: every k-th training record is truncated (skip tests).
+// CORRUPT_VAL_EVERY k > 0: the same for the val records (evaluation tests).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ static void write_shard(const char *path, int64_t first, int64_t n, int size, in
                         int corrupt_every) {
   const char *names[16] = {"ok", "blurry", "watermark", "wrong_background", "other", "c5", "c6", "c7",
                            "c8", "c9", "c10", "c11", "c12", "c13", "c14", "c15"};
-  shard_writer_cfg wc = {SHARD_CODEC_RAW, classes, names, size, size, 3};
+  shard_writer_cfg wc = {SHARD_CODEC_RAW, classes, names, size, size, 3, NULL};
   dp_err err;
   dp_err_clear(&err);
   shard_writer *w = shard_writer_create(path, &wc, &err);
@@ -49,7 +50,7 @@ static void write_shard(const char *path, int64_t first, int64_t n, int size, in
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    fprintf(stderr, "usage: make_shards DIR [N_TRAIN] [N_VAL] [SIZE] [CLASSES]\n");
+    fprintf(stderr, "usage: make_shards DIR [N_TRAIN] [N_VAL] [SIZE] [CLASSES] [CORRUPT_EVERY] [CORRUPT_VAL_EVERY]\n");
     return 2;
   }
   const char *dir = argv[1];
@@ -58,6 +59,7 @@ int main(int argc, char **argv) {
   int size = argc > 4 ? atoi(argv[4]) : 16;
   int classes = argc > 5 ? atoi(argv[5]) : 5;
   int corrupt_every = argc > 6 ? atoi(argv[6]) : 0;
+  int corrupt_val_every = argc > 7 ? atoi(argv[7]) : 0;
   char cmd[1200], path[1200];
   snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
   if (system(cmd) != 0) return 1;
@@ -67,7 +69,7 @@ int main(int argc, char **argv) {
   snprintf(path, sizeof path, "%s/train-00001.h5", dir);
   write_shard(path, half, ntrain - half, size, classes, 7, corrupt_every);
   snprintf(path, sizeof path, "%s/val-00000.h5", dir);
-  write_shard(path, 100000, nval, size, classes, 8, 0);
+  write_shard(path, 100000, nval, size, classes, 8, corrupt_val_every);
   printf("make_shards: %lld train + %lld val records, %dx%dx3, %d classes in %s\n", (long long)ntrain,
          (long long)nval, size, size, classes, dir);
   return 0;
