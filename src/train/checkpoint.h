@@ -42,7 +42,7 @@ typedef struct {
 } ckpt_content;
 
 // Builds the whole file in pk, copying every byte (the pack outlives the
-// step that made it), with data_bytes and the CRC in the metadata.
+// step that made it); the writer thread adds data_bytes and the CRC.
 int ckpt_pack(st_pack *pk, const ckpt_content *c, char *err, int err_sz);
 // "<dir>/ckpt-<step, 12 digits>.safetensors".
 void ckpt_path(const char *dir, int64_t step, char *out, size_t n);

@@ -2,12 +2,17 @@
 // the exact average for awkward sizes and bucket boundaries, whatever the
 // sequence of ready prefixes (different on every rank), with and without
 // ready callbacks; a disabled (accumulation) step sends nothing; the small
-// helpers (mean, sums) are right. Also runs dist_bind and checks its output.
+// helpers (mean, sums) are right; the hidden-communication fraction has the
+// known value on hand-set totals and in a blocking (~0) and an overlapped (~1)
+// scenario against the measured blocking reference. Also runs dist_bind and
+// checks its output.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/cpu/cpu.h"
+#include "core/timer.h"
 #include "dist/dist.h"
 #include "nn/graph.h"
 #include "testutil.h"
@@ -181,6 +186,101 @@ static void test_helpers(dist_ctx *d) {
   TU_CHECK(c[0] == (int64_t)W * (W - 1) / 2 && c[1] == ((int64_t)W << 40), "sum_i64");
 }
 
+// ---- hidden communication ------------------------------------------------------
+// hidden = 1 - wait / ref over the enabled steps, clamped to [0, 1]; -1 when
+// there is no reference. Known answers on hand-set totals.
+static void test_hidden_arithmetic(void) {
+  grad_reducer r;
+  memset(&r, 0, sizeof r);
+  r.ref_s = 0.004;
+  r.steps = 4;
+  struct { double wait_s, want; } cases[] = {
+      {0.004, 0.75},    // a quarter of 4 x 4 ms exposed
+      {0.008, 0.5},
+      {0.0, 1.0},       // all hidden
+      {0.016, 0.0},     // fully exposed
+      {0.040, 0.0},     // slower than the blocking reference: clamped, not negative
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    r.wait_s = cases[k].wait_s;
+    double h = grad_reducer_hidden_fraction(&r);
+    TU_CHECK(fabs(h - cases[k].want) < 1e-12, "wait %g s over 4 steps of ref 4 ms: hidden %g, want %g",
+             cases[k].wait_s, h, cases[k].want);
+  }
+  r.steps = 0;
+  TU_CHECK(grad_reducer_hidden_fraction(&r) == -1, "no steps: -1");
+  r.steps = 4;
+  r.ref_s = 0;
+  TU_CHECK(grad_reducer_hidden_fraction(&r) == -1, "no reference: -1");
+}
+
+// Two scenarios with a known outcome on >= 2 ranks, against the measured
+// blocking reference (grad_reducer_calibrate):
+//  * blocking: no ready callback, so every bucket starts inside wait, which
+//    then holds the whole all-reduce: hidden must be near 0 (<= 0.5), and the
+//    reducer's wait must be the time the test itself measured around the call;
+//  * overlapped: every bucket starts at once, then the test "computes" for
+//    20x the reference while polling like backward's ready callbacks do (MPI
+//    nonblocking collectives progress only inside MPI calls), so wait finds
+//    them done: hidden must be near 1 (>= 0.8).
+// A hidden fraction computed from the wrong time, the wrong reference or
+// without the clamp fails one of them (the arithmetic test pins the rest).
+static void test_hidden_scenarios(dist_ctx *d) {
+  int64_t n = 4 << 20;   // 16 MB: ~10 ms on loopback, far above timer noise
+  float *g = dp_malloc((size_t)n * 4, "test grads");
+  grad_reducer r;
+  grad_reducer_init(&r, d, g, n, 0, 0);
+  grad_reducer_calibrate(&r, 3);
+  if (d->world == 1) {
+    TU_CHECK(r.ref_s == 0 && grad_reducer_hidden_fraction(&r) == -1, "no reference on one rank");
+    grad_reducer_free(&r);
+    free(g);
+    return;
+  }
+  TU_CHECK(r.ref_s > 0, "calibration gave no reference");
+  // Blocking.
+  fill(g, n, d->rank);
+  MPI_Barrier(MPI_COMM_WORLD);
+  grad_reducer_begin(&r, 1);
+  double t0 = dp_now();
+  grad_reducer_wait(&r);
+  double own = dp_now() - t0;
+  TU_CHECK(check_mean(g, n, d->world) <= 1e-6, "blocking scenario: wrong average");
+  TU_CHECK(fabs(r.last_wait_s - own) <= 1e-3 + 0.05 * own, "reducer's wait %.3g s, measured around it %.3g s",
+           r.last_wait_s, own);
+  double hb = r.last_hidden_fraction;
+  TU_CHECK(hb >= 0 && hb <= 0.5, "blocking: hidden %.3f (wait %.2f ms, reference %.2f ms), want ~0", hb,
+           r.last_wait_s * 1e3, r.ref_s * 1e3);
+  // Overlapped.
+  fill(g, n, d->rank);
+  MPI_Barrier(MPI_COMM_WORLD);
+  grad_reducer_begin(&r, 1);
+  grad_reducer_ready(&r, n);
+  TU_CHECK(r.last_started_early == r.nbuckets, "ready(n) started %d of %d buckets", r.last_started_early,
+           r.nbuckets);
+  double until = dp_now() + 20 * r.ref_s;
+  struct timespec ts = {0, 200000};
+  while (dp_now() < until) {
+    nanosleep(&ts, NULL);
+    grad_reducer_ready(&r, n);   // polls, as each op's callback in backward
+  }
+  grad_reducer_wait(&r);
+  TU_CHECK(check_mean(g, n, d->world) <= 1e-6, "overlapped scenario: wrong average");
+  double ho = r.last_hidden_fraction;
+  TU_CHECK(ho >= 0.8 && ho <= 1, "overlapped: hidden %.3f (wait %.2f ms, reference %.2f ms), want ~1", ho,
+           r.last_wait_s * 1e3, r.ref_s * 1e3);
+  // Over both steps: 1 - (wait_1 + wait_2) / (2 ref).
+  double want = 1.0 - r.wait_s / (2 * r.ref_s);
+  want = want < 0 ? 0 : want;
+  TU_CHECK(r.steps == 2 && fabs(grad_reducer_hidden_fraction(&r) - want) < 1e-12, "total hidden %g, want %g",
+           grad_reducer_hidden_fraction(&r), want);
+  if (d->rank == 0)
+    printf("hidden: reference %.2f ms; blocking wait %.2f ms -> %.3f; overlapped -> %.3f\n", r.ref_s * 1e3,
+           own * 1e3, hb, ho);
+  grad_reducer_free(&r);
+  free(g);
+}
+
 int main(int argc, char **argv) {
   dist_ctx d;
   dist_init(&d, &argc, &argv);
@@ -202,23 +302,8 @@ int main(int argc, char **argv) {
   // Default bucket sizes (25 MB / 1 MB) on ~27 MB: three buckets.
   run_case(&d, 7000003, 0, 0, 9, 1);
 
-  // Hidden-fraction bookkeeping: calibration sets a positive reference.
-  {
-    int64_t n = 300000;
-    float *g = dp_malloc((size_t)n * 4, "test grads");
-    grad_reducer r;
-    grad_reducer_init(&r, &d, g, n, 0, 0);
-    grad_reducer_calibrate(&r, 2);
-    fill(g, n, d.rank);
-    grad_reducer_begin(&r, 1);
-    grad_reducer_ready(&r, n);
-    grad_reducer_wait(&r);
-    double h = grad_reducer_hidden_fraction(&r);
-    if (d.world > 1) TU_CHECK(r.ref_s > 0 && h >= 0 && h <= 1, "ref %g hidden %g", r.ref_s, h);
-    else TU_CHECK(h == -1, "no reference on one rank");
-    grad_reducer_free(&r);
-    free(g);
-  }
+  test_hidden_arithmetic();
+  test_hidden_scenarios(&d);
   int fails = tu_failures, any = 0;
   MPI_Allreduce(&fails, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
   if (d.rank != 0 && fails == 0 && any) tu_failures = 0;   // the failing rank reports

@@ -15,6 +15,15 @@ For each case it writes $DP_FIXTURE_DIR/models_<case>.h5 with
   /sgd_losses (S+1), /adamw_losses (S+1)
                         loss before each of S optimizer steps on the same
                         batch (5; 1 for ResNet-50), and after the last one
+  /update_cfg (lr, momentum, wd), /update/<name>
+                        the parameter update W1 - W0 of one torch.optim.SGD
+                        step with update_cfg (float64 from the float32 W0):
+                        the test compares our update tensor by tensor. Its lr
+                        is large so that the update is far above one ulp of
+                        the fp32 weights: at lr 0.5 one ulp of a tensor's
+                        largest weight is at most 1.2e-5 of its largest
+                        update in these cases (BN scales near 1.0); at the
+                        lr 0.002 of the loss checks it would be 3e-3.
 and models_<arch>_names.txt (torchvision, 1000 classes, 224 input): one line
 "param|buffer <name> <d0,d1,...>" per tensor, for the name/count test.
 
@@ -38,6 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_cnn import BaselineCNN  # noqa: E402
 
 SGD = dict(lr=0.002, momentum=0.9, weight_decay=1e-4)
+UPDATE = dict(lr=0.5, momentum=0.9, weight_decay=1e-2)
 ADAMW = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.05)
 STEPS = 5
 
@@ -155,6 +165,18 @@ def losses_after_steps(model0, x, y, make_opt, steps):
     return np.array(out, dtype=np.float64)
 
 
+def sgd_update(model0, x, y):
+    """W1 - W0 for one SGD step from model0 (float64) on (x, y)."""
+    m = copy.deepcopy(model0)
+    m.train()
+    opt = torch.optim.SGD(m.parameters(), **UPDATE)
+    opt.zero_grad()
+    nn.CrossEntropyLoss()(m(x), y).backward()
+    before = {k: p.detach().clone() for k, p in m.named_parameters()}
+    opt.step()
+    return {k: (p.detach() - before[k]).numpy() for k, p in m.named_parameters()}
+
+
 def write_case(path, model, in_ch, size, batch, classes, seed, steps=STEPS):
     t0 = time.time()
     gen = torch.Generator().manual_seed(seed)
@@ -188,6 +210,7 @@ def write_case(path, model, in_ch, size, batch, classes, seed, steps=STEPS):
     init64 = copy.deepcopy(model).double()
     sgd = losses_after_steps(init64, x, y, lambda p: torch.optim.SGD(p, **SGD), steps)
     adamw = losses_after_steps(init64, x, y, lambda p: torch.optim.AdamW(p, **ADAMW), steps)
+    update = sgd_update(init64, x, y)
 
     with h5py.File(path, "w") as f:
         for k, v in state.items():
@@ -203,6 +226,9 @@ def write_case(path, model, in_ch, size, batch, classes, seed, steps=STEPS):
             if "running" in k:
                 f.create_dataset("running_after/" + k, data=v.numpy().astype(np.float32))
         f["sgd_losses"] = sgd
+        for k, v in update.items():
+            f.create_dataset("update/" + k, data=v.astype(np.float32))
+        f["update_cfg"] = np.array([UPDATE["lr"], UPDATE["momentum"], UPDATE["weight_decay"]])
         f["adamw_losses"] = adamw
         f["sgd_cfg"] = np.array([SGD["lr"], SGD["momentum"], SGD["weight_decay"]])
         f["adamw_cfg"] = np.array([ADAMW["lr"], *ADAMW["betas"], ADAMW["eps"], ADAMW["weight_decay"]])
