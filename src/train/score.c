@@ -227,7 +227,7 @@ void score_run(score_ctx *sc, train_device *td, dist_ctx *d, const score_opts *o
   s.rows = open_memstream(&rows_buf, &rows_cap);
   DP_CHECK(s.rows != NULL, "open_memstream for the score rows", "out of memory?");
   int64_t *bad = dp_malloc((size_t)B * sizeof(int64_t), "row errors");   // skip index + 1, 0 = fine
-  int64_t scored = 0, errors = 0, labelled = 0, first_images = 0;
+  int64_t scored = 0, errors = 0, labelled = 0, first_images = 0, batches = 0;
   double first_end = NAN;
   int was_training = g->training;
   nn_graph_set_training(g, 0);
@@ -290,6 +290,7 @@ void score_run(score_ctx *sc, train_device *td, dist_ctx *d, const score_opts *o
       }
     }
     free(sk);
+    batches++;
     if (isnan(first_end)) {
       first_end = dp_now();
       first_images = scored;
@@ -301,7 +302,7 @@ void score_run(score_ctx *sc, train_device *td, dist_ctx *d, const score_opts *o
   // Totals over ranks.
   double walls[2] = {t1 - t0, isnan(first_end) ? 0.0 : t1 - first_end};
   int64_t cnt[5] = {own, scored, errors, labelled, scored - first_images};
-  double notok = !isnan(first_end) && walls[1] > 0 ? 0.0 : 1.0;   // every rank needs a steady span
+  double notok = batches >= 2 && walls[1] > 0 ? 0.0 : 1.0;   // every rank needs batches after its first
   dist_allreduce_sum_i64(d, cm, (int64_t)C * C * 2);
   dist_allreduce_sum_f64(d, sums, 2);
   dist_allreduce_sum_i64(d, cnt, 5);
