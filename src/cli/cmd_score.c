@@ -133,7 +133,7 @@ static int write_results(const char *path, const score_opts_cli *o, const score_
   dp_json_kv_string(&j, "source", o->data[0] ? o->data : o->imagefolder[0] ? o->imagefolder : o->csv);
   dp_json_kv_int(&j, "records", so->records);
   dp_json_kv_int(&j, "labelled", sc->labelled);
-  if (sf) dp_json_kv_int(&j, "ignored_files", sf->ignored);
+  if (sf && o->imagefolder[0]) dp_json_kv_int(&j, "ignored_files", sf->ignored);
   if (sf && sf->note[0]) dp_json_kv_string(&j, "note", sf->note);
   dp_json_end_object(&j);
   dp_json_kv_string(&j, "predictions", o->out);
@@ -307,8 +307,11 @@ int cmd_score(int argc, char **argv) {
     printf(", %s x %d rank(s)\n", td->name, d.world);
     if (so.errors) {
       printf("  %lld record(s) could not be scored (rows with an error in %s):\n", (long long)so.errors, o.out);
-      for (int64_t i = 0; i < so.errors && i < 10; i++)
-        printf("    %s: %s\n", so.err_list[i].where, so.err_list[i].reason);
+      for (int64_t i = 0; i < so.errors && i < 10; i++) {
+        const score_error *e = &so.err_list[i];   // a file's reason starts with its path already
+        if (strncmp(e->reason, e->where, strlen(e->where))) printf("    %s: %s\n", e->where, e->reason);
+        else printf("    %s\n", e->reason);
+      }
       if (so.errors > 10) printf("    ... (%lld more)\n", (long long)(so.errors - 10));
     }
     if (so.evaluated) {
