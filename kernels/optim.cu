@@ -47,8 +47,7 @@ __global__ void k_sgd(float *p, const float *g, float *mom, uint16_t *p_lp,
 
 __global__ void k_adamw(float *p, const float *g, float *m, float *v, uint16_t *p_lp,
                         const dp_optim_segment *segs, int nsegs, int64_t n, float lr, float b1,
-                        float b2, float eps, float bc1, float sqrt_bc2, const float *gscale,
-                        const int32_t *skip) {
+                        float b2, float eps, const float *gscale, const int32_t *skip) {
   if (skip && skip[0]) return;
   float gs = gscale ? gscale[0] : 1.f;
   DP_GRID_STRIDE(i, n) {
@@ -61,7 +60,8 @@ __global__ void k_adamw(float *p, const float *g, float *m, float *v, uint16_t *
     float vi = b2 * v[i] + (1.f - b2) * gr * gr;
     m[i] = mi;
     v[i] = vi;
-    w -= (a / bc1) * mi / (sqrtf(vi) / sqrt_bc2 + eps);
+    // Bias corrections per segment: each tensor counts its own steps.
+    w -= (a / segs[sg].bc1) * mi / (sqrtf(vi) / segs[sg].sqrt_bc2 + eps);
     p[i] = w;
     if (p_lp) p_lp[i] = __bfloat16_as_ushort(__float2bfloat16_rn(w));
   }
@@ -122,16 +122,12 @@ extern "C" cudaError_t dp_cuda_sgd_step(float *param, const float *grad, float *
 extern "C" cudaError_t dp_cuda_adamw_step(float *param, const float *grad, float *m, float *v,
                                           uint16_t *param_lp, const dp_optim_segment *segs,
                                           int nsegs, int64_t n, float lr, float beta1, float beta2,
-                                          float eps, int64_t step, const float *gscale,
-                                          const int32_t *skip, cudaStream_t s) {
+                                          float eps, const float *gscale, const int32_t *skip,
+                                          cudaStream_t s) {
   if (n <= 0 || nsegs <= 0) return cudaSuccess;
-  if (step < 1) return cudaErrorInvalidValue;
-  // Bias corrections in double on the host: pow of a float underflows differently.
-  float bc1 = (float)(1.0 - pow((double)beta1, (double)step));
-  float sqrt_bc2 = (float)sqrt(1.0 - pow((double)beta2, (double)step));
   k_adamw<<<dp_grid_for(n, DP_THREADS), DP_THREADS, 0, s>>>(param, grad, m, v, param_lp, segs,
-                                                            nsegs, n, lr, beta1, beta2, eps, bc1,
-                                                            sqrt_bc2, gscale, skip);
+                                                            nsegs, n, lr, beta1, beta2, eps, gscale,
+                                                            skip);
   return cudaGetLastError();
 }
 

@@ -51,12 +51,15 @@ void cuda_nccl_init(cuda_nccl *c, MPI_Comm mpi, double timeout_s) {
   NCCL_CHECK(ncclCommInitRankConfig(&c->comm, c->world, id, c->rank, &cfg),
              "creating the NCCL communicator");
   cuda_nccl_settle(c, "creating the NCCL communicator");
+  CUDA_CHECK(cudaMallocHost((void **)&c->flag_host, sizeof *c->flag_host), "pinned overflow flag");
   int v = 0;
   ncclGetVersion(&v);
   if (c->rank == 0) LOG_INFO("NCCL %d ready: %d ranks, timeout %.0f s", v, c->world, c->timeout_s);
 }
 
 void cuda_nccl_destroy(cuda_nccl *c) {
+  if (c->flag_host) cudaFreeHost(c->flag_host);
+  c->flag_host = NULL;
   if (!c->comm) return;
   // Finalize flushes outstanding work; in non-blocking mode it must settle too.
   NCCL_CHECK(ncclCommFinalize(c->comm), "finalizing the NCCL communicator");
@@ -87,13 +90,16 @@ int cuda_nccl_flag_any(cuda_nccl *c, cuda_ctx *cx, int32_t *dev_flag) {
   NCCL_CHECK(ncclAllReduce(dev_flag, dev_flag, 1, ncclInt32, ncclMax, c->comm, cx->comm),
              "all-reducing the overflow flag");
   cuda_nccl_settle(c, "all-reducing the overflow flag");
-  int32_t h = 0;
-  CUDA_CHECK(cudaMemcpyAsync(&h, dev_flag, sizeof h, cudaMemcpyDeviceToHost, cx->comm),
+  // Into pinned memory: a copy to pageable memory would block inside
+  // cudaMemcpyAsync until the all-reduce finished, so a dead peer would hang
+  // the host before the polling loop below could time out.
+  *c->flag_host = 0;
+  CUDA_CHECK(cudaMemcpyAsync(c->flag_host, dev_flag, sizeof *c->flag_host, cudaMemcpyDeviceToHost, cx->comm),
              "reading the overflow flag");
   CUDA_CHECK(cudaEventRecord(ev, cx->comm), "overflow flag event");
   cuda_nccl_wait_event(c, ev, "all-reducing the overflow flag");
   CUDA_CHECK(cudaEventDestroy(ev), "overflow flag event");
-  return h != 0;
+  return *c->flag_host != 0;
 }
 
 void cuda_grad_reducer_init(cuda_grad_reducer *r, cuda_nccl *nc, cuda_ctx *cx, float *grads,
@@ -108,7 +114,8 @@ void cuda_grad_reducer_init(cuda_grad_reducer *r, cuda_nccl *nc, cuda_ctx *cx, f
   r->ready = dp_calloc((size_t)(r->nbuckets > 0 ? r->nbuckets : 1), sizeof(cudaEvent_t), "bucket events");
   for (int b = 0; b < r->nbuckets; b++)
     CUDA_CHECK(cudaEventCreateWithFlags(&r->ready[b], cudaEventDisableTiming), "bucket event");
-  CUDA_CHECK(cudaEventCreateWithFlags(&r->done, cudaEventDisableTiming), "reduction done event");
+  for (int i = 0; i < 2; i++)
+    CUDA_CHECK(cudaEventCreateWithFlags(&r->done[i], cudaEventDisableTiming), "reduction done event");
   if (bf16) r->stage = cuda_malloc_tracked(cx, n * 2, "bf16 gradient staging");
   r->next = r->nbuckets;  // nothing pending until begin
   if (nc->rank == 0)
@@ -117,8 +124,10 @@ void cuda_grad_reducer_init(cuda_grad_reducer *r, cuda_nccl *nc, cuda_ctx *cx, f
 }
 
 void cuda_grad_reducer_free(cuda_grad_reducer *r) {
+  if (r->nc && r->nc->comm) cuda_grad_reducer_drain(r);
   for (int b = 0; b < r->nbuckets; b++) cudaEventDestroy(r->ready[b]);
-  if (r->done) cudaEventDestroy(r->done);
+  for (int i = 0; i < 2; i++)
+    if (r->done[i]) cudaEventDestroy(r->done[i]);
   if (r->stage) cuda_free_tracked(r->cx, r->stage, r->n * 2);
   free(r->ready);
   free(r->lo);
@@ -162,12 +171,30 @@ void cuda_grad_reducer_ready(void *ctx, int64_t ready_upto) {
 void cuda_grad_reducer_finish(cuda_grad_reducer *r) {
   if (!r->enabled) return;
   while (r->next < r->nbuckets) launch_bucket(r, r->next++);
-  CUDA_CHECK(cudaEventRecord(r->done, r->cx->comm), "marking the reduction done");
+  int k = r->parity;
+  // The slot is reused every other step: its previous reduction must have
+  // been waited for (check runs once a step, so it has).
+  if (r->pending[k]) cuda_nccl_wait_event(r->nc, r->done[k], "waiting for the gradient all-reduce");
+  CUDA_CHECK(cudaEventRecord(r->done[k], r->cx->comm), "marking the reduction done");
+  r->pending[k] = 1;
+  r->parity = k ^ 1;
   // The optimizer on the compute stream reads reduced gradients only.
-  CUDA_CHECK(cudaStreamWaitEvent(r->cx->compute, r->done, 0), "ordering the optimizer after the reduction");
+  CUDA_CHECK(cudaStreamWaitEvent(r->cx->compute, r->done[k], 0), "ordering the optimizer after the reduction");
 }
 
 void cuda_grad_reducer_check(cuda_grad_reducer *r) {
-  if (!r->enabled) return;
-  cuda_nccl_wait_event(r->nc, r->done, "waiting for the gradient all-reduce");
+  // After finish, done[parity] is the older of the two: the previous step's.
+  int k = r->parity;
+  if (!r->pending[k]) return;
+  cuda_nccl_wait_event(r->nc, r->done[k], "waiting for the gradient all-reduce");
+  r->pending[k] = 0;
+}
+
+void cuda_grad_reducer_drain(cuda_grad_reducer *r) {
+  for (int i = 0; i < 2; i++) {
+    int k = (r->parity + i) & 1;   // older first
+    if (!r->pending[k]) continue;
+    cuda_nccl_wait_event(r->nc, r->done[k], "waiting for the gradient all-reduce");
+    r->pending[k] = 0;
+  }
 }

@@ -25,6 +25,7 @@ typedef struct {
   ncclComm_t comm;
   int rank, world, device;
   double timeout_s;          // a collective or init slower than this aborts the job
+  int32_t *flag_host;        // pinned: the overflow flag is read without a blocking copy
 } cuda_nccl;
 
 // Collective over `mpi`: rank 0 makes the unique id, MPI_Bcast, ncclCommInitRankConfig.
@@ -48,7 +49,9 @@ typedef struct {
   int nbuckets;
   int64_t *lo, *hi;
   cudaEvent_t *ready;        // per bucket, recorded on the compute stream
-  cudaEvent_t done;          // recorded on the comm stream after the last bucket
+  cudaEvent_t done[2];       // recorded on the comm stream after the last bucket, alternating steps
+  int pending[2];            // done[i] recorded and not yet waited for by the host
+  int parity;                // done[] slot of the next finish
   uint16_t *stage;           // bf16 staging (n) when reducing in bf16, else NULL
   int bf16;
   int next;                  // first bucket not yet launched
@@ -65,7 +68,12 @@ void cuda_grad_reducer_ready(void *r, int64_t ready_upto);
 // After backward: launches what is left and makes the compute stream wait for
 // the reduction (device-side ordering, the host does not block).
 void cuda_grad_reducer_finish(cuda_grad_reducer *r);
-// Host-side completion check with the timeout/abort policy (call once a step,
-// e.g. where the trainer reads the loss anyway).
+// Host-side completion check with the timeout/abort policy, one step behind:
+// waits for the reduction finished before the last one, so the host can queue
+// the optimizer and the next forward while this step's reduction runs (no
+// per-step drain of the GPU queue), and a dead peer still aborts within
+// timeout_s. Call once a step after finish.
 void cuda_grad_reducer_check(cuda_grad_reducer *r);
+// Waits for every finished reduction (teardown, before reading gradients on the host).
+void cuda_grad_reducer_drain(cuda_grad_reducer *r);
 #endif

@@ -108,9 +108,9 @@ int32_t nn_buffer_new(nn_graph *g, const char *name, int64_t numel, float init_v
   nn_buffer *b = &g->bufs[g->nbufs];
   snprintf(b->name, sizeof b->name, "%s", name);
   b->numel = numel;
-  b->offset = g->nbuf_elems;
+  b->offset = nn_param_align(g->nbuf_elems);
   b->init_value = init_value;
-  g->nbuf_elems += numel;
+  g->nbuf_elems = b->offset + numel;
   return g->nbufs++;
 }
 
@@ -135,11 +135,31 @@ void nn_op_push(nn_graph *g, nn_op *op) {
 
 static int64_t align_elems(int64_t n) { return (n + 15) / 16 * 16; }
 
+// Offsets of the flat parameter buffer: backward produces gradients from the
+// last op to the first, so the last-registered parameter gets offset 0; each
+// starts on an NN_PARAM_ALIGN boundary. Returns the buffer length; assigns
+// the offsets when params is given (the graph's own table).
+static int64_t param_layout(const nn_graph *g, nn_param *params) {
+  int64_t off = 0;
+  for (int32_t i = g->nparams - 1; i >= 0; i--) {
+    off = nn_param_align(off);
+    if (params) params[i].offset = off;
+    off += g->params[i].numel;
+  }
+  return nn_param_align(off);
+}
+
+int64_t nn_param_count(const nn_graph *g) {
+  int64_t n = 0;
+  for (int32_t i = 0; i < g->nparams; i++) n += g->params[i].numel;
+  return n;
+}
+
 nn_memory_plan nn_graph_memory_plan(const nn_graph *g, int optimizer_state_copies) {
   nn_memory_plan m;
   memset(&m, 0, sizeof m);
-  int64_t np = 0;
-  for (int32_t i = 0; i < g->nparams; i++) np += g->params[i].numel;
+  // The real buffer length, padding included (what is allocated).
+  int64_t np = g->finalized ? g->nparam_elems : param_layout(g, NULL);
   m.params_bytes = np * 4;
   m.grads_bytes = np * 4;
   m.buffers_bytes = g->nbuf_elems * 4;
@@ -172,13 +192,7 @@ nn_memory_plan nn_graph_memory_plan(const nn_graph *g, int optimizer_state_copie
 
 void nn_graph_finalize(nn_graph *g) {
   DP_CHECK(!g->finalized, "finalize", "finalize once");
-  // Parameters: backward produces gradients from the last op to the first, so
-  // the last-registered parameter gets offset 0.
-  int64_t off = 0;
-  for (int32_t i = g->nparams - 1; i >= 0; i--) {
-    g->params[i].offset = off;
-    off += g->params[i].numel;
-  }
+  int64_t off = param_layout(g, g->params);
   g->nparam_elems = off;
   for (int32_t i = 0; i < g->nops; i++) {
     nn_op *op = g->ops[i];
@@ -193,13 +207,18 @@ void nn_graph_finalize(nn_graph *g) {
       if (g->params[p].offset + g->params[p].numel > hi) hi = g->params[p].offset + g->params[p].numel;
     }
     op->param_lo = lo;
-    op->param_hi = hi;
+    // The padding after the op's last tensor is ready with it (it is zero), so
+    // the ready prefix reported to grad_ready covers whole aligned blocks.
+    op->param_hi = nn_param_align(hi) < off ? nn_param_align(hi) : off;
   }
   size_t pbytes = (size_t)(off > 0 ? off : 1) * 4, bbytes = (size_t)(g->nbuf_elems > 0 ? g->nbuf_elems : 1) * 4;
   g->params_data = nn_backend_alloc(g, pbytes, "parameter buffer");
   g->grads = nn_backend_alloc(g, pbytes, "gradient buffer");
-  nn_backend_memset(g, g->grads, 0, (size_t)off * 4);
+  // Padding starts (and stays) zero in all three flat buffers.
+  nn_backend_memset(g, g->params_data, 0, pbytes);
+  nn_backend_memset(g, g->grads, 0, pbytes);
   g->buf_data = nn_backend_alloc(g, bbytes, "buffers");
+  nn_backend_memset(g, g->buf_data, 0, bbytes);
 
   // Activation arena: every tensor keeps its output (needed by backward) and
   // its gradient; sized by the same plan that nn_graph_memory_plan reports.
@@ -236,7 +255,10 @@ int nn_graph_host_memory(const nn_graph *g) { return g->be->host_memory; }
 // Host staging for a CUDA graph's flat buffers (kept: checkpoints reuse it).
 static float *host_copy(nn_graph *g, float **slot, int64_t n) {
   if (nn_graph_host_memory(g)) return NULL;
-  if (!*slot) *slot = dp_aligned_alloc(64, (size_t)(n > 0 ? n : 1) * 4, "host copy of graph buffers");
+  if (!*slot) {
+    *slot = dp_aligned_alloc(64, (size_t)(n > 0 ? n : 1) * 4, "host copy of graph buffers");
+    memset(*slot, 0, (size_t)(n > 0 ? n : 1) * 4);   // padding uploads as zeros
+  }
   return *slot;
 }
 
@@ -330,9 +352,10 @@ void nn_graph_set_training(nn_graph *g, int training) { g->training = training; 
 void nn_forward(nn_graph *g, nn_step *s) {
   DP_CHECK(g->finalized, "forward", "call nn_graph_finalize first");
   for (int32_t i = 0; i < g->nops; i++) g->ops[i]->vt->forward(g->ops[i], g, s);
-  // On a GPU this read-back is the step's one host sync (the trainer checks
-  // and logs the loss every step).
-  if (g->loss_tensor >= 0) nn_graph_read(g, &s->loss, g->tensors[g->loss_tensor].data, 1);
+  // On a GPU this read-back waits for the forward; the trainer defers it
+  // (defer_loss) and reads the loss asynchronously instead.
+  if (g->loss_tensor >= 0 && (nn_graph_host_memory(g) || !s->defer_loss))
+    nn_graph_read(g, &s->loss, g->tensors[g->loss_tensor].data, 1);
 }
 
 void nn_backward(nn_graph *g, nn_step *s) {
@@ -340,8 +363,15 @@ void nn_backward(nn_graph *g, nn_step *s) {
   for (int32_t i = 0; i < g->ntensors; i++) g->tensors[i].grad_written = 0;
   nn_tensor *l = &g->tensors[g->loss_tensor];
   if (l->grad) {
-    // The seed is the loss scale (fp16 scaling multiplies the seed, not the loss).
-    nn_backend_upload(g, l->grad, &s->loss_scale, sizeof(float));
+    // The seed is the loss scale (fp16 scaling multiplies the seed, not the
+    // loss). The loss gradient is nobody else's memory, so it is uploaded only
+    // when the scale changes: on a GPU an upload waits for the stream, and a
+    // per-step one would stall every backward behind its forward.
+    if (!g->loss_seed_set || g->loss_seed != s->loss_scale) {
+      nn_backend_upload(g, l->grad, &s->loss_scale, sizeof(float));
+      g->loss_seed = s->loss_scale;
+      g->loss_seed_set = 1;
+    }
     l->grad_written = 1;
   }
   for (int32_t i = g->nops - 1; i >= 0; i--) {

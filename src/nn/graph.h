@@ -7,6 +7,11 @@
 //     layer-major in the order backward produces their gradients (the last
 //     op's parameters first), so a gradient bucket is a contiguous range;
 //   * gradients (g->grads) and optimizer state share that layout;
+//   * every parameter (and buffer) starts on an NN_PARAM_ALIGN-element
+//     (256-byte) boundary: cuBLASLt and cuDNN pick their fast kernels only for
+//     aligned operands. The gaps are padding: zero from finalize on, never
+//     written by backward or the optimizers (which work per tensor or per
+//     segment of tensors), so all-reduce, grad norm and checkpoints see zeros;
 //   * BN running statistics live in a separate named table (g->bufs);
 //   * activations and their gradients come from one planned arena.
 // Forward runs the tape in order, backward in reverse.
@@ -108,8 +113,12 @@ typedef struct {
   // Called during backward each time the ready prefix of g->grads grows.
   nn_grad_ready_fn grad_ready;
   void *grad_ready_ctx;
+  // 1: nn_forward leaves `loss` alone on a device graph (the caller reads the
+  // loss tensor back asynchronously, e.g. train_device.loss_submit); 0: it
+  // downloads it, which on a GPU waits for the forward to finish.
+  int defer_loss;
   // Output.
-  float loss;                // loss value of the last forward (host)
+  float loss;                // loss value of the last forward (host), unless deferred
 } nn_step;
 // num_valid = g->batch, loss_scale = 1, everything else zero.
 void nn_step_init(nn_step *s, const nn_graph *g);
@@ -152,14 +161,14 @@ struct nn_graph {
 
   nn_param *params;
   int32_t nparams, cap_params;
-  int64_t nparam_elems;
+  int64_t nparam_elems;      // flat buffer length: parameters plus alignment padding (NN_PARAM_ALIGN)
   float *params_data;        // flat parameter buffer (fp32); device memory on a CUDA graph
   float *grads;              // same layout as params_data
   float *params_host;        // host copy of params_data on a CUDA graph (nn_params_host), else NULL
 
   nn_buffer *bufs;
   int32_t nbufs, cap_bufs;
-  int64_t nbuf_elems;
+  int64_t nbuf_elems;        // buffer length, each buffer's offset aligned like the parameters'
   float *buf_data;
   float *bufs_host;          // host copy of buf_data on a CUDA graph (nn_bufs_host), else NULL
 
@@ -173,6 +182,8 @@ struct nn_graph {
   nn_tid input;              // image or token input tensor (the caller fills its data)
   nn_tid logits;             // set by the builder
   nn_tid loss_tensor;        // scalar (1 element), set by the loss op
+  float loss_seed;           // value held by the loss tensor's gradient (the backward seed)
+  int loss_seed_set;         // 0 until nn_backward first uploads it
   uint64_t seed;             // for dropout and init
 
   void *backend_ctx;         // oneDNN engine/stream or CUDA handles
@@ -243,6 +254,12 @@ void nn_graph_read(nn_graph *g, float *dst_host, const float *src, int64_t n);
 int32_t nn_param_find(const nn_graph *g, const char *name);
 int32_t nn_buffer_find(const nn_graph *g, const char *name);
 int64_t nn_flops_per_image(const nn_graph *g);    // forward FLOPs / batch
+// Trainable parameter count (sum of tensor sizes, no padding); g->nparam_elems
+// is the flat buffer length.
+int64_t nn_param_count(const nn_graph *g);
+// Offsets of the flat buffers are multiples of this many fp32 elements (256 B).
+#define NN_PARAM_ALIGN 64
+static inline int64_t nn_param_align(int64_t n) { return (n + NN_PARAM_ALIGN - 1) / NN_PARAM_ALIGN * NN_PARAM_ALIGN; }
 
 typedef struct {
   int64_t params_bytes, grads_bytes, buffers_bytes;

@@ -180,7 +180,7 @@ void optim_apply_freezing(optimizer *o, nn_graph *g, int64_t epoch) {
   int64_t trainable = optim_freeze_apply(&o->cfg, o->base_frozen, o->num_stages, g, epoch);
   if (trainable != o->trainable_elems && (o->cfg.freeze_below_stage > 0 || o->cfg.unfreeze_every > 0))
     LOG_INFO("epoch %lld: %lld of %lld parameters trainable", (long long)epoch,
-             (long long)trainable, (long long)g->nparam_elems);
+             (long long)trainable, (long long)nn_param_count(g));
   o->trainable_elems = trainable;
 }
 

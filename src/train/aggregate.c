@@ -136,7 +136,7 @@ void agg_finish_results(trainer *t, int64_t decoded, int64_t skipped) {
   r->world_size = d->world;
   r->nodes = d->node_count;
   snprintf(r->model, sizeof r->model, "%s", c->model);
-  r->params = t->g->nparam_elems;
+  r->params = nn_param_count(t->g);
   r->flops_per_image_fwd = nn_flops_per_image(t->g);
   r->cores_per_rank = d->cores;
   r->threads_per_rank = d->threads;

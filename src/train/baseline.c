@@ -56,6 +56,7 @@ void run_baseline(trainer *t) {
     t->td->optim_freezing(t->td, o, g, 0);
     nn_step bs;   // no gradient hook: the baseline does not communicate
     nn_step_init(&bs, g);
+    bs.defer_loss = t->td->loss_submit != NULL;
     loader_start_epoch(l, 0);
     int64_t per_epoch = loader_batches_per_epoch(l) / t->cfg->accum, in_epoch = 0, epoch = 0;
     int64_t warm = K >= 2 ? 1 : 0;   // the first step pays for cold caches and thread start-up

@@ -98,7 +98,7 @@ static const dp_opt opts[] = {
     O_S("init-exclude", init_exclude, "comma-separated tensor name prefixes not loaded from --init-weights"),
     O_B("init-strict", init_strict, "any missing, unexpected or shape-mismatched tensor in --init-weights is an error"),
     O_S("device", device, "cpu | cuda | auto (auto: a GPU per rank when one is found, else CPU)"),
-    O_S("precision", precision, "auto | fp32 | tf32 | bf16 | fp16 (GPU; auto = bf16 on sm_80+; CPU is fp32)"),
+    O_S("precision", precision, "auto | fp32 | tf32 | bf16 | fp16 (GPU; auto = tf32 (bf16 once measured faster); CPU is fp32)"),
     O_S("mlflow-uri", mlflow_uri, "MLflow tracking server http(s)://host:port (empty: $MLFLOW_TRACKING_URI or no tracking)"),
     O_S("mlflow-experiment", mlflow_experiment, "MLflow experiment name (empty: $MLFLOW_EXPERIMENT_NAME or dptrain)"),
     O_S("run-name", run_name, "MLflow run name (empty: the basename of --out)"),

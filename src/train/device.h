@@ -38,6 +38,13 @@ struct train_device {
   double (*reduce_hidden_fraction)(train_device *td);  // < 0: not measured
   double comm_ref_s;         // blocking all-reduce of the gradients, s (set by reduce_attach; 0: not calibrated)
   void (*grads_scale)(train_device *td, nn_graph *g, float a);   // g->grads *= a; a == 0 zeroes
+  // Optional (NULL on the CPU, where nn_forward reads the loss directly):
+  // asynchronous loss read-back. With nn_step.defer_loss set, the trainer calls
+  // loss_submit after each micro-step's forward (slot = micro-step) and
+  // loss_result once the step's work is queued; the host then waits for that
+  // forward only, never for the queue to drain. Up to 8 slots are in flight.
+  void (*loss_submit)(train_device *td, nn_graph *g, int slot);
+  float (*loss_result)(train_device *td, int slot);
   // Optimizer with nn/optim.h semantics. scaler (in the training state)
   // is initialised by the device: enabled for fp16 on the GPU, else off.
   void *(*optim_create)(train_device *td, const optim_cfg *cfg, nn_graph *g, int num_stages, loss_scaler *scaler);

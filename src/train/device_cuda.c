@@ -20,6 +20,8 @@
 #include "nn/backend.h"
 #include "train/device.h"
 
+#define CU_LOSS_SLOTS 8   // train/device.h: up to 8 loss read-backs in flight
+
 typedef struct {
   dist_ctx *d;
   cuda_precision precision;
@@ -35,6 +37,11 @@ typedef struct {
   int nc_ready;
   cuda_grad_reducer red;
   int red_on;
+  // Asynchronous loss read-back: per micro-step slot, a pinned float filled by
+  // a copy queued right after forward, and its event.
+  float *loss_host;             // (CU_LOSS_SLOTS) pinned
+  cudaEvent_t loss_ev[CU_LOSS_SLOTS];
+  cuda_ctx *loss_cx;
 } cuda_dev;
 
 typedef struct {
@@ -83,8 +90,10 @@ static void cu_feed(train_device *td, nn_graph *g, nn_step *s, const loader_batc
       c->soft = cuda_malloc_tracked(cx, ne * 4, "soft targets");
       c->soft_elems = ne;
     }
-    // Synchronous on the compute stream: mixed batches only, (N, C) floats.
-    cuda_backend_upload(cx, c->soft, b->soft_targets, (size_t)ne * 4);
+    // Queued on the compute stream, no host wait: a copy from pageable memory
+    // is staged before the call returns, so the loader may reuse its buffer.
+    CUDA_CHECK(cudaMemcpyAsync(c->soft, b->soft_targets, (size_t)ne * 4, cudaMemcpyHostToDevice, cx->compute),
+               "uploading soft targets");
     s->soft_targets = c->soft;
   }
   s->num_valid = nvalid;
@@ -130,13 +139,40 @@ static double cu_reduce_wait(train_device *td) {
   cuda_dev *c = td->impl;
   if (!c->red_on) return 0.0;
   // The compute stream waits for the reduction on the device; the host check
-  // applies the timeout/abort policy.
+  // (of the previous step's reduction: no per-step drain) applies the
+  // timeout/abort policy.
   cuda_grad_reducer_finish(&c->red);
   cuda_grad_reducer_check(&c->red);
   return 0.0;   // the span is not timed on the GPU yet
 }
 
 static double cu_reduce_hidden(train_device *td) { return -1.0; }
+
+// Queues the copy of this forward's loss into a pinned slot: the host does not
+// wait for the forward here (it goes on queueing backward), only later in
+// cu_loss_result, for that copy alone.
+static void cu_loss_submit(train_device *td, nn_graph *g, int slot) {
+  cuda_dev *c = td->impl;
+  cuda_ctx *cx = ctx_of(g);
+  if (!c->loss_host) {
+    CUDA_CHECK(cudaMallocHost((void **)&c->loss_host, CU_LOSS_SLOTS * sizeof(float)), "pinned loss slots");
+    for (int i = 0; i < CU_LOSS_SLOTS; i++)
+      CUDA_CHECK(cudaEventCreateWithFlags(&c->loss_ev[i], cudaEventDisableTiming), "loss events");
+    c->loss_cx = cx;
+  }
+  int k = slot % CU_LOSS_SLOTS;
+  CUDA_CHECK(cudaMemcpyAsync(&c->loss_host[k], nn_t(g, g->loss_tensor)->data, sizeof(float), cudaMemcpyDeviceToHost,
+                             cx->compute),
+             "queueing the loss read-back");
+  CUDA_CHECK(cudaEventRecord(c->loss_ev[k], cx->compute), "queueing the loss read-back");
+}
+
+static float cu_loss_result(train_device *td, int slot) {
+  cuda_dev *c = td->impl;
+  int k = slot % CU_LOSS_SLOTS;
+  CUDA_CHECK(cudaEventSynchronize(c->loss_ev[k]), "reading the loss back");
+  return c->loss_host[k];
+}
 
 static void cu_grads_scale(train_device *td, nn_graph *g, float a) {
   cuda_ctx *cx = ctx_of(g);
@@ -151,10 +187,10 @@ static void cu_grads_scale(train_device *td, nn_graph *g, float a) {
 static void cu_optim_freezing(train_device *td, void *opt, nn_graph *g, int64_t epoch) {
   cuda_dev_optim *o = opt;
   int64_t trainable = optim_freeze_apply(&o->o.cfg, o->base_frozen, o->num_stages, g, epoch);
-  o->any_frozen = trainable < g->nparam_elems;
+  o->any_frozen = trainable < nn_param_count(g);
   if (o->o.cfg.freeze_below_stage > 0 || o->o.cfg.unfreeze_every > 0)
     LOG_INFO("epoch %lld: %lld of %lld parameters trainable", (long long)epoch, (long long)trainable,
-             (long long)g->nparam_elems);
+             (long long)nn_param_count(g));
   cuda_optim_refresh_segments(&o->o, g);
 }
 
@@ -189,31 +225,23 @@ static int cu_flag_any(void *ctx, int32_t *dev_flag) {
 static float cu_optim_step(train_device *td, void *opt, nn_graph *g) {
   cuda_dev *c = td->impl;
   cuda_dev_optim *o = opt;
-  if (o->any_frozen) {
-    // Backward writes every parameter gradient; frozen ones must not count
-    // in the norm or the overflow check (the CPU optimizer skips them).
-    cuda_ctx *cx = ctx_of(g);
-    for (int32_t i = 0; i < g->nparams; i++)
-      if (g->params[i].frozen)
-        CUDA_CHECK(cudaMemsetAsync(g->grads + g->params[i].offset, 0, (size_t)g->params[i].numel * 4, cx->compute),
-                   "zeroing frozen gradients");
-  }
+  // (cuda_optim_step zeroes the frozen tensors' gradients itself.)
   flag_any_ctx fc = {&c->nc, ctx_of(g)};
   cuda_optim_step(&o->o, g, c->nc_ready ? cu_flag_any : NULL, &fc);
   return o->o.last_lr;
 }
 
 // Checkpoints: the optimizer's device state to / from host arrays (one
-// synchronous copy each; checkpoints are rare). Per-tensor AdamW step counts
-// are the number of applied updates for every tensor here (the fused GPU
-// optimizer keeps one count).
+// synchronous copy each; checkpoints are rare), with the per-tensor step
+// counts the GPU optimizer keeps like nn/optim.c.
 static void cu_optim_save(train_device *td, void *opt, optim_snapshot *s) {
   cuda_dev_optim *o = opt;
   cuda_optimizer *q = &o->o;
   DP_CHECK(s->n == q->n && s->kind == q->cfg.kind, "saving the GPU optimizer", "snapshot allocated for another optimizer");
   cuda_backend_download(q->cx, s->state1, q->state1, (size_t)q->n * 4);
   if (q->state2 && s->state2) cuda_backend_download(q->cx, s->state2, q->state2, (size_t)q->n * 4);
-  for (int32_t i = 0; i < s->nparams; i++) s->param_step[i] = q->applied;
+  DP_CHECK(s->nparams == q->nparams, "saving the GPU optimizer", "snapshot allocated for another graph");
+  memcpy(s->param_step, q->param_step, (size_t)q->nparams * sizeof *s->param_step);
   s->step = q->step;
   s->applied = q->applied;
 }
@@ -228,6 +256,12 @@ static int cu_optim_load(train_device *td, void *opt, const optim_snapshot *s, c
   }
   cuda_backend_upload(q->cx, q->state1, s->state1, (size_t)q->n * 4);
   if (q->state2 && s->state2) cuda_backend_upload(q->cx, q->state2, s->state2, (size_t)q->n * 4);
+  if (s->nparams != q->nparams) {
+    snprintf(err, err_sz, "the saved optimizer state has %d tensors, this model %d", s->nparams, q->nparams);
+    return -1;
+  }
+  memcpy(q->param_step, s->param_step, (size_t)q->nparams * sizeof *q->param_step);
+  q->segs_stale = 1;   // segments split by step count: rebuilt at the next step
   q->step = s->step;
   q->applied = s->applied;
   return 0;
@@ -236,8 +270,13 @@ static int cu_optim_load(train_device *td, void *opt, const optim_snapshot *s, c
 static void cu_destroy(train_device *td) {
   if (!td) return;
   cuda_dev *c = td->impl;
-  if (c->red_on) cuda_grad_reducer_free(&c->red);
+  if (c->red_on) cuda_grad_reducer_free(&c->red);   // drains the last reductions first
   if (c->nc_ready) cuda_nccl_destroy(&c->nc);
+  if (c->loss_host) {
+    cudaStreamSynchronize(c->loss_cx->compute);
+    for (int i = 0; i < CU_LOSS_SLOTS; i++) cudaEventDestroy(c->loss_ev[i]);
+    cudaFreeHost(c->loss_host);
+  }
   if (c->in_ready) {
     cuda_ctx *cx = c->in.cx;
     if (c->soft) cuda_free_tracked(cx, c->soft, c->soft_elems * 4);
@@ -250,11 +289,12 @@ static void cu_destroy(train_device *td) {
 
 static cuda_precision parse_precision(const char *p) {
   if (!strcmp(p, "fp32")) return CUDA_PREC_FP32;
-  if (!strcmp(p, "tf32")) return CUDA_PREC_TF32;
+  if (!strcmp(p, "bf16")) return CUDA_PREC_BF16;
   if (!strcmp(p, "fp16")) return CUDA_PREC_FP16;
-  // "bf16" and "auto": bf16 autocast; cuda_backend_ctx_create falls back to
+  // "tf32" and "auto": tf32 stays the default until bf16 is measured correct
+  // and faster on a GPU (issue 15); cuda_backend_ctx_create falls back to
   // fp32 with a warning below sm_80.
-  return CUDA_PREC_BF16;
+  return CUDA_PREC_TF32;
 }
 
 train_device *train_device_cuda_create(dist_ctx *d, const char *precision, const float *mean, const float *std) {
@@ -298,6 +338,8 @@ train_device *train_device_cuda_create(dist_ctx *d, const char *precision, const
   td->reduce_begin = cu_reduce_begin;
   td->reduce_wait = cu_reduce_wait;
   td->reduce_hidden_fraction = cu_reduce_hidden;
+  td->loss_submit = cu_loss_submit;
+  td->loss_result = cu_loss_result;
   td->grads_scale = cu_grads_scale;
   td->optim_create = cu_optim_create;
   td->optim_destroy = cu_optim_destroy;

@@ -67,7 +67,7 @@ int eval_file_open(eval_file *ef, const char *weights, const char *data_glob, in
     return -1;
   }
   nn_graph_set_training(ef->g, 0);
-  ef->params = ef->g->nparam_elems;
+  ef->params = nn_param_count(ef->g);
   ef->flops_per_image_fwd = nn_flops_per_image(ef->g);
   return 0;
 }

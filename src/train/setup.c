@@ -255,6 +255,7 @@ void setup_model(trainer *t) {
   // Reducer before the optimizer: on a GPU the memory plan below then holds
   // exactly the graph, the context and the NCCL staging, not optimizer state.
   nn_step_init(&t->ns, g);
+  t->ns.defer_loss = t->td->loss_submit != NULL;   // GPU: no host wait on each forward
   t->td->reduce_attach(t->td, g, &t->ns, (int64_t)(c->bucket_mb * 1048576.0));
   if (!nn_graph_host_memory(g) && t->d->rank == 0) {
     nn_memory_plan m = nn_graph_memory_plan(g, optim_state_copies(oc->kind));

@@ -310,7 +310,7 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   else init_weights_apply(t);
   if (d->rank == 0) {
     LOG_INFO("train: model %s (%lld params, %.3f GFLOP/img fwd), %d classes, %lld samples, %lld steps/epoch, %lld steps",
-             cfg->model, (long long)t->g->nparam_elems, (double)nn_flops_per_image(t->g) / 1e9, t->num_classes,
+             cfg->model, (long long)nn_param_count(t->g), (double)nn_flops_per_image(t->g) / 1e9, t->num_classes,
              (long long)loader_total_samples(t->train), (long long)t->steps_per_epoch, (long long)t->total_steps);
     LOG_INFO("train: per-rank batch %lld x accum %d x %d ranks = global batch %lld", (long long)cfg->batch, cfg->accum,
              d->world, (long long)(cfg->batch * cfg->accum * d->world));

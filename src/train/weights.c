@@ -308,10 +308,13 @@ int weights_load(const char *path, nn_graph *g, int flags, char *err, int err_sz
   for (int32_t i = 0; !rc && i < g->nbufs; i++)
     rc = load_one(f, g->bufs[i].name, 1, &g->bufs[i].numel, bd + g->bufs[i].offset, ok_nf, err, err_sz);
   // Every tensor of the file must belong to the model: extra ones mean the
-  // file was written for another architecture or config.
+  // file was written for another architecture or config. A checkpoint
+  // (train/checkpoint.h) also carries optimizer state and other ranks' BN
+  // buffers; those are its own, not the model's.
+  int is_ckpt = st_meta(f, "dptrain.checkpoint") != NULL;
   for (int i = 0; !rc && i < st_count(f); i++) {
     const char *nm = st_at(f, i)->name;
-    int known = 0;
+    int known = is_ckpt && (!strncmp(nm, "optimizer.", 10) || !strncmp(nm, "dptrain.", 8));
     for (int32_t k = 0; !known && k < g->nparams; k++) known = !strcmp(g->params[k].name, nm);
     for (int32_t k = 0; !known && k < g->nbufs; k++) {
       char key[NN_NAME_MAX + 32];

@@ -36,7 +36,7 @@ static result run_once(uint64_t seed) {
   double *np = gu_poison(dp_cuda_norm_scratch());
   float *norm = gu_poison(4), *gs = gu_poison(4);
   K(dp_cuda_grad_norm(gx, rows * d, 1.f, 1.f, np, norm, gs, 0));
-  dp_optim_segment seg = {0, rows * d, 1.f, 0.01f, 0, 0};
+  dp_optim_segment seg = {0, rows * d, 1.f, 0.01f, 0, 0, 1.f, 1.f};
   dp_optim_segment *dseg = gu_up(&seg, sizeof seg);
   float *mom = gu_poison(rows * d * 4);
   K(dp_cuda_sgd_step(dx_, gx, mom, NULL, dseg, 1, rows * d, 0.1f, 0.9f, 0, 1, gs, NULL, 0));

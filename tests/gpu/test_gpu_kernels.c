@@ -376,7 +376,17 @@ static void test_optim(void) {
   const int64_t n = 50000;
   float *p = gu_randf(n, 41, 1.f), *gr = gu_randf(n, 42, 1.f), *m = gu_randf(n, 43, 0.1f), *v = gu_randf(n, 44, 0.1f);
   for (int64_t i = 0; i < n; i++) v[i] = fabsf(v[i]);
-  dp_optim_segment seg[3] = {{0, 1000, 1.f, 0.f, 0, 0}, {1000, 20000, 0.1f, 0.05f, 0, 0}, {20000, n, 1.f, 0.05f, 1, 0}};
+  // {lo, hi, lr_mult, weight_decay, frozen, param0, bc1, sqrt_bc2}: AdamW bias
+  // corrections per segment (per-tensor step counts): segment 0 at its step
+  // 3, segment 1 at its first step (unfrozen later), segment 2 frozen.
+  const int seg_step[3] = {3, 1, 1};
+  dp_optim_segment seg[3] = {{0, 1000, 1.f, 0.f, 0, 0, 0.f, 0.f},
+                             {1000, 20000, 0.1f, 0.05f, 0, 1, 0.f, 0.f},
+                             {20000, n, 1.f, 0.05f, 1, 2, 0.f, 0.f}};
+  for (int k = 0; k < 3; k++) {
+    seg[k].bc1 = (float)(1.0 - pow((double)0.9f, seg_step[k]));
+    seg[k].sqrt_bc2 = (float)sqrt(1.0 - pow((double)0.999f, seg_step[k]));
+  }
   dp_optim_segment *dseg = gu_up(seg, sizeof seg);
   float gs = 0.5f;
   float *dgs = gu_up(&gs, 4);
@@ -401,24 +411,24 @@ static void test_optim(void) {
   tu_close("sgd momentum", gm, wm, n, 1e-6);
   free(gp);
   free(gm);
-  // AdamW step 3, skipped first (skip flag set), then applied
+  // AdamW, skipped first (skip flag set), then applied
   cudaMemcpy(dp_, p, (size_t)n * 4, cudaMemcpyHostToDevice);
   cudaMemcpy(dm, m, (size_t)n * 4, cudaMemcpyHostToDevice);
   int32_t one = 1;
   int32_t *dskip = gu_up(&one, 4);
-  K(dp_cuda_adamw_step(dp_, dg, dm, dv, NULL, dseg, 3, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 3, NULL, dskip, 0));
+  K(dp_cuda_adamw_step(dp_, dg, dm, dv, NULL, dseg, 3, n, 1e-3f, 0.9f, 0.999f, 1e-8f, NULL, dskip, 0));
   gp = gu_down(dp_, n * 4);
   tu_close("adamw skipped step leaves params", gp, p, n, 0);
   free(gp);
-  K(dp_cuda_adamw_step(dp_, dg, dm, dv, NULL, dseg, 3, n, 1e-3f, 0.9f, 0.999f, 1e-8f, 3, NULL, NULL, 0));
+  K(dp_cuda_adamw_step(dp_, dg, dm, dv, NULL, dseg, 3, n, 1e-3f, 0.9f, 0.999f, 1e-8f, NULL, NULL, 0));
   gp = gu_down(dp_, n * 4);
-  double bc1 = 1 - pow(0.9, 3), bc2 = 1 - pow(0.999, 3);
   for (int64_t i = 0; i < n; i++) {
     int s = i < 1000 ? 0 : i < 20000 ? 1 : 2;
     if (seg[s].frozen) {
       wp[i] = p[i];
       continue;
     }
+    double bc1 = 1 - pow((double)0.9f, seg_step[s]), bc2 = 1 - pow((double)0.999f, seg_step[s]);
     double lr = 1e-3 * seg[s].lr_mult, w = p[i] * (1 - lr * seg[s].weight_decay);
     double mi = 0.9 * m[i] + 0.1 * gr[i], vi = 0.999 * v[i] + 0.001 * gr[i] * gr[i];
     wp[i] = (float)(w - lr / bc1 * mi / (sqrt(vi) / sqrt(bc2) + 1e-8));

@@ -116,13 +116,16 @@ static void test_pick_device(void) {
 
 static void test_segments(void) {
   // Registration order: conv.weight, bn.weight, bn.bias, fc.weight, fc.bias;
-  // offsets are assigned in reverse (fc first), like nn_graph_finalize.
+  // offsets are assigned in reverse (fc first), 64-element aligned like
+  // nn_graph_finalize: fc.bias [0,10) fc.weight [64,384) bn.bias [384,416)
+  // bn.weight [448,480) conv [512,1376).
   nn_param p[5];
   memset(p, 0, sizeof p);
   int64_t numel[5] = {864, 32, 32, 320, 10};
   nn_param_kind kind[5] = {NN_PARAM_WEIGHT, NN_PARAM_NORM, NN_PARAM_NORM, NN_PARAM_WEIGHT, NN_PARAM_BIAS};
   int64_t off = 0;
   for (int i = 4; i >= 0; i--) {
+    off = nn_param_align(off);
     p[i].numel = numel[i];
     p[i].kind = kind[i];
     p[i].offset = off;
@@ -130,21 +133,52 @@ static void test_segments(void) {
     off += numel[i];
   }
   dp_optim_segment s[5];
-  int n = cuda_optim_segments(p, 5, 0.05f, 1, 0.1f, s);
-  // fc.bias [0,10) head nodecay | fc.weight [10,330) head decay | bn [330,394) nodecay 0.1 |
-  // conv [394,1258) decay 0.1
+  int n = cuda_optim_segments(p, 5, NULL, 0.05f, 1, 0.1f, s);
+  // fc.bias head nodecay | fc.weight head decay | bn (both, padding between) nodecay 0.1 | conv decay 0.1
   TU_CHECK(n == 4, "segments %d", n);
   if (n == 4) {
-    TU_CHECK(s[0].lo == 0 && s[0].hi == 10 && s[0].weight_decay == 0.f && s[0].lr_mult == 1.f, "seg0");
-    TU_CHECK(s[1].lo == 10 && s[1].hi == 330 && s[1].weight_decay == 0.05f, "seg1");
-    TU_CHECK(s[2].lo == 330 && s[2].hi == 394 && s[2].weight_decay == 0.f && s[2].lr_mult == 0.1f,
-             "seg2 merged bn [%lld,%lld)", (long long)s[2].lo, (long long)s[2].hi);
-    TU_CHECK(s[3].lo == 394 && s[3].hi == 1258 && s[3].weight_decay == 0.05f, "seg3");
+    TU_CHECK(s[0].lo == 0 && s[0].hi == 10 && s[0].weight_decay == 0.f && s[0].lr_mult == 1.f && s[0].param0 == 4,
+             "seg0");
+    TU_CHECK(s[1].lo == 64 && s[1].hi == 384 && s[1].weight_decay == 0.05f && s[1].param0 == 3, "seg1");
+    TU_CHECK(s[2].lo == 384 && s[2].hi == 480 && s[2].weight_decay == 0.f && s[2].lr_mult == 0.1f && s[2].param0 == 2,
+             "seg2 merged bn across the padding [%lld,%lld)", (long long)s[2].lo, (long long)s[2].hi);
+    TU_CHECK(s[3].lo == 512 && s[3].hi == 1376 && s[3].weight_decay == 0.05f, "seg3");
   }
   p[0].frozen = 1;
-  n = cuda_optim_segments(p, 5, 0.05f, 0, 1.0f, s);
-  // No per-group differences except frozen conv: [0,394) one segment, conv frozen.
-  TU_CHECK(n == 2 && s[0].hi == 394 && s[1].frozen == 1, "with decay everywhere: %d segments", n);
+  n = cuda_optim_segments(p, 5, NULL, 0.05f, 0, 1.0f, s);
+  // No per-group differences except frozen conv: [0,480) one segment, conv frozen.
+  TU_CHECK(n == 2 && s[0].hi == 480 && s[1].frozen == 1, "with decay everywhere: %d segments", n);
+  // Different AdamW step counts (bn unfrozen later than the head) never merge,
+  // and each segment's bias corrections come from its own count.
+  p[0].frozen = 0;
+  int64_t steps[5] = {0, 2, 2, 7, 7};
+  n = cuda_optim_segments(p, 5, steps, 0.05f, 0, 1.0f, s);
+  TU_CHECK(n == 3 && s[0].hi == 384 && s[1].lo == 384 && s[1].hi == 480 && s[2].lo == 512,
+           "split by step count: %d segments", n);
+  if (n == 3) {
+    cuda_adamw_corrections(s, n, steps, 0.9f, 0.999f);
+    TU_CHECK(fabsf(s[0].bc1 - (float)(1 - pow((double)0.9f, 8))) < 1e-7f, "head bc1 %.9g (step 8)", s[0].bc1);
+    TU_CHECK(fabsf(s[1].sqrt_bc2 - (float)sqrt(1 - pow((double)0.999f, 3))) < 1e-7f, "bn sqrt(bc2) %.9g (step 3)", s[1].sqrt_bc2);
+    TU_CHECK(fabsf(s[2].bc1 - (float)(1 - (double)0.9f)) < 1e-7f, "conv bc1 %.9g (its first step)", s[2].bc1);
+  }
+  // A gap larger than padding never merges (conv moved 128 elements up).
+  p[0].offset += 2 * NN_PARAM_ALIGN;
+  n = cuda_optim_segments(p, 5, NULL, 0.05f, 0, 1.0f, s);
+  TU_CHECK(n == 2, "non-adjacent tensors merged: %d segments", n);
+}
+
+static void test_subbuf_plan(void) {
+  // Sub-buffers of one allocation: each on a 256-byte boundary, in order,
+  // non-overlapping, the total covering the last one.
+  int64_t bytes[5] = {20, 0, 2 * 1001, 256, 7}, off[5];
+  int64_t total = cuda_subbuf_plan(bytes, 5, off);
+  for (int i = 0; i < 5; i++) {
+    TU_CHECK(off[i] % CUDA_SUBBUF_ALIGN == 0, "sub-buffer %d at %lld", i, (long long)off[i]);
+    if (i > 0) TU_CHECK(off[i] >= off[i - 1] + bytes[i - 1], "sub-buffer %d overlaps %d", i, i - 1);
+  }
+  TU_CHECK(off[4] + bytes[4] <= total && total % CUDA_SUBBUF_ALIGN == 0, "total %lld", (long long)total);
+  TU_CHECK(off[2] == 256 && off[3] == 256 + 2048 && total == 256 + 2048 + 256 + 256, "offsets %lld %lld total %lld",
+           (long long)off[2], (long long)off[3], (long long)total);
 }
 
 static void test_dropout_stream(void) {
@@ -182,6 +216,7 @@ int main(void) {
   test_buckets();
   test_pick_device();
   test_segments();
+  test_subbuf_plan();
   test_dropout_stream();
   return tu_finish("test_scaler");
 }

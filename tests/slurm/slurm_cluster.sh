@@ -65,7 +65,8 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 CredType=cred/munge
-AuthInfo=socket=$D/munge/munge.sock
+# A short credential lifetime: Slurm holds a requeued job for about this long (default 120 s).
+AuthInfo=socket=$D/munge/munge.sock,cred_expire=10
 MpiDefault=pmix
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none

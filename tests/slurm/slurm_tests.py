@@ -9,6 +9,9 @@ usage: slurm_tests.py REPO DPTRAIN DATA_DIR WORK_DIR
    checkpoints and exits 75, the script requeues the job, the restart resumes with
    --resume auto and completes; its final weights' SHA-256 equals the uninterrupted job's.
 3. A rank SIGKILLed during training under srun: every survivor is gone within 30 s.
+4. slurm/weekly_retrain.sbatch twice with the directory registry: the first run passes the
+   gate and is published as `production` with its lineage; the second, under a gate it
+   cannot meet, is kept but not published (production unchanged).
 The cluster (munged, slurmctld, slurmd) is started by tests/slurm/slurm_cluster.sh and
 always stopped. Exit 0 ok, 1 failure.
 """
@@ -76,10 +79,6 @@ def wait_state(jid, states, timeout, log):
         st = job_field(jid, "JobState")
         if st in states:
             return st
-        # A requeued job waits Slurm's fixed requeue delay (about 2 min) for its
-        # BeginTime; the test moves it to now.
-        if st == "PENDING" and job_field(jid, "Reason") == "BeginTime":
-            sh(["scontrol", "update", f"JobId={jid}", "StartTime=now"])
         time.sleep(1)
     fail(f"job {jid} not in {states} after {timeout} s (state {job_field(jid, 'JobState')})", log)
 
@@ -163,6 +162,43 @@ def main():
         wait_state(jid, {"COMPLETED", "FAILED", "CANCELLED"}, 60, log)
         print(f"ok rank death under srun: every survivor gone {dt:.1f} s after SIGKILL, job {jid} "
               f"{job_field(jid, 'JobState')} ({job_field(jid, 'ExitCode')})")
+        # 4. the weekly retrain and its quality gate
+        cfg = os.path.join(WORK, "weekly.ini")
+        with open(cfg, "w") as f:
+            f.write("model = cnn\ncnn-width = 8\nimage-size = 32\nepochs = 3\nbatch = 16\nthreads = 1\n"
+                    "loader-threads = 1\nseed = 5\nlr = 0.05\n")
+        art = os.path.join(WORK, "artifacts")
+        shutil.rmtree(art, ignore_errors=True)
+        seen = []
+        for k, min_f1 in enumerate(("0.0", "0.99")):
+            out = os.path.join(WORK, f"weekly{k}")
+            shutil.rmtree(out, ignore_errors=True)
+            log = os.path.join(WORK, f"weekly{k}.out")
+            env = dict(ENV, DATA=DATA, CONFIG=cfg, ARTIFACTS=art, MIN_MACRO_F1=min_f1, OUT=out, DPTRAIN=DPTRAIN,
+                       DPTRAIN_REPO=REPO, DPTRAIN_NODES="1", DPTRAIN_TASKS_PER_NODE="2")
+            p = subprocess.run([os.path.join(REPO, "slurm/submit.sh"), os.path.join(REPO, "slurm/weekly_retrain.sbatch"),
+                                "--parsable", "-o", log, "-J", f"weekly{k}"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            jid = int(p.stdout.strip().split(";")[0])
+            wait_state(jid, {"COMPLETED", "FAILED", "CANCELLED"}, 400, log)
+            if job_field(jid, "JobState") != "COMPLETED":
+                fail(f"weekly job {k} did not complete", log)
+            seen.append(open(log).read())
+        prod = os.path.realpath(os.path.join(art, "production"))
+        manifest = json.load(open(os.path.join(prod, "artifact.json")))
+        lin = manifest["lineage"]
+        if "published" not in seen[0] or "NOT published" not in seen[1]:
+            fail("the gate did not publish the first and refuse the second", log)
+        if not manifest["gate"]["passed"] or not lin.get("data_fingerprint") or not lin.get("config_hash"):
+            fail(f"production artifact manifest: {manifest}")
+        refused = [d for d in os.listdir(art) if d.endswith(str(jid)) and not os.path.islink(os.path.join(art, d))]
+        if not refused or os.path.realpath(os.path.join(art, refused[0])) == prod:
+            fail(f"the refused run's artifact: {refused}, production {prod}")
+        m2 = json.load(open(os.path.join(art, refused[0], "artifact.json")))
+        print(f"ok weekly retrain: run 1 published as production (test macro-F1 {manifest['test']['macro_f1']:.3f}, "
+              f"lineage data {lin['data_fingerprint'][:24]}..., config {lin['config_hash'][:24]}..., commit "
+              f"{str(lin.get('git_commit'))[:12]}); run 2 refused by the gate (macro-F1 {m2['test']['macro_f1']:.3f} "
+              f"< 0.99, production re-scored at {m2['gate']['production_macro_f1']:.3f}) and kept unpublished")
     finally:
         stop()
     print("slurm_tests: all checks passed")

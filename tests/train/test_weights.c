@@ -132,9 +132,13 @@ int main(void) {
   meta_for(&wm, &mc, names);
   char path[700], err[512];
   snprintf(path, sizeof path, "%s/model.safetensors", g_dir);
-  // Distinct values so a mix-up shows: params i * 1e-3, buffers 1 + i * 1e-3.
-  for (int64_t i = 0; i < g->nparam_elems; i++) g->params_data[i] = (float)i * 1e-3f;
-  for (int64_t i = 0; i < g->nbuf_elems; i++) g->buf_data[i] = 1.0f + (float)i * 1e-3f;
+  // Distinct values so a mix-up shows: params i * 1e-3, buffers 1 + i * 1e-3,
+  // on every tensor's elements (the alignment padding between them stays zero,
+  // as the graph keeps it; a file holds tensors, not padding).
+  for (int32_t t = 0; t < g->nparams; t++)
+    for (int64_t k = 0, i = g->params[t].offset; k < g->params[t].numel; k++, i++) g->params_data[i] = (float)i * 1e-3f;
+  for (int32_t t = 0; t < g->nbufs; t++)
+    for (int64_t k = 0, i = g->bufs[t].offset; k < g->bufs[t].numel; k++, i++) g->buf_data[i] = 1.0f + (float)i * 1e-3f;
   TU_CHECK(weights_save(path, g, &wm, err, sizeof err) == 0, "save: %s", err);
   TU_CHECK(weights_load(path, h, 0, err, sizeof err) == 0, "load: %s", err);
   TU_CHECK(!memcmp(g->params_data, h->params_data, (size_t)g->nparam_elems * 4), "params round-trip");

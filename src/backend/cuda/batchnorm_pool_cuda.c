@@ -16,7 +16,7 @@
 typedef struct {
   cudnnTensorDescriptor_t x, p;   // activation (N, C, H, W as NHWC) and per-channel (1, C, 1, 1)
   cudnnBatchNormMode_t mode;
-  float *dummy;                   // (2C) sink for frozen-parameter gradients
+  float *dummy, *dummy_b;         // (C) each: sinks for frozen-parameter gradients (aligned)
 } bn_state;
 
 static void bn_state_free(void *v) {
@@ -46,10 +46,12 @@ static void bn_setup(nn_op *o, nn_graph *g) {
   // The persistent kernels are faster on NHWC but may not be bitwise deterministic.
   s->mode = c->deterministic ? CUDNN_BATCHNORM_SPATIAL : CUDNN_BATCHNORM_SPATIAL_PERSISTENT;
   if (!x->grad) cuda_amp_reserve(c, x->numel * 4);   // dx sink (cuDNN always writes dx)
-  cuda_op_state *st = cuda_op_state_get(c, o, 2 * op->ch * 4);
+  int64_t sz[2] = {op->ch * 4, op->ch * 4}, off[2];
+  cuda_op_state *st = cuda_op_state_get(c, o, cuda_subbuf_plan(sz, 2, off));
   st->host = s;
   st->host_free = bn_state_free;
   s->dummy = st->dev;
+  s->dummy_b = (float *)((char *)st->dev + off[1]);
 }
 
 static void bn_forward(nn_op *o, nn_graph *g, nn_step *ns) {
@@ -98,7 +100,7 @@ static void bn_backward(nn_op *o, nn_graph *g, nn_step *ns) {
   const float one = 1.0f, zero = 0.0f, bx = add ? 1.0f : 0.0f, bp = acc ? 1.0f : 0.0f;
   // cuDNN always writes dx and both parameter grads: route unwanted ones to scratch.
   float *dxo = dx ? dx : c->amp;   // amp reserved at setup when x has no gradient
-  float *dwo = dw ? dw : s->dummy, *dbo = db ? db : s->dummy + op->ch;
+  float *dwo = dw ? dw : s->dummy, *dbo = db ? db : s->dummy_b;
   const float *saved = y->extra;
   CUDNN_CHECK(cudnnBatchNormalizationBackward(c->cudnn, s->mode, &one, dx ? &bx : &zero, &one, (dw || db) ? &bp : &zero,
                                               s->x, x->data, s->x, y->grad, s->x, dxo, s->p,

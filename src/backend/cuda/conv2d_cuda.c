@@ -6,11 +6,14 @@
 // permuted into the torch-layout gradient (written or accumulated).
 // Algorithms are chosen once at setup from cuDNN's heuristics, the first one
 // that fits the workspace bound (and is deterministic when asked).
+// A conv whose input channels are not a multiple of 8 (the RGB/grayscale
+// stem, ViT's patch embedding) stays fp32/tf32 under autocast (conv_lp_ok).
 // bf16/fp16 autocast stages x, y, dy and dx through the context's shared amp buffer.
 #include <stdlib.h>
 
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/cuda_plan.h"
+#include "core/log.h"
 #include "nn/op_conv2d.h"
 #include "nn/op_patch_embed.h"
 
@@ -28,6 +31,7 @@ typedef struct {
   int64_t nx, ny, nw;          // element counts
   float *wk, *dwk;             // KRSC fp32 weight and its gradient
   uint16_t *wk_lp, *dwk_lp;    // KRSC bf16 weight and its gradient (bf16 mode)
+  int64_t amp_off[2];          // byte offsets of the two staging parts in the amp buffer
 } conv_state;
 
 static void conv_state_free(void *p) {
@@ -47,19 +51,35 @@ static conv_state *state_of(nn_graph *g, nn_op *o) {
   return st->host;
 }
 
-// Converts cuDNN's perf results into the backend-neutral candidates that
-// cuda_choose_algo (unit-tested on the CPU) ranks.
-#define PICK_ALGO(out, perf, got, c)                                                       \
-  do {                                                                                     \
-    cuda_algo_candidate cand_[16];                                                         \
-    int nc_ = (got) < 16 ? (got) : 16;                                                     \
-    for (int j_ = 0; j_ < nc_; j_++) {                                                     \
-      cand_[j_].ok = (perf)[j_].status == CUDNN_STATUS_SUCCESS;                            \
-      cand_[j_].memory = (int64_t)(perf)[j_].memory;                                       \
-      cand_[j_].deterministic = (perf)[j_].determinism == CUDNN_DETERMINISTIC;             \
-    }                                                                                      \
-    (out) = cuda_choose_algo(cand_, nc_, (c)->workspace_limit, (c)->deterministic);        \
+// Chooses one algorithm of a direction from cuDNN's heuristics: converts its
+// perf results into the backend-neutral candidates that cuda_choose_algo
+// (unit-tested on the CPU) ranks, and keeps the algorithm, its math type and
+// its workspace. The three directions differ only in types and the query.
+#define CHOOSE_ALGO(perf_t, count, query, algo_out, math_out, ws_out, what)                       \
+  do {                                                                                          \
+    perf_t pf_[count];                                                                          \
+    int got_ = 0;                                                                               \
+    CUDNN_CHECK(query, "choosing the conv " what " algorithm");                                  \
+    cuda_algo_candidate cand_[count];                                                           \
+    for (int j_ = 0; j_ < got_; j_++) {                                                         \
+      cand_[j_].ok = pf_[j_].status == CUDNN_STATUS_SUCCESS;                                    \
+      cand_[j_].memory = (int64_t)pf_[j_].memory;                                               \
+      cand_[j_].deterministic = pf_[j_].determinism == CUDNN_DETERMINISTIC;                     \
+    }                                                                                           \
+    int i_ = cuda_choose_algo(cand_, got_, c->workspace_limit, c->deterministic);               \
+    if (i_ < 0)                                                                                 \
+      DP_FATAL("conv2d setup", "raise the workspace limit", "%s: no " what " algorithm fits%s", \
+               o->name, c->deterministic ? " (deterministic mode)" : "");                       \
+    (algo_out) = pf_[i_].algo;                                                                  \
+    (math_out) = pf_[i_].mathType;                                                              \
+    (ws_out) = pf_[i_].memory;                                                                  \
   } while (0)
+
+// 16-bit NHWC convolutions need the input channels in multiples of 8 for
+// cuDNN's tensor-core kernels; an RGB or grayscale stem (C = 3 or 1) may have
+// no algorithm at all. Such a conv runs in fp32 storage with tf32 math (a few
+// percent of ResNet-50's FLOPs); the rest of the graph stays 16-bit.
+static int conv_lp_ok(int ci) { return ci % 8 == 0; }
 
 // Plans one convolution (x NHWC (n, h, w, ci) -> y NHWC (n, oh, ow, co)) for op o.
 static void conv_plan(nn_op *o, nn_graph *g, int n, int h, int w, int ci, int oh, int ow, int co, int k,
@@ -67,6 +87,11 @@ static void conv_plan(nn_op *o, nn_graph *g, int n, int h, int w, int ci, int oh
   cuda_ctx *c = cuda_cx(g);
   conv_state *s = dp_calloc(1, sizeof *s, "conv state");
   s->bf16 = cuda_lp_mode(c);
+  if (s->bf16 && !conv_lp_ok(ci)) {
+    LOG_DEBUG("%s: %d input channels: fp32 storage with tf32 math instead of %s", o->name, ci,
+              s->bf16 == 1 ? "bf16" : "fp16");
+    s->bf16 = 0;
+  }
   s->n = n;
   s->oh = oh;
   s->ow = ow;
@@ -95,48 +120,36 @@ static void conv_plan(nn_op *o, nn_graph *g, int n, int h, int w, int ci, int oh
     CUDNN_CHECK(cudnnSetTensor4dDescriptor(s->bias, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, 1, co, 1, 1),
                 "conv bias descriptor");
   }
-  int got = 0;
-  cudnnConvolutionFwdAlgoPerf_t pf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
-  CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, s->x, s->w, s->conv, s->y,
-                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, pf),
-              "choosing the conv forward algorithm");
-  int i;
-  PICK_ALGO(i, pf, got, c);
-  if (i < 0) DP_FATAL("conv2d setup", "raise the workspace limit", "%s: no forward algorithm fits", o->name);
-  s->fwd = pf[i].algo;
-  s->fwd_math = pf[i].mathType;
-  s->ws_fwd = pf[i].memory;
-  cudnnConvolutionBwdDataAlgoPerf_t pd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-  CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(c->cudnn, s->w, s->y, s->conv, s->x,
-                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, pd),
-              "choosing the conv backward-data algorithm");
-  PICK_ALGO(i, pd, got, c);
-  if (i < 0) DP_FATAL("conv2d setup", "raise the workspace limit", "%s: no backward-data algorithm fits", o->name);
-  s->bwd_data = pd[i].algo;
-  s->data_math = pd[i].mathType;
-  s->ws_data = pd[i].memory;
-  cudnnConvolutionBwdFilterAlgoPerf_t pw[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-  CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(c->cudnn, s->x, s->y, s->conv, s->w,
-                                                            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, pw),
-              "choosing the conv backward-filter algorithm");
-  PICK_ALGO(i, pw, got, c);
-  if (i < 0) DP_FATAL("conv2d setup", "raise the workspace limit", "%s: no backward-filter algorithm fits", o->name);
-  s->bwd_filter = pw[i].algo;
-  s->filter_math = pw[i].mathType;
-  s->ws_filter = pw[i].memory;
+  CHOOSE_ALGO(cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+              cudnnGetConvolutionForwardAlgorithm_v7(c->cudnn, s->x, s->w, s->conv, s->y,
+                                                     CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got_, pf_),
+              s->fwd, s->fwd_math, s->ws_fwd, "forward");
+  CHOOSE_ALGO(cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+              cudnnGetConvolutionBackwardDataAlgorithm_v7(c->cudnn, s->w, s->y, s->conv, s->x,
+                                                          CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got_, pf_),
+              s->bwd_data, s->data_math, s->ws_data, "backward-data");
+  CHOOSE_ALGO(cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT,
+              cudnnGetConvolutionBackwardFilterAlgorithm_v7(c->cudnn, s->x, s->y, s->conv, s->w,
+                                                            CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got_, pf_),
+              s->bwd_filter, s->filter_math, s->ws_filter, "backward-filter");
   size_t ws = s->ws_fwd > s->ws_data ? s->ws_fwd : s->ws_data;
   if (s->ws_filter > ws) ws = s->ws_filter;
   cuda_workspace_reserve(c, (int64_t)ws);
-  if (s->bf16) cuda_amp_reserve(c, (s->nx + s->ny) * 2);
-  int64_t bytes = 2 * s->nw * 4 + (s->bf16 ? 2 * s->nw * 2 : 0);
-  cuda_op_state *st = cuda_op_state_get(c, o, bytes);
+  // Staging in the shared amp buffer: [x | y] in forward, [x | dy] in
+  // backward, dx over the x part; the second part on a 256-byte boundary.
+  int64_t amp_sz[2] = {s->nx * 2, s->ny * 2};
+  if (s->bf16) cuda_amp_reserve(c, cuda_subbuf_plan(amp_sz, 2, s->amp_off));
+  // Op-private: [KRSC weight | its gradient | 16-bit copies of both], aligned.
+  int64_t sz[4] = {s->nw * 4, s->nw * 4, s->bf16 ? s->nw * 2 : 0, s->bf16 ? s->nw * 2 : 0}, off[4];
+  cuda_op_state *st = cuda_op_state_get(c, o, cuda_subbuf_plan(sz, 4, off));
   st->host = s;
   st->host_free = conv_state_free;
-  s->wk = st->dev;
-  s->dwk = s->wk + s->nw;
+  char *base = st->dev;
+  s->wk = (float *)(base + off[0]);
+  s->dwk = (float *)(base + off[1]);
   if (s->bf16) {
-    s->wk_lp = (uint16_t *)(s->dwk + s->nw);
-    s->dwk_lp = s->wk_lp + s->nw;
+    s->wk_lp = (uint16_t *)(base + off[2]);
+    s->dwk_lp = (uint16_t *)(base + off[3]);
   }
 }
 
@@ -158,7 +171,7 @@ static void conv_run_forward(nn_op *o, nn_graph *g, const float *x, float *y, in
   const float one = 1.0f, zero = 0.0f;
   CUDNN_CHECK(cudnnSetConvolutionMathType(s->conv, s->fwd_math), "conv math type");
   if (s->bf16) {
-    uint16_t *xs = c->amp, *ys = xs + s->nx;
+    uint16_t *xs = c->amp, *ys = (uint16_t *)((char *)c->amp + s->amp_off[1]);
     CUDA_CHECK(cuda_to_lp(s->bf16, x, xs, s->nx, c->compute), "conv input cast");
     CUDNN_CHECK(cudnnConvolutionForward(c->cudnn, &one, s->x, xs, s->w, wp, s->conv, s->fwd, c->workspace, s->ws_fwd,
                                         &zero, s->y, ys), "conv forward");
@@ -200,7 +213,7 @@ static void conv_run_backward(nn_op *o, nn_graph *g, const nn_step *ns, nn_tid x
   }
   const void *xin = xt->data, *dyin = dy;
   if (s->bf16) {
-    uint16_t *xs = c->amp, *dys = xs + s->nx;
+    uint16_t *xs = c->amp, *dys = (uint16_t *)((char *)c->amp + s->amp_off[1]);
     CUDA_CHECK(cuda_to_lp(s->bf16, xt->data, xs, s->nx, c->compute), "conv input cast");
     CUDA_CHECK(cuda_to_lp(s->bf16, dy, dys, s->ny, c->compute), "conv dy cast");
     xin = xs;

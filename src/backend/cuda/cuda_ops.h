@@ -7,6 +7,7 @@
 #ifndef DP_BACKEND_CUDA_OPS_H
 #define DP_BACKEND_CUDA_OPS_H
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_plan.h"
 #include "backend/cuda/kernels.h"
 #include "nn/graph.h"
 

@@ -16,10 +16,15 @@ typedef struct {
   int64_t n;
   float *state1, *state2;        // momentum / exp_avg, exp_avg_sq (device)
   dp_optim_segment *segs;        // device copy
-  int nsegs;
+  dp_optim_segment *hsegs;       // host table (AdamW bias corrections are rewritten every step)
+  int nsegs, nparams;
+  int64_t *param_step;           // (nparams) steps taken per tensor, as nn/optim.c counts them
+  int segs_stale;                // 1: param_step was replaced (checkpoint): rebuild segments first
   double *norm_scratch;
   float *norm, *gscale;          // device scalars
   int32_t *found;                // device overflow flag
+  int32_t *found_host;           // pinned copy of it (read without a blocking copy)
+  cudaEvent_t found_ev;
   int64_t applied;               // optimizer steps actually applied
   int64_t step;                  // steps attempted (schedule position)
   loss_scaler *scaler;           // enabled for fp16; the caller's (training state) or own_scaler
@@ -41,8 +46,10 @@ static inline float cuda_optim_loss_seed(const cuda_optimizer *o) { return loss_
 // returns 1 if any rank saw inf/NaN. Provided by the caller (dist/ owns the
 // NCCL communicator; the backend never reaches up into it).
 typedef int (*cuda_flag_any_fn)(void *ctx, int32_t *dev_flag);
-// One step after the gradients are reduced. flag_any NULL: single rank (the
-// local flag decides). Returns 1 if the update was applied, 0 if skipped.
+// One step after the gradients are reduced: zeroes the frozen tensors'
+// gradients (backward writes them), then as above. flag_any NULL: single
+// rank (the local flag decides). Returns 1 if the update was applied, 0 if
+// skipped. Per-tensor step counts advance for the trainable tensors only.
 int cuda_optim_step(cuda_optimizer *o, nn_graph *g, cuda_flag_any_fn flag_any, void *flag_ctx);
 // Downloads the last global grad norm (a sync; for logging).
 float cuda_optim_last_norm(cuda_optimizer *o);

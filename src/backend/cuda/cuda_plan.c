@@ -1,5 +1,6 @@
 #include "backend/cuda/cuda_plan.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,7 @@ int cuda_pick_device(int local_rank, int local_world, int device_count, const ch
   return -1;
 }
 
-int cuda_optim_segments(const nn_param *params, int32_t nparams, float weight_decay,
+int cuda_optim_segments(const nn_param *params, int32_t nparams, const int64_t *param_step, float weight_decay,
                         int no_decay_norm_bias, float backbone_lr_mult, dp_optim_segment *out) {
   // Visit parameters in offset order (registration order is the reverse).
   int32_t *order = dp_malloc((size_t)(nparams > 0 ? nparams : 1) * sizeof(int32_t), "segments");
@@ -87,8 +88,12 @@ int cuda_optim_segments(const nn_param *params, int32_t nparams, float weight_de
     s.lr_mult = p->is_head ? 1.0f : backbone_lr_mult;
     s.weight_decay = (no_decay_norm_bias && p->kind != NN_PARAM_WEIGHT) ? 0.0f : weight_decay;
     s.frozen = p->frozen ? 1 : 0;
-    if (n > 0 && out[n - 1].hi == s.lo && out[n - 1].lr_mult == s.lr_mult &&
-        out[n - 1].weight_decay == s.weight_decay && out[n - 1].frozen == s.frozen) {
+    s.param0 = order[k];
+    s.bc1 = s.sqrt_bc2 = 1.0f;
+    // Only alignment padding (zeros that stay zero) between the two tensors.
+    int adjacent = n > 0 && nn_param_align(out[n - 1].hi) >= s.lo && out[n - 1].hi <= s.lo;
+    if (adjacent && out[n - 1].lr_mult == s.lr_mult && out[n - 1].weight_decay == s.weight_decay &&
+        out[n - 1].frozen == s.frozen && (!param_step || param_step[out[n - 1].param0] == param_step[order[k]])) {
       out[n - 1].hi = s.hi;
     } else {
       out[n++] = s;
@@ -96,6 +101,25 @@ int cuda_optim_segments(const nn_param *params, int32_t nparams, float weight_de
   }
   free(order);
   return n;
+}
+
+void cuda_adamw_corrections(dp_optim_segment *segs, int nsegs, const int64_t *param_step, float beta1, float beta2) {
+  for (int i = 0; i < nsegs; i++) {
+    // In double, as nn/optim.c: pow of a float underflows differently.
+    double t = (double)(param_step[segs[i].param0] + 1);
+    segs[i].bc1 = (float)(1.0 - pow((double)beta1, t));
+    segs[i].sqrt_bc2 = (float)sqrt(1.0 - pow((double)beta2, t));
+  }
+}
+
+int64_t cuda_subbuf_plan(const int64_t *bytes, int n, int64_t *off) {
+  int64_t at = 0;
+  for (int i = 0; i < n; i++) {
+    off[i] = at;
+    int64_t b = bytes[i] > 0 ? bytes[i] : 0;
+    at += (b + CUDA_SUBBUF_ALIGN - 1) / CUDA_SUBBUF_ALIGN * CUDA_SUBBUF_ALIGN;
+  }
+  return at > 0 ? at : CUDA_SUBBUF_ALIGN;
 }
 
 int cuda_choose_algo(const cuda_algo_candidate *c, int n, int64_t workspace_limit, int need_deterministic) {

@@ -9,13 +9,18 @@
 #include "nn/graph.h"
 
 // One contiguous range of the flat buffer with its own hyper-parameters
-// (the fused optimizer kernels read a device copy of this table).
+// (the fused optimizer kernels read a device copy of this table). A segment
+// is one or more parameter tensors that are adjacent in the flat buffer (the
+// alignment padding between them included: it is zero and stays zero) and
+// share every setting, the AdamW step count included.
 typedef struct {
   int64_t lo, hi;     // element range [lo, hi)
   float lr_mult;      // multiplies the step's LR (backbone/head LR)
   float weight_decay; // 0 for no-decay groups
   int32_t frozen;     // 1: left untouched (no decay either)
-  int32_t pad_;
+  int32_t param0;     // index (in the graph's table) of its first tensor: whose step count it has
+  float bc1;          // AdamW bias corrections of the step being taken,
+  float sqrt_bc2;     //   1 - beta1^t and sqrt(1 - beta2^t), t = that tensor's step + 1
 } dp_optim_segment;
 
 // Cuts [0, n) into contiguous buckets: the first about first_bytes (so the
@@ -35,10 +40,21 @@ int cuda_pick_device(int local_rank, int local_world, int device_count, const ch
 // Segment table for the fused optimizers from the parameter table (offsets
 // assigned, i.e. after finalize): per parameter lr_mult = 1 for the head,
 // backbone_lr_mult otherwise; weight_decay 0 for non-weights when
-// no_decay_norm_bias; frozen copied. Adjacent parameters with equal settings
-// merge. out must hold nparams entries; returns the count, sorted by lo.
-int cuda_optim_segments(const nn_param *params, int32_t nparams, float weight_decay,
+// no_decay_norm_bias; frozen copied. Parameters adjacent in the flat buffer
+// (only alignment padding between them) with equal settings and equal step
+// counts (param_step, per tensor like nn/optim.h's; NULL: all equal) merge.
+// out must hold nparams entries; returns the count, sorted by lo.
+int cuda_optim_segments(const nn_param *params, int32_t nparams, const int64_t *param_step, float weight_decay,
                         int no_decay_norm_bias, float backbone_lr_mult, dp_optim_segment *out);
+// AdamW bias corrections of each segment for the step about to be taken:
+// t = param_step[param0] + 1 (torch.optim.AdamW and nn/optim.c count steps
+// per tensor, so a tensor unfrozen late starts at t = 1).
+void cuda_adamw_corrections(dp_optim_segment *segs, int nsegs, const int64_t *param_step, float beta1, float beta2);
+// Byte offsets of sub-buffers carved from one allocation, each on a
+// 256-byte boundary (cuBLASLt and cuDNN take their fastest paths only for
+// aligned operands). off gets n offsets; returns the total bytes to allocate.
+#define CUDA_SUBBUF_ALIGN 256
+int64_t cuda_subbuf_plan(const int64_t *bytes, int n, int64_t *off);
 
 // Arguments of one column-major BLAS GEMM, C = alpha op(A) op(B) + beta C,
 // batched over heads with element strides sa/sb/sc (0 when not batched).

@@ -118,12 +118,12 @@ cudaError_t dp_cuda_sgd_step(float *param, const float *grad, float *mom, uint16
                              float momentum, int nesterov, int first_step, const float *gscale,
                              const int32_t *skip, cudaStream_t s);
 // AdamW, torch semantics: p *= 1 - lr*wd; m, v EMAs; p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps).
-// step is the 1-based step count after this update.
+// bc1 and sqrt(bc2) come from each segment (segs[].bc1, .sqrt_bc2: per-tensor
+// step counts, cuda_adamw_corrections).
 cudaError_t dp_cuda_adamw_step(float *param, const float *grad, float *m, float *v,
                                uint16_t *param_lp, const dp_optim_segment *segs, int nsegs,
                                int64_t n, float lr, float beta1, float beta2, float eps,
-                               int64_t step, const float *gscale, const int32_t *skip,
-                               cudaStream_t s);
+                               const float *gscale, const int32_t *skip, cudaStream_t s);
 // Global L2 norm of x[0..n) * in_scale, two passes with a fixed grid so the
 // result is deterministic. `partial` holds dp_cuda_norm_scratch() bytes.
 // Writes norm[0]; if gscale != NULL also writes

@@ -41,7 +41,9 @@ static void linear_setup(nn_op *o, nn_graph *g) {
   cuda_ctx *c = cuda_cx(g);
   int64_t rows = op->rows, in = op->in, out = op->out;
   int bf16 = cuda_lp_mode(c);
-  int64_t bytes = rows * 4 + (bf16 ? (out * in + rows * in + rows * out) * 2 : 0);
+  // [ones (rows) | W, x, dy 16-bit copies], each on a 256-byte boundary.
+  int64_t sz[4] = {rows * 4, bf16 ? out * in * 2 : 0, bf16 ? rows * in * 2 : 0, bf16 ? rows * out * 2 : 0}, off[4];
+  int64_t bytes = cuda_subbuf_plan(sz, 4, off);
   cuda_op_state *st = cuda_op_state_get(c, o, bytes);
   linear_state *ls = dp_calloc(1, sizeof *ls, "linear state");
   st->host = ls;
@@ -49,15 +51,18 @@ static void linear_setup(nn_op *o, nn_graph *g) {
   if (rows > 2147483647LL || in > 2147483647LL || out > 2147483647LL)
     DP_FATAL("linear on CUDA", "reduce the batch", "%s: dims exceed int range", o->name);
   ls->bf16 = bf16;
-  ls->ones = st->dev;
+  char *base = st->dev;
+  ls->ones = (float *)(base + off[0]);
   float *h = dp_malloc((size_t)rows * 4, "ones");
   for (int64_t i = 0; i < rows; i++) h[i] = 1.0f;
-  CUDA_CHECK(cudaMemcpy(ls->ones, h, (size_t)rows * 4, cudaMemcpyHostToDevice), "uploading ones");
+  // Pageable source: staged before the call returns, so h may go; ordered on
+  // the compute stream before any GEMV reads it.
+  CUDA_CHECK(cudaMemcpyAsync(ls->ones, h, (size_t)rows * 4, cudaMemcpyHostToDevice, c->compute), "uploading ones");
   free(h);
   if (bf16) {
-    ls->wlp = (uint16_t *)(ls->ones + rows);
-    ls->xlp = ls->wlp + out * in;
-    ls->dylp = ls->xlp + rows * in;
+    ls->wlp = (uint16_t *)(base + off[1]);
+    ls->xlp = (uint16_t *)(base + off[2]);
+    ls->dylp = (uint16_t *)(base + off[3]);
   }
   cudaDataType_t t = bf16 == 1 ? CUDA_R_16BF : bf16 == 2 ? CUDA_R_16F : CUDA_R_32F;
   cuda_gemm_args ga[3];

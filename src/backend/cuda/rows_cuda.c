@@ -55,24 +55,33 @@ static void softmax_backward(nn_op *o, nn_graph *g, nn_step *ns) {
 const nn_op_vt softmax_cuda_vt = {"softmax", NULL, softmax_forward, softmax_backward, NULL, NULL};
 
 // ---- softmax_xent ---------------------------------------------------------------------
-// Op-private device memory: [class weights (C) | lse (N) | denom (1) | row scratch (2N)].
+// Op-private device memory: [class weights (C) | lse (N) | denom (1) | row scratch (2N)],
+// each part on a 256-byte boundary.
+static int64_t xent_layout(const nn_softmax_xent_op *op, int64_t off[4]) {
+  int64_t sz[4] = {op->classes * 4, op->rows * 4, 4, 2 * op->rows * 4};
+  return cuda_subbuf_plan(sz, 4, off);
+}
 static int64_t xent_state_bytes(const nn_softmax_xent_op *op) {
-  return (op->classes + 3 * op->rows + 1) * (int64_t)sizeof(float);
+  int64_t off[4];
+  return xent_layout(op, off);
 }
 static void xent_setup(nn_op *o, nn_graph *g) {
   nn_softmax_xent_op *op = (nn_softmax_xent_op *)o;
   cuda_op_state *st = cuda_op_state_get(cuda_cx(g), o, xent_state_bytes(op));
   if (op->class_weights)
-    CUDA_CHECK(cudaMemcpy(st->dev, op->class_weights, (size_t)op->classes * 4, cudaMemcpyHostToDevice),
+    CUDA_CHECK(cudaMemcpyAsync(st->dev, op->class_weights, (size_t)op->classes * 4, cudaMemcpyHostToDevice,
+                               cuda_stream(g)),
                "uploading class weights");
 }
 static void xent_ptrs(nn_graph *g, nn_softmax_xent_op *op, const float **w, float **lse, float **denom,
                       float **scratch) {
-  float *base = cuda_op_state_get(cuda_cx(g), &op->base, xent_state_bytes(op))->dev;
-  *w = op->class_weights ? base : NULL;
-  *lse = base + op->classes;
-  *denom = *lse + op->rows;
-  *scratch = *denom + 1;
+  int64_t off[4];
+  int64_t bytes = xent_layout(op, off);
+  char *base = cuda_op_state_get(cuda_cx(g), &op->base, bytes)->dev;
+  *w = op->class_weights ? (const float *)(base + off[0]) : NULL;
+  *lse = (float *)(base + off[1]);
+  *denom = (float *)(base + off[2]);
+  *scratch = (float *)(base + off[3]);
 }
 static int64_t xent_valid(const nn_softmax_xent_op *op, const nn_step *ns) {
   if (ns->num_valid < 0 || ns->num_valid > op->rows)
