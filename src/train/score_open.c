@@ -144,7 +144,7 @@ int score_open(score_ctx *sc, const score_spec *sp, train_device *td, const dist
   nn_graph_finalize(sc->g);
   if (weights_load(sp->weights, sc->g, sp->weights_flags, e, sizeof e)) SC_FAIL("weights", "%s", e);
   nn_graph_set_training(sc->g, 0);
-  sc->params = sc->g->nparam_elems;
+  sc->params = nn_param_count(sc->g);   // without the flat buffer's alignment padding
   sc->flops_per_image_fwd = nn_flops_per_image(sc->g);
   return 0;
 }
