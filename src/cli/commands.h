@@ -9,4 +9,5 @@ int cmd_tune(int argc, char **argv);    // src/cli/cmd_tune.c (tune-batch)
 int cmd_export(int argc, char **argv);  // src/cli/cmd_export.c (runs python -m dptrain.export)
 int cmd_track(int argc, char **argv);   // src/cli/cmd_track.c
 int cmd_registry(int argc, char **argv);   // src/cli/cmd_registry.c
+int cmd_score(int argc, char **argv);   // src/cli/cmd_score.c
 #endif

@@ -29,6 +29,7 @@ static const command commands[] = {
     {"train", cmd_train, "data-parallel training over MPI ranks, with the scaling/cost/F1 report"},
     {"eval", cmd_eval, "evaluate weights on shards: accuracy, macro-F1, per-class metrics"},
     {"tune-batch", cmd_tune, "largest batch under a memory budget: plan, one probe step, table of memory and img/s"},
+    {"score", cmd_score, "batch scoring: top-k predictions per record (shards, image folder, CSV), CPU or GPU"},
     {"info", cmd_info, "layer summary, parameter count, FLOPs and planned memory of a model"},
     {"data", cmd_data, "dataset tools: synth, pack, import-idx, verify, inspect"},
     {"study", cmd_study, "aggregate results.json files into a scaling/cost report"},

@@ -37,6 +37,7 @@
 #include "input/decode.h"
 #include "input/mix.h"
 #include "input/shard.h"
+#include "input/shard_files.h"
 
 #define REPLACE_SALT 0x7e91ace5ULL
 #define MAX_RECORD_BYTES (256LL << 20)   // larger records are skipped as corrupt
@@ -176,9 +177,20 @@ static int sample_render(worker *w, int64_t g, dp_rng *r, void *dst, int64_t *by
   img_header hdr;
   img_view v;
   aug_params p;
+  uint8_t *px = NULL;   // pixels of a non-JPEG file (file shards: the shard's decode hook)
+  const int other = s->files && !shard_files_is_jpeg(w->rbuf, len);
   if (s->codec == SHARD_CODEC_RAW) {
     if (decoder_raw(w->dec, w->rbuf, len, s->raw_h, s->raw_w, s->raw_c, c->out_channels, &v, err))
       return -1;
+    hdr.w = v.w;
+    hdr.h = v.h;
+  } else if (other) {   // then as raw pixels: the same channel conversion and transform
+    int pw = 0, ph = 0, pc = 0;
+    if (shard_files_decode(s, w->rbuf, len, &px, &pw, &ph, &pc, err) ||
+        decoder_raw(w->dec, px, (int64_t)pw * ph * pc, ph, pw, pc, c->out_channels, &v, err)) {
+      free(px);
+      return -1;
+    }
     hdr.w = v.w;
     hdr.h = v.h;
   } else if (decoder_jpeg_header(w->dec, w->rbuf, len, &hdr, err)) {
@@ -199,13 +211,14 @@ static int sample_render(worker *w, int64_t g, dp_rng *r, void *dst, int64_t *by
   } else {
     aug_eval_params(hdr.w, hdr.h, c->out_size, c->eval_resize_ratio, &p);
   }
-  if (s->codec != SHARD_CODEC_RAW) {
+  if (s->codec != SHARD_CODEC_RAW && !other) {
     int num, den;
     decoder_pick_scale(p.cw, p.ch, c->out_size, &num, &den);
     if (decoder_jpeg_decode(w->dec, w->rbuf, len, &hdr, c->out_channels, num, den, &v, err))
       return -1;
   }
   aug_render(&v, hdr.w, hdr.h, &p, &l->out, w->as, dst);
+  free(px);
   return 0;
 }
 
@@ -500,7 +513,8 @@ loader *loader_create(const loader_cfg *cfg, dp_err *err) {
   uint8_t *scan_buf = NULL;
   int64_t scan_cap = 0;
   for (int i = 0; i < c->nshards; i++) {
-    shard *s = shard_open(c->shards[i], err);
+    shard *s = c->files ? shard_open_files(c->files, err)
+                        : shard_open_ex(c->shards[i], c->allow_unlabelled ? SHARD_OPEN_UNLABELLED : 0, err);
     if (!s) {
       free(scan_buf);
       decoder_destroy(scan_dec);
@@ -773,6 +787,10 @@ const char *loader_shard_path(const loader *l, int shard) {
 }
 
 int64_t loader_batch_size(const loader *l) { return l->cfg.batch; }
+
+void loader_locate(const loader *l, int64_t g, int *shard, int64_t *record) { locate(l, g, shard, record); }
+
+int64_t loader_global_index(const loader *l, int shard, int64_t record) { return l->cum[shard] + record; }
 
 int64_t loader_take_skips(loader *l, loader_skip **out) {
   pthread_mutex_lock(&l->mu);

@@ -72,6 +72,10 @@ typedef struct {
   // Checks made before any batch buffer is allocated.
   int64_t min_batches;      // loader_create fails when an epoch has fewer batches (0 = no check)
   int clamp_batch;          // 1 (with drop_last = 0): batch = min(batch, this rank's samples)
+  // Scoring (`dptrain score`).
+  int allow_unlabelled;     // 1: records may have label SHARD_LABEL_NONE (-1; input/shard.h)
+  const struct shard_files_cfg *files;   // non-NULL: these image files are the one shard
+                                         // (input/shard_files.h; nshards = 1, shards[0] is not opened)
 } loader_cfg;
 
 void loader_cfg_defaults(loader_cfg *cfg);
@@ -169,6 +173,9 @@ int64_t loader_sample_bytes(const loader *l);
 const char *const *loader_class_names(const loader *l);
 const char *loader_shard_path(const loader *l, int shard);
 int64_t loader_batch_size(const loader *l);            // after clamp_batch
+// Global sample index (0..total-1, shards in order) <-> (shard, record).
+void loader_locate(const loader *l, int64_t g, int *shard, int64_t *record);
+int64_t loader_global_index(const loader *l, int shard, int64_t record);
 // Skipped records not taken yet, in the order their batches were consumed:
 // every skip, not only the first ones. *out is malloc'd (free it), NULL when
 // there are none. Returns the count.

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/afile.h"
+#include "input/shard_files.h"
 
 const char *const shard_meta_names[META_NCOLS] = {
     "category", "seller_tier", "image_source", "upload_region", "width", "height"};
@@ -471,7 +472,9 @@ static int check_global_heaps(const char *path, int64_t size, int L, int64_t ski
   return rc;
 }
 
-shard *shard_open(const char *path, dp_err *err) {
+shard *shard_open(const char *path, dp_err *err) { return shard_open_ex(path, 0, err); }
+
+shard *shard_open_ex(const char *path, int flags, dp_err *err) {
   dp_err_clear(err);
   if (strlen(path) >= sizeof(((shard *)0)->path)) {
     dp_err_set(err, 1, "%s: path too long", path);
@@ -581,9 +584,11 @@ shard *shard_open(const char *path, dp_err *err) {
   d = -1;
   if (read_ids(f, s, path, err) != 0) goto fail;
   for (int64_t i = 0; i < n; i++)
-    if (s->labels[i] < 0 || s->labels[i] >= s->num_classes)
-      BAD("%s: record %lld (id %lld): label %d outside [0, %d)", path, (long long)i,
-          (long long)s->ids[i], s->labels[i], s->num_classes);
+    if ((s->labels[i] < 0 || s->labels[i] >= s->num_classes) &&
+        !(s->labels[i] == SHARD_LABEL_NONE && (flags & SHARD_OPEN_UNLABELLED)))
+      BAD("%s: record %lld (id %lld): label %d outside [0, %d)%s", path, (long long)i,
+          (long long)s->ids[i], s->labels[i], s->num_classes,
+          s->labels[i] == SHARD_LABEL_NONE ? " (-1 = unlabelled: only `dptrain score` reads unlabelled records)" : "");
   // Offsets and blob.
   int64_t no = 0;
   d = open_int_1d(f, "images/offsets", &no, path, err);
@@ -653,6 +658,7 @@ fail:
 
 void shard_close(shard *s) {
   if (!s) return;
+  shard_files_free(s->files);
   if (s->fd >= 0) close(s->fd);
   if (s->blob_ds >= 0 || s->file_h5 >= 0) {
     h5_lock();
@@ -693,6 +699,7 @@ fail:
 
 // Reads bytes [off, off + len) of the blob into buf (pread or H5Dread).
 static int64_t read_blob(const shard *s, int64_t i, int64_t off, int64_t len, uint8_t *buf, dp_err *err) {
+  if (s->files) return shard_files_read(s, i, len, buf, err);   // record i is a whole file
   if (len == 0) return 0;
   if (s->fd >= 0) {
     int64_t got = 0;

@@ -11,6 +11,11 @@
 
 #define SHARD_SCHEMA_VERSION 1
 #define SHARD_MAX_CLASSES 1024
+// Label of an unlabelled record (data/SCHEMA.md). Only shards opened with
+// SHARD_OPEN_UNLABELLED (`dptrain score`) may hold it; training and
+// evaluation refuse it as a schema error.
+#define SHARD_LABEL_NONE (-1)
+#define SHARD_OPEN_UNLABELLED 1
 
 typedef enum { SHARD_CODEC_JPEG = 0, SHARD_CODEC_RAW = 1 } shard_codec;
 
@@ -42,12 +47,15 @@ typedef struct {
   int64_t blob_size;
   int64_t file_h5;              // hid_t of the open file (H5Dread fallback)
   int64_t blob_ds;              // hid_t of /images/bytes (H5Dread fallback)
+  struct shard_files *files;    // records are whole image files (input/shard_files.h); NULL for HDF5
 } shard;
 
 // Opens and validates: schema version known, offsets monotone and inside the
 // blob, labels in [0, num_classes). On failure returns NULL and fills err with
 // a message naming the file and the first bad record.
 shard *shard_open(const char *path, dp_err *err);
+// Same with flags: SHARD_OPEN_UNLABELLED also accepts label SHARD_LABEL_NONE.
+shard *shard_open_ex(const char *path, int flags, dp_err *err);
 void shard_close(shard *s);
 // Reads record i's bytes into buf (capacity cap). Returns the byte count, or
 // -1 with err set (I/O error, record too large for buf).

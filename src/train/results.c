@@ -181,6 +181,8 @@ static void quality_obj(dp_json *j, const run_results *r) {
   dp_json_end_array(j);
 }
 
+void run_results_quality_json(void *json, const run_results *r) { quality_obj(json, r); }
+
 static void cpu_model_name(char *out, size_t n) {
   snprintf(out, n, "unknown");
   FILE *f = fopen("/proc/cpuinfo", "r");

@@ -122,4 +122,8 @@ int run_results_write_json(const run_results *r, const train_config *cfg, const 
 int run_results_write_failed(const char *path, const train_config *cfg, const char *reason, int rank,
                              const char *host, int64_t step);
 void run_results_print_summary(const run_results *r, FILE *f);
+// The "quality" object's members of results.json (evaluated, accuracy,
+// macro_f1, per-class arrays, confusion) into an open dp_json object (a
+// dp_json *), for other outputs that report the same metrics (score).
+void run_results_quality_json(void *json, const run_results *r);
 #endif
