@@ -38,3 +38,24 @@ int cli_parse_all_ranks(dist_ctx *d, cli_parse_fn parse, void *ctx, int argc, ch
   if (cap) fclose(cap);
   return cli_agree(d, rc == 0, msg);
 }
+
+// Every rank parses the same argv; a check that depends on the node (a
+// --config file missing there, fewer CPUs for --threads) can fail on one rank
+// only, so the ranks agree and exactly one prints the reason.
+static int train_parse_and_check(void *ctx, int argc, char **argv) {
+  train_config *cfg = ctx;
+  int rc = train_config_parse(cfg, argc, argv);
+  if (rc == 0 && train_config_check(cfg) != 0) rc = -1;
+  return rc;
+}
+
+int cli_train_start(dist_ctx *d, train_config *cfg, int *argc, char ***argv) {
+  dist_init(d, argc, argv);
+  train_config_defaults(cfg);
+  if (cli_parse_all_ranks(d, train_parse_and_check, cfg, *argc, *argv) != 0) {
+    dist_finalize(d);
+    return 2;
+  }
+  dist_bind(d, cfg->threads, cfg->loader_threads);
+  return 0;
+}

@@ -2,6 +2,7 @@
 #ifndef DP_CLI_UTIL_H
 #define DP_CLI_UTIL_H
 #include "dist/dist.h"
+#include "train/config.h"
 
 // Runs parse(ctx, argc, argv) on every rank and makes the ranks agree: each
 // rank's stderr is captured while it parses; if any rank failed, rank 0
@@ -13,4 +14,8 @@ int cli_parse_all_ranks(dist_ctx *d, cli_parse_fn parse, void *ctx, int argc, ch
 // Same agreement for a check already made on each rank: ok = 1 / 0, msg the
 // reason on a failing rank (printed once, by rank 0 or the lowest failing rank).
 int cli_agree(dist_ctx *d, int ok, const char *msg);
+// train and tune-batch: MPI start-up, the train configuration parsed and
+// checked on every rank (cli_parse_all_ranks), the rank placed. Returns 0, or
+// 2 after dist_finalize when the configuration is bad.
+int cli_train_start(dist_ctx *d, train_config *cfg, int *argc, char ***argv);
 #endif

@@ -8,16 +8,6 @@
 #include "train/config.h"
 #include "train/trainer.h"
 
-// Every rank parses the same argv; a check that depends on the node (a
-// --config file missing there, fewer CPUs for --threads) can fail on one rank
-// only, so the ranks agree and exactly one prints the reason.
-static int parse_and_check(void *ctx, int argc, char **argv) {
-  train_config *cfg = ctx;
-  int rc = train_config_parse(cfg, argc, argv);
-  if (rc == 0 && train_config_check(cfg) != 0) rc = -1;
-  return rc;
-}
-
 int cmd_train(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -25,14 +15,8 @@ int cmd_train(int argc, char **argv) {
       return 0;
     }
   dist_ctx d;
-  dist_init(&d, &argc, &argv);
   train_config cfg;
-  train_config_defaults(&cfg);
-  if (cli_parse_all_ranks(&d, parse_and_check, &cfg, argc, argv) != 0) {
-    dist_finalize(&d);
-    return 2;
-  }
-  dist_bind(&d, cfg.threads, cfg.loader_threads);
+  if (cli_train_start(&d, &cfg, &argc, &argv)) return 2;
   int rc = trainer_run(&cfg, &d);
   dist_finalize(&d);
   return rc;

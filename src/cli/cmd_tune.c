@@ -13,13 +13,6 @@
 #include "train/device.h"
 #include "train/memfit.h"
 
-static int parse_and_check(void *ctx, int argc, char **argv) {
-  train_config *cfg = ctx;
-  int rc = train_config_parse(cfg, argc, argv);
-  if (rc == 0 && train_config_check(cfg) != 0) rc = -1;
-  return rc;
-}
-
 int cmd_tune(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
     if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -31,14 +24,8 @@ int cmd_tune(int argc, char **argv) {
       return 0;
     }
   dist_ctx d;
-  dist_init(&d, &argc, &argv);
   train_config cfg;
-  train_config_defaults(&cfg);
-  if (cli_parse_all_ranks(&d, parse_and_check, &cfg, argc, argv) != 0) {
-    dist_finalize(&d);
-    return 2;
-  }
-  dist_bind(&d, cfg.threads, cfg.loader_threads);
+  if (cli_train_start(&d, &cfg, &argc, &argv)) return 2;
   loader_cfg dc;
   loader_cfg_defaults(&dc);
   train_device *td = train_device_open(cfg.device, cfg.precision, &d, dc.mean, dc.std);

@@ -8,7 +8,8 @@
 #include "nn/backend.h"
 #include "nn/plan.h"
 
-nn_graph *nn_graph_create(const nn_backend_vt *be, int64_t batch, uint64_t seed) {
+// The graph before any op: no backend context yet.
+static nn_graph *graph_new(const nn_backend_vt *be, int64_t batch, uint64_t seed) {
   if (batch < 1) DP_FATAL("graph create", "use --batch >= 1", "batch size %lld < 1", (long long)batch);
   if (!be) DP_FATAL("graph create", "internal error", "no backend given");
   nn_graph *g = dp_calloc(1, sizeof *g, "graph");
@@ -20,22 +21,17 @@ nn_graph *nn_graph_create(const nn_backend_vt *be, int64_t batch, uint64_t seed)
   g->input = g->logits = g->loss_tensor = -1;
   g->plan_mode = NN_PLAN_LIFETIME;
   g->plan_recompute = 1;
+  return g;
+}
+
+nn_graph *nn_graph_create(const nn_backend_vt *be, int64_t batch, uint64_t seed) {
+  nn_graph *g = graph_new(be, batch, seed);
   g->backend_ctx = be->ctx_create();
   return g;
 }
 
 nn_graph *nn_graph_create_planning(const nn_backend_vt *be, int64_t batch) {
-  if (batch < 1) DP_FATAL("graph create", "use --batch >= 1", "batch size %lld < 1", (long long)batch);
-  if (!be) DP_FATAL("graph create", "internal error", "no backend given");
-  nn_graph *g = dp_calloc(1, sizeof *g, "graph");
-  g->be = be;
-  g->backend = be->kind;
-  g->batch = batch;
-  g->training = 1;
-  g->input = g->logits = g->loss_tensor = -1;
-  g->plan_mode = NN_PLAN_LIFETIME;
-  g->plan_recompute = 1;
-  return g;   // backend_ctx stays NULL: nn_graph_finalize refuses this graph
+  return graph_new(be, batch, 0);   // backend_ctx stays NULL: nn_graph_finalize refuses this graph
 }
 
 void nn_graph_set_plan(nn_graph *g, int mode, int recompute) {
