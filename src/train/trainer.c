@@ -188,7 +188,7 @@ static void write_results(trainer *t, const char *status, int64_t decoded, int64
   if (!strcmp(status, "completed")) {
     run_results_print_summary(r, stdout);
     printf("outputs: %s/{results.json, steps.csv, config.ini, skipped.csv, %s}\n", t->cfg->out,
-           t->val ? "model.safetensors (best), model-last.safetensors" : "model.safetensors");
+           t->val && t->st.best_step >= 0 ? "model.safetensors (best), model-last.safetensors" : "model.safetensors");
   } else {
     printf("%s at step %lld: checkpoint %s, results.json says \"status\": \"%s\"\n", status, (long long)t->st.step,
            r->checkpoint_last_path, status);
@@ -431,8 +431,11 @@ int trainer_run(const train_config *cfg, dist_ctx *d) {
   if (t->st.batch_in_epoch != 0) check_skips(t, &decoded, &skipped, 1);   // else done at the epoch end [inputs]
   if (t->val && t->st.last_eval_step != t->st.step) do_eval(t);
   average_bn(t);
-  // The last state; with validation model.safetensors holds the best one.
-  model_file_write(t, t->val ? "model-last.safetensors" : "model.safetensors");
+  // The last state; with validation model.safetensors holds the best one
+  // (when no evaluation gave a metric, e.g. an empty val split, the last is
+  // model.safetensors, as results.json's "models" says).
+  int have_best = t->val && t->st.best_step >= 0;
+  model_file_write(t, have_best ? "model-last.safetensors" : "model.safetensors");
   if (cfg->checkpoint_every > 0 || cfg->checkpoint_minutes > 0) ckpt_take(t, 1);
   // Post-hoc per-class offsets, tuned on val for the model that ships
   // (model.safetensors, the best): restores it into the graph, so it comes

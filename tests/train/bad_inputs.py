@@ -394,6 +394,9 @@ def main():
         print(__doc__)
         return 2
     group, dptrain, make, work = sys.argv[1:]
+    # A fresh work directory: a file left by an earlier build (a model.safetensors
+    # this build no longer writes) must not make a check pass.
+    shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work, exist_ok=True)
     groups = {"options": options, "configfiles": configfiles, "batch": batch, "classnames": classnames,
               "skips": skips, "emptyval": emptyval, "evalout": evalout, "cli": cli, "csv": pack_csv}

@@ -13,6 +13,7 @@ TEST:
 """
 import json
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -189,6 +190,7 @@ def main():
         print(__doc__)
         return 2
     test, dptrain, maker, work = sys.argv[1:]
+    shutil.rmtree(work, ignore_errors=True)   # nothing left by an earlier build may make a check pass
     os.makedirs(work, exist_ok=True)
     tests = {"evalcount": evalcount, "logitadjust": logitadjust, "balanced": balanced}
     if test not in tests:
