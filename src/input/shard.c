@@ -456,6 +456,10 @@ static int check_global_heaps(const char *path, int64_t size, int L, int64_t ski
   char msg[300];
   for (int part = 0; part < 2 && !rc; part++) {
     int64_t lo = part == 0 ? 0 : (skip_hi > 0 ? skip_hi : size), hi = part == 0 ? (skip_lo >= 0 ? skip_lo : size) : size;
+    // The records' extent comes from the file's own (possibly damaged) layout
+    // message and may lie past its end: never scan outside the mapping.
+    if (lo > size) lo = size;
+    if (hi > size) hi = size;
     for (int64_t at = lo; at + 4 <= hi && !rc;) {
       const uint8_t *q = memmem(m + at, (size_t)(hi - at), "GCOL", 4);
       if (!q) break;
