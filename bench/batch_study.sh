@@ -67,7 +67,7 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo "Machine: $cpu, $(nproc) cores, $threads threads, 1 rank; $(date -u '+%Y-%m-%d %H:%M UTC');"
   echo "load average at the end $(cut -d' ' -f1-3 /proc/loadavg) (the machine is shared with other jobs)."
   echo "Data: $count synthetic shopsight5 images (\`dptrain data synth\`), train/val/test split by the tool;"
-  echo "augmentation: random-resized-crop, flip, jitter 0.2; class weights auto; SGD momentum 0.9, cosine"
+  echo "augmentation: --augment-policy auto (the shards say defects: native-scale crops and flips; --jitter 0.2 applies to no class under defects); class weights auto; SGD momentum 0.9, cosine"
   echo "schedule, $epochs epochs for both batches (the same images seen). The model written is the best"
   echo "by val macro-F1; test macro-F1 is that model on the test split."
   echo
