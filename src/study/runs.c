@@ -149,7 +149,7 @@ static int load_one(sr_run *r, const char *path, char *err, int err_sz) {
   r->load_start = jv_num(v, "machine.load_1m_start", NAN);
   r->load_end = jv_num(v, "machine.load_1m_end", NAN);
   jv_free(v);
-  if (!strcmp(kind, "train") && (!(r->image_size > 0) || !(r->flops_fwd > 0))) {
+  if (!strcmp(r->kind, "train") && (!(r->image_size > 0) || !(r->flops_fwd > 0))) {
     snprintf(err, err_sz, "%s: no image size or FLOP count (model.image_size / config.image_size, model.flops_per_image_fwd)",
              path);
     return -1;
