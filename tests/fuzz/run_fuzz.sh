@@ -98,7 +98,9 @@ for t in $TARGETS; do
     ours=0 nlib=0
     set +e
     for r in $(find "$F/crashes/$t" -type f); do
-      out=$(ASAN_OPTIONS="$asan" timeout 10 "$B/tests/fuzz/fuzz_$t" -rss_limit_mb="$RSS" "$r" 2>&1)
+      # A deep allocation stack: an out-of-memory report otherwise shows only
+      # libFuzzer's frames, not the library call that asked for the memory.
+      out=$(ASAN_OPTIONS="$asan:malloc_context_size=30" timeout 10 "$B/tests/fuzz/fuzz_$t" -rss_limit_mb="$RSS" "$r" 2>&1)
       rrc=$?
       # The innermost frame in libhdf5 or in our sources (libc, the allocator,
       # the sanitizers and libFuzzer sit in between and do not decide).
