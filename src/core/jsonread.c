@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/check.h"
 
@@ -302,4 +303,18 @@ double jv_num(const jv *root, const char *path, double dflt) {
 const char *jv_str(const jv *root, const char *path, const char *dflt) {
   const jv *v = jv_path(root, path);
   return v && v->type == JV_STR ? v->str : dflt;
+}
+
+void jv_copy_str(const jv *root, const char *path, char *out, size_t n) {
+  snprintf(out, n, "%s", jv_str(root, path, ""));
+}
+
+jv *jv_load_opt(const char *path, int *rc, dp_err *err) {
+  *rc = 1;
+  if (access(path, F_OK) != 0 && errno == ENOENT) return NULL;
+  char e[512];
+  jv *v = jv_parse_file(path, e, sizeof e);
+  *rc = v ? 0 : -1;
+  if (!v) dp_err_set(err, 2, "%s", e);
+  return v;
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/check.h"
+
 typedef enum { JV_NULL = 0, JV_BOOL, JV_NUM, JV_STR, JV_ARR, JV_OBJ } jv_type;
 
 typedef struct jv {
@@ -25,6 +27,10 @@ typedef struct jv {
 jv *jv_parse(const char *text, size_t len, char *err, int err_sz);
 // Reads and parses a file; NULL with err filled on failure.
 jv *jv_parse_file(const char *path, char *err, int err_sz);
+// A file that may be absent. NULL with *rc = 1 when it does not exist, NULL
+// with *rc = -1 and err set (code 2, bad input) when it cannot be read or
+// parsed, else the tree with *rc = 0.
+jv *jv_load_opt(const char *path, int *rc, dp_err *err);
 void jv_free(jv *v);
 const jv *jv_get(const jv *obj, const char *key);       // NULL if absent
 // Dotted path lookup: "results.images_per_s".
@@ -32,4 +38,6 @@ const jv *jv_path(const jv *root, const char *path);
 // Number at path, or dflt when absent / not a number (null).
 double jv_num(const jv *root, const char *path, double dflt);
 const char *jv_str(const jv *root, const char *path, const char *dflt);
+// Copies the string at path into out (n bytes, cut), "" when absent.
+void jv_copy_str(const jv *root, const char *path, char *out, size_t n);
 #endif

@@ -83,6 +83,9 @@ static const char *tsv_get(const tsv *t, const char *name) {
   return k >= 0 ? t->tok[k] : "";
 }
 
+// Field into a fixed buffer: TSV_COPY(t, c->name, "name").
+#define TSV_COPY(t, dst, name) snprintf((dst), sizeof(dst), "%s", tsv_get((t), (name)))
+
 static int tsv_num(const tsv *t, const char *name, double lo, double *out, char *err, int err_sz) {
   const char *s = tsv_get(t, name);
   char *end;
@@ -102,10 +105,10 @@ static int sc_row(void *ctx, tsv *t, char *err, int err_sz) {
   s->sc = dp_realloc(s->sc, (size_t)(s->nsc + 1) * sizeof *s->sc, "scenarios");
   sc_scenario *c = &s->sc[s->nsc];
   memset(c, 0, sizeof *c);
-  snprintf(c->name, sizeof c->name, "%s", tsv_get(t, "name"));
-  snprintf(c->model, sizeof c->model, "%s", tsv_get(t, "model"));
-  snprintf(c->optimizer, sizeof c->optimizer, "%s", tsv_get(t, "optimizer"));
-  snprintf(c->what, sizeof c->what, "%s", tsv_get(t, "what"));
+  TSV_COPY(t, c->name, "name");
+  TSV_COPY(t, c->model, "model");
+  TSV_COPY(t, c->optimizer, "optimizer");
+  TSV_COPY(t, c->what, "what");
   double v[4];
   const char *nums[4] = {"image_size", "epochs", "batch", "classes"};
   for (int k = 0; k < 4; k++)
@@ -130,11 +133,11 @@ static int pub_row(void *ctx, tsv *t, char *err, int err_sz) {
   s->pub = dp_realloc(s->pub, (size_t)(s->npub + 1) * sizeof *s->pub, "published figures");
   pub_entry *p = &s->pub[s->npub];
   memset(p, 0, sizeof *p);
-  snprintf(p->family, sizeof p->family, "%s", tsv_get(t, "family"));
-  snprintf(p->model, sizeof p->model, "%s", tsv_get(t, "model"));
-  snprintf(p->hardware, sizeof p->hardware, "%s", tsv_get(t, "hardware"));
-  snprintf(p->precision, sizeof p->precision, "%s", tsv_get(t, "precision"));
-  snprintf(p->source, sizeof p->source, "%s", tsv_get(t, "source"));
+  TSV_COPY(t, p->family, "family");
+  TSV_COPY(t, p->model, "model");
+  TSV_COPY(t, p->hardware, "hardware");
+  TSV_COPY(t, p->precision, "precision");
+  TSV_COPY(t, p->source, "source");
   double v[3];
   if (tsv_num(t, "image_size", 1, &v[0], err, err_sz) || tsv_num(t, "classes", 1, &v[1], err, err_sz) ||
       tsv_num(t, "img_s", 0, &v[2], err, err_sz))

@@ -19,6 +19,15 @@ char *trk_jbuf_end(trk_jbuf *b) {
   return b->buf;
 }
 
+char *trk_json_strings(const char *const *kv, int npairs) {
+  trk_jbuf b;
+  trk_jbuf_begin(&b);
+  dp_json_begin_object(&b.j);
+  for (int i = 0; i < npairs; i++) dp_json_kv_string(&b.j, kv[2 * i], kv[2 * i + 1]);
+  dp_json_end_object(&b.j);
+  return trk_jbuf_end(&b);
+}
+
 void trk_json_metric_value(dp_json *j, double v) {
   if (isnan(v)) dp_json_string(j, "NaN");
   else if (isinf(v)) dp_json_string(j, v > 0 ? "Infinity" : "-Infinity");

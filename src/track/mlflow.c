@@ -132,12 +132,7 @@ int trk_experiment_ensure(trk_client *c, const char *name, char *id, size_t n, d
       free(q);
       return -1;
     }
-    trk_jbuf b;
-    trk_jbuf_begin(&b);
-    dp_json_begin_object(&b.j);
-    dp_json_kv_string(&b.j, "name", name);
-    dp_json_end_object(&b.j);
-    char *body = trk_jbuf_end(&b);
+    char *body = trk_json_strings((const char *[]){"name", name}, 1);
     v = trk_call(c, "experiments/create", body, err);
     free(body);
     if (v) {
@@ -250,14 +245,7 @@ int trk_run_update(trk_client *c, const char *run_id, const char *status, int64_
 }
 
 static char *kv_body(const char *id_key, const char *id, const char *key, const char *value) {
-  trk_jbuf b;
-  trk_jbuf_begin(&b);
-  dp_json_begin_object(&b.j);
-  dp_json_kv_string(&b.j, id_key, id);
-  dp_json_kv_string(&b.j, "key", key);
-  dp_json_kv_string(&b.j, "value", value);
-  dp_json_end_object(&b.j);
-  return trk_jbuf_end(&b);
+  return trk_json_strings((const char *[]){id_key, id, "key", key, "value", value}, 3);
 }
 
 int trk_log_param(trk_client *c, const char *run_id, const char *key, const char *value, dp_err *err) {
@@ -369,12 +357,7 @@ jv *trk_artifact_list(trk_client *c, const char *artifact_uri, const char *rel, 
 
 // ---- registry --------------------------------------------------------------------
 int trk_model_ensure(trk_client *c, const char *name, dp_err *err) {
-  trk_jbuf b;
-  trk_jbuf_begin(&b);
-  dp_json_begin_object(&b.j);
-  dp_json_kv_string(&b.j, "name", name);
-  dp_json_end_object(&b.j);
-  char *body = trk_jbuf_end(&b);
+  char *body = trk_json_strings((const char *[]){"name", name}, 1);
   jv *v = trk_call(c, "registered-models/create", body, err);
   free(body);
   if (v) {
@@ -412,26 +395,13 @@ int trk_model_version_create(trk_client *c, const char *name, const char *source
 
 int trk_model_version_set_tag(trk_client *c, const char *name, const char *version, const char *key,
                               const char *value, dp_err *err) {
-  trk_jbuf b;
-  trk_jbuf_begin(&b);
-  dp_json_begin_object(&b.j);
-  dp_json_kv_string(&b.j, "name", name);
-  dp_json_kv_string(&b.j, "version", version);
-  dp_json_kv_string(&b.j, "key", key);
-  dp_json_kv_string(&b.j, "value", value);
-  dp_json_end_object(&b.j);
-  return call_ok(c, "model-versions/set-tag", trk_jbuf_end(&b), err);
+  const char *kv[] = {"name", name, "version", version, "key", key, "value", value};
+  return call_ok(c, "model-versions/set-tag", trk_json_strings(kv, 4), err);
 }
 
 int trk_model_alias_set(trk_client *c, const char *name, const char *alias, const char *version, dp_err *err) {
-  trk_jbuf b;
-  trk_jbuf_begin(&b);
-  dp_json_begin_object(&b.j);
-  dp_json_kv_string(&b.j, "name", name);
-  dp_json_kv_string(&b.j, "alias", alias);
-  dp_json_kv_string(&b.j, "version", version);
-  dp_json_end_object(&b.j);
-  return call_ok(c, "registered-models/alias", trk_jbuf_end(&b), err);
+  const char *kv[] = {"name", name, "alias", alias, "version", version};
+  return call_ok(c, "registered-models/alias", trk_json_strings(kv, 3), err);
 }
 
 // Detaches the object at key from its parent so the caller can own it.

@@ -79,27 +79,21 @@ int trk_ident_save(const char *spool_dir, const trk_ident *id, dp_err *err) {
   return rc;
 }
 
-static void get_s(const jv *v, const char *k, char *out, size_t n) { snprintf(out, n, "%s", jv_str(v, k, "")); }
-
 int trk_ident_load(const char *spool_dir, trk_ident *id, dp_err *err) {
   memset(id, 0, sizeof *id);
   char path[1200];
   join(path, sizeof path, spool_dir, "run.json");
-  if (access(path, F_OK) != 0) return 1;
-  char e[512];
-  jv *v = jv_parse_file(path, e, sizeof e);
-  if (!v) {
-    dp_err_set(err, 2, "%s", e);
-    return -1;
-  }
-  get_s(v, "spool_id", id->spool_id, sizeof id->spool_id);
-  get_s(v, "tracking_uri", id->tracking_uri, sizeof id->tracking_uri);
-  get_s(v, "experiment", id->experiment, sizeof id->experiment);
-  get_s(v, "run_name", id->run_name, sizeof id->run_name);
+  int rc;
+  jv *v = jv_load_opt(path, &rc, err);
+  if (!v) return rc;
+  jv_copy_str(v, "spool_id", id->spool_id, sizeof id->spool_id);
+  jv_copy_str(v, "tracking_uri", id->tracking_uri, sizeof id->tracking_uri);
+  jv_copy_str(v, "experiment", id->experiment, sizeof id->experiment);
+  jv_copy_str(v, "run_name", id->run_name, sizeof id->run_name);
   id->start_ms = (int64_t)jv_num(v, "start_ms", 0);
-  get_s(v, "experiment_id", id->experiment_id, sizeof id->experiment_id);
-  get_s(v, "run_id", id->run_id, sizeof id->run_id);
-  get_s(v, "artifact_uri", id->artifact_uri, sizeof id->artifact_uri);
+  jv_copy_str(v, "experiment_id", id->experiment_id, sizeof id->experiment_id);
+  jv_copy_str(v, "run_id", id->run_id, sizeof id->run_id);
+  jv_copy_str(v, "artifact_uri", id->artifact_uri, sizeof id->artifact_uri);
   jv_free(v);
   if (!id->spool_id[0]) {
     dp_err_set(err, 2, "%s: no spool_id (not written by dptrain?)", path);
@@ -111,13 +105,9 @@ int trk_ident_load(const char *spool_dir, trk_ident *id, dp_err *err) {
 int64_t trk_cursor_load(const char *spool_dir, dp_err *err) {
   char path[1200];
   join(path, sizeof path, spool_dir, "cursor.json");
-  if (access(path, F_OK) != 0) return 0;
-  char e[512];
-  jv *v = jv_parse_file(path, e, sizeof e);
-  if (!v) {
-    dp_err_set(err, 2, "%s", e);
-    return -1;
-  }
+  int rc;
+  jv *v = jv_load_opt(path, &rc, err);
+  if (!v) return rc > 0 ? 0 : -1;   // absent: start at offset 0
   double off = jv_num(v, "offset", -1);
   jv_free(v);
   if (!(off >= 0)) {
@@ -215,15 +205,10 @@ static void kv_record(trk_spool_writer *w, const char *kind, const char *key, co
   trk_clean_key(k);
   char *v = dp_strdup(value ? value : "");
   cut_utf8(v, vmax);
-  trk_jbuf b;
-  trk_jbuf_begin(&b);
-  dp_json_begin_object(&b.j);
-  dp_json_kv_string(&b.j, "k", kind);
-  dp_json_kv_string(&b.j, "key", k);
-  dp_json_kv_string(&b.j, "value", v);
-  dp_json_end_object(&b.j);
+  char *line = trk_json_strings((const char *[]){"k", kind, "key", k, "value", v}, 3);
   free(v);
-  emit(w, &b);
+  dp_alog_printf(&w->log, "%s\n", line);
+  free(line);
 }
 
 void trk_spool_param(trk_spool_writer *w, const char *key, const char *value) {

@@ -156,27 +156,21 @@ int lineage_write(const char *path, const lineage *l, dp_err *err) {
   return dp_afile_commit(af, err);
 }
 
-static void get_s(const jv *v, const char *k, char *out, size_t n) { snprintf(out, n, "%s", jv_str(v, k, "")); }
-
 int lineage_read(const char *path, lineage *l, dp_err *err) {
   memset(l, 0, sizeof *l);
-  if (access(path, F_OK) != 0) return 1;
-  char e[512];
-  jv *v = jv_parse_file(path, e, sizeof e);
-  if (!v) {
-    dp_err_set(err, 2, "%s", e);
-    return -1;
-  }
-  get_s(v, "data_fingerprint", l->data_fingerprint, sizeof l->data_fingerprint);
-  get_s(v, "val_fingerprint", l->val_fingerprint, sizeof l->val_fingerprint);
+  int rc;
+  jv *v = jv_load_opt(path, &rc, err);
+  if (!v) return rc;
+  jv_copy_str(v, "data_fingerprint", l->data_fingerprint, sizeof l->data_fingerprint);
+  jv_copy_str(v, "val_fingerprint", l->val_fingerprint, sizeof l->val_fingerprint);
   l->train_records = (int64_t)jv_num(v, "train_records", 0);
   l->val_records = (int64_t)jv_num(v, "val_records", 0);
-  get_s(v, "config_hash", l->config_hash, sizeof l->config_hash);
-  get_s(v, "git_commit", l->git_commit, sizeof l->git_commit);
-  get_s(v, "git_describe", l->git_describe, sizeof l->git_describe);
-  get_s(v, "dptrain_version", l->version, sizeof l->version);
-  get_s(v, "init_weights", l->init_weights, sizeof l->init_weights);
-  get_s(v, "parent_checkpoint", l->parent_checkpoint, sizeof l->parent_checkpoint);
+  jv_copy_str(v, "config_hash", l->config_hash, sizeof l->config_hash);
+  jv_copy_str(v, "git_commit", l->git_commit, sizeof l->git_commit);
+  jv_copy_str(v, "git_describe", l->git_describe, sizeof l->git_describe);
+  jv_copy_str(v, "dptrain_version", l->version, sizeof l->version);
+  jv_copy_str(v, "init_weights", l->init_weights, sizeof l->init_weights);
+  jv_copy_str(v, "parent_checkpoint", l->parent_checkpoint, sizeof l->parent_checkpoint);
   jv_free(v);
   return 0;
 }
