@@ -10,7 +10,8 @@
 # 2 % corrupt records (skipped and counted). Recipe: CNN 64 px, defects policy (from the shards),
 # class-balanced sampler, SGD lr 0.05 cosine, 1 warmup epoch, label smoothing 0.1, 30 epochs of
 # batch 32 per rank, logit offsets tuned on val. The test split is scored with `dptrain eval`;
-# the summary prints the per-class F1 and the confusion matrix. Knobs: WORK, NP, EPOCHS.
+# the summary prints the per-class F1 and the confusion matrix. Knobs: WORK, NP, EPOCHS, SEED
+# (the shopsight5 synth seed, default 7).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
@@ -18,8 +19,9 @@ B=$BUILD/dptrain
 WORK=${WORK:-runs/production}
 NP=${NP:-2}
 EPOCHS=${EPOCHS:-30}
+SEED=${SEED:-7}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-D=$WORK/data/shopsight5-20k-73px
+D=$WORK/data/shopsight5-20k-73px-s$SEED
 L=$WORK/data/shoplens12-8k-73px
 COMMON=(--model cnn --image-size 64 --batch 32 --lr 0.05 --label-smoothing 0.1 --sampler balanced
         --logit-adjust 1 --baseline-steps 0)
@@ -59,7 +61,7 @@ for title, cm in (("raw", e.get("confusion")), ("adjusted", adj.get("confusion")
 PY
 }
 
-synth shopsight5 20000 7 "$D"
+synth shopsight5 20000 "$SEED" "$D"
 if [ "${CANDIDATE:-1}" = 1 ]; then
   run candidate "$D" "$EPOCHS" --warmup-epochs 1 --eval-every 250
 fi
