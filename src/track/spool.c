@@ -193,11 +193,13 @@ int trk_spool_writer_open(trk_spool_writer *w, const char *spool_dir, dp_err *er
   return dp_alog_open(&w->log, path, keep, err);
 }
 
-static void emit(trk_spool_writer *w, trk_jbuf *b) {
-  char *line = trk_jbuf_end(b);
+// Appends one record line and frees it.
+static void emit_line(trk_spool_writer *w, char *line) {
   dp_alog_printf(&w->log, "%s\n", line);
   free(line);
 }
+
+static void emit(trk_spool_writer *w, trk_jbuf *b) { emit_line(w, trk_jbuf_end(b)); }
 
 static void kv_record(trk_spool_writer *w, const char *kind, const char *key, const char *value, size_t vmax) {
   char k[TRK_KEY_MAX + 1];
@@ -207,8 +209,7 @@ static void kv_record(trk_spool_writer *w, const char *kind, const char *key, co
   cut_utf8(v, vmax);
   char *line = trk_json_strings((const char *[]){"k", kind, "key", k, "value", v}, 3);
   free(v);
-  dp_alog_printf(&w->log, "%s\n", line);
-  free(line);
+  emit_line(w, line);
 }
 
 void trk_spool_param(trk_spool_writer *w, const char *key, const char *value) {
